@@ -1,0 +1,56 @@
+// Typed configuration: everything past the command-line boundary is an enum or a number.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mnist_gpu {
+
+/// Hidden-layer activation. `identity` is internal (the output layer), never a user choice.
+enum class Activation { relu, sigmoid, tanh, identity };
+enum class Loss { xent, l2 };
+enum class OptimizerKind { sgd, momentum, adam };
+enum class DeviceChoice { automatic, cpu, cuda };
+
+const char* to_string(Activation a);
+const char* to_string(Loss l);
+const char* to_string(OptimizerKind o);
+const char* to_string(DeviceChoice d);
+
+/// Shape of the multilayer perceptron: inputs -> hidden... -> outputs.
+struct ModelSpec {
+  int inputs = 784;
+  std::vector<int> hidden{512, 256};  ///< empty: softmax regression
+  int outputs = 10;
+  Activation activation = Activation::relu;
+  Loss loss = Loss::xent;
+  /// All layer widths, inputs first and outputs last.
+  std::vector<int> widths() const;
+};
+
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::momentum;
+  float lr = 0.05f;
+  float momentum = 0.9f;  ///< momentum only
+  bool nesterov = false;  ///< momentum only
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  ///< adam only
+  float l2 = 0.0f;        ///< L2 regularisation (weight decay on weights, not biases)
+};
+
+/// The default learning rate of each optimizer (used when --lr is not given).
+float default_lr(OptimizerKind kind);
+
+struct TrainConfig {
+  std::string data_dir;  ///< empty: $MNIST_GPU_DATA, else the repository's data/mnist
+  DeviceChoice device = DeviceChoice::automatic;
+  int batch = 128;
+  ModelSpec model;
+  OptimizerConfig optimizer;
+  int epochs = 10;
+  int val = 5000;
+  std::uint64_t seed = 1;
+  std::string metrics_path;  ///< JSON lines; empty: none
+};
+
+}  // namespace mnist_gpu

@@ -1,0 +1,35 @@
+// IDX file reader (the MNIST format), for gzip-compressed and raw files. Everything is validated
+// before anything is allocated from a size the file declares; each rejection is an Error whose
+// message starts with the file's path and says what was expected.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace mnist_gpu {
+
+/// What the caller expects of an IDX file. Type code is always 0x08 (unsigned byte).
+struct IdxExpect {
+  int ndims = 0;                    ///< 1 for labels, 3 for images
+  std::vector<std::uint32_t> tail;  ///< required sizes of dims 1..ndims-1 (e.g. {28, 28}); empty = any
+};
+
+/// An unsigned-byte IDX array: dims[0] items of prod(dims[1..]) bytes each, row-major.
+struct IdxArray {
+  std::vector<std::uint32_t> dims;
+  std::vector<std::uint8_t> data;
+  std::string md5_file;  ///< hex md5 of the file as stored (the .gz itself for gzip files)
+  std::string md5_data;  ///< hex md5 of the decompressed bytes (header included)
+};
+
+/// Reads `path` (gzip when it starts with the gzip magic, else raw) and checks: magic (two zero
+/// bytes), type code 0x08, number of dimensions, each dimension (non-zero, matching `expect`),
+/// declared size vs the bytes really there (truncated payload, truncated or corrupt gzip stream,
+/// trailing bytes). Throws mnist_gpu::Error.
+IdxArray read_idx(const std::filesystem::path& path, const IdxExpect& expect);
+
+/// Hex md5 of a byte range (RFC 1321). Used to recognise known datasets, not for security.
+std::string md5_hex(const void* data, std::size_t size);
+
+}  // namespace mnist_gpu

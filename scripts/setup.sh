@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One-step set-up: installs the Debian packages mnist_gpu needs (only those missing; nothing when
+# all are present), then configures and builds into ./build (or $MNIST_GPU_BUILD_DIR).
+# Extra arguments go to CMake's configure step, e.g. scripts/setup.sh -DMNIST_GPU_CUDA=OFF
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake ninja-build pkg-config zlib1g-dev libspdlog-dev libfmt-dev
+          libcli11-dev nlohmann-json3-dev libopenblas-dev libgtest-dev libgmock-dev
+          libbenchmark-dev libpng-dev libjpeg-dev)
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# CUDA: the toolkit's usual home, so that nvcc is found without PATH changes.
+if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export PATH=/usr/local/cuda/bin:$PATH
+fi
+
+build=${MNIST_GPU_BUILD_DIR:-build}
+jobs=$(nproc 2>/dev/null || echo 2)
+generator=()
+if [ ! -f "$build/CMakeCache.txt" ] && command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
+cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "$@" >&2
+cmake --build "$build" --parallel "$jobs" >&2

@@ -1,0 +1,53 @@
+// Names of the configuration enums and the per-optimizer defaults.
+#include "mnist_gpu/config.hpp"
+
+namespace mnist_gpu {
+
+const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::relu: return "relu";
+    case Activation::sigmoid: return "sigmoid";
+    case Activation::tanh: return "tanh";
+    case Activation::identity: return "identity";
+  }
+  return "?";
+}
+
+const char* to_string(Loss l) { return l == Loss::xent ? "xent" : "l2"; }
+
+const char* to_string(OptimizerKind o) {
+  switch (o) {
+    case OptimizerKind::sgd: return "sgd";
+    case OptimizerKind::momentum: return "momentum";
+    case OptimizerKind::adam: return "adam";
+  }
+  return "?";
+}
+
+const char* to_string(DeviceChoice d) {
+  switch (d) {
+    case DeviceChoice::automatic: return "auto";
+    case DeviceChoice::cpu: return "cpu";
+    case DeviceChoice::cuda: return "cuda";
+  }
+  return "?";
+}
+
+std::vector<int> ModelSpec::widths() const {
+  std::vector<int> w;
+  w.push_back(inputs);
+  w.insert(w.end(), hidden.begin(), hidden.end());
+  w.push_back(outputs);
+  return w;
+}
+
+float default_lr(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::sgd: return 0.1f;
+    case OptimizerKind::momentum: return 0.05f;
+    case OptimizerKind::adam: return 0.001f;
+  }
+  return 0.05f;
+}
+
+}  // namespace mnist_gpu

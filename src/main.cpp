@@ -1,0 +1,2 @@
+// mnist_gpu command line (placeholder until the trainer lands).
+int main() { return 0; }
