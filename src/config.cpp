@@ -33,6 +33,8 @@ const char* to_string(DeviceChoice d) {
   return "?";
 }
 
+const char* to_string(Schedule s) { return s == Schedule::cosine ? "cosine" : "constant"; }
+
 std::vector<int> ModelSpec::widths() const {
   std::vector<int> w;
   w.push_back(inputs);

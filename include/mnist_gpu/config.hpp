@@ -12,11 +12,14 @@ enum class Activation { relu, sigmoid, tanh, identity };
 enum class Loss { xent, l2 };
 enum class OptimizerKind { sgd, momentum, adam };
 enum class DeviceChoice { automatic, cpu, cuda };
+/// Learning-rate schedule over epochs: constant, or cosine from lr down to 0 at the last epoch's end.
+enum class Schedule { constant, cosine };
 
 const char* to_string(Activation a);
 const char* to_string(Loss l);
 const char* to_string(OptimizerKind o);
 const char* to_string(DeviceChoice d);
+const char* to_string(Schedule s);
 
 /// Shape of the multilayer perceptron: inputs -> hidden... -> outputs.
 struct ModelSpec {
@@ -47,6 +50,7 @@ struct TrainConfig {
   int batch = 128;
   ModelSpec model;
   OptimizerConfig optimizer;
+  Schedule schedule = Schedule::constant;
   int epochs = 10;
   int val = 5000;
   std::uint64_t seed = 1;

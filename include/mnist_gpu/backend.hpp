@@ -1,0 +1,56 @@
+// The backend interface the trainer drives: the CPU backend now, the CUDA backend beside it.
+// A backend owns the parameters, gradients, optimizer state and all workspace of one model.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mnist_gpu/config.hpp"
+#include "mnist_gpu/dataset.hpp"
+
+namespace mnist_gpu {
+
+/// Sums over one training epoch (loss and accuracy of each batch as it was trained).
+struct EpochSums {
+  double loss_sum = 0;
+  unsigned long long correct = 0;
+  long long samples = 0;
+};
+
+/// Loss, accuracy and confusion matrix of the model on a dataset.
+struct EvalResult {
+  long long count = 0;
+  double loss = 0;  ///< mean per-sample loss
+  double acc = 0;   ///< fraction correct
+  std::array<unsigned long long, 100> confusion{};  ///< [label * 10 + predicted]
+  /// Misclassified samples of each true digit.
+  std::array<unsigned long long, 10> per_class_errors() const;
+};
+
+/// Called with (batches done, batches total) during an epoch; may be empty.
+using ProgressFn = std::function<void(long long, long long)>;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  /// e.g. "cpu (OpenBLAS, 2 threads)" or "cuda (NVIDIA H200)".
+  virtual std::string describe() const = 0;
+  /// "cpu" or "cuda".
+  virtual std::string device() const = 0;
+  virtual void set_params(const std::vector<float>& params) = 0;
+  virtual std::vector<float> get_params() = 0;
+  /// One epoch of mini-batch training over `data` rows in `order` (batches of the configured
+  /// size, the last one partial), one optimizer update per batch at rate `lr`.
+  virtual EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order,
+                                float lr, const ProgressFn& progress) = 0;
+  virtual EvalResult evaluate(const Dataset& data) = 0;
+};
+
+/// The CPU backend: float32, OpenBLAS GEMMs. Parameters start from init_params(seed).
+std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const OptimizerConfig& opt,
+                                          int batch, std::uint64_t seed);
+
+}  // namespace mnist_gpu

@@ -1,0 +1,39 @@
+// The command line: flag definitions, strict value parsing (each refusal names the flag and what
+// it accepts), and the entry point that maps errors to exit codes (0 ok, 1 runtime, 2 usage).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "mnist_gpu/config.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace mnist_gpu {
+
+/// The `train` flags as typed by the user, before validation.
+struct TrainArgs {
+  std::string data, device = "auto", batch = "128", hidden = "512,256", activation = "relu",
+                    loss = "xent", optimizer = "momentum", lr, momentum = "0.9", l2 = "0",
+                    schedule = "constant", epochs = "10", val = "5000", seed = "1", metrics;
+  bool nesterov = false;
+};
+
+/// Declares the `train` flags on `app`, bound to `args`.
+void add_train_options(CLI::App& app, TrainArgs& args);
+
+/// Validates and converts; throws UsageError naming the flag and what it accepts.
+TrainConfig to_train_config(const TrainArgs& args);
+
+/// Parses `train` flags (no program or command name) into a config; throws UsageError for any
+/// unknown flag or bad value.
+TrainConfig parse_train_flags(const std::vector<std::string>& flags);
+
+/// "512,256" -> {512, 256}; "" -> {} (softmax regression). Throws UsageError (--hidden ...).
+std::vector<int> parse_hidden(const std::string& text);
+
+/// The whole program: returns the process exit code. Logs to stderr.
+int run_cli(int argc, const char* const* argv);
+
+}  // namespace mnist_gpu

@@ -1,0 +1,50 @@
+// The MLP on the CPU, built from the cpu:: ops: forward, loss, backward into a flat gradient
+// arena. Templated so that finite-difference checks run the very same code in float64.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "mnist_gpu/config.hpp"
+#include "mnist_gpu/model.hpp"
+
+namespace mnist_gpu {
+
+template <class T>
+class CpuNet {
+ public:
+  /// All workspace is allocated here, for batches of up to `max_batch` rows; none in a step.
+  CpuNet(const ModelSpec& spec, int max_batch);
+
+  const ModelSpec& spec() const { return spec_; }
+  const ParamLayout& layout() const { return layout_; }
+  int max_batch() const { return max_batch_; }
+  std::vector<T>& params() { return params_; }  // (layout.size)
+  const std::vector<T>& grads() const { return grads_; }  // (layout.size)
+
+  /// Runs x (batch, inputs) through the net; returns the outputs (batch, outputs).
+  const T* forward(const T* x, int batch);
+
+  /// After forward(x, batch): the loss's gradient (mean over the batch) back through every layer
+  /// into grads(). Adds the summed loss and the correct count to the accumulators.
+  void backward(const T* x, const std::uint8_t* labels, int batch, double* loss_sum,
+                unsigned long long* correct);
+
+  /// After forward: the loss and correct count only (evaluation).
+  void loss(const std::uint8_t* labels, int batch, double* loss_sum, unsigned long long* correct) const;
+
+  /// After forward: the last outputs (batch, outputs).
+  const T* output() const { return acts_.back().data(); }
+
+ private:
+  ModelSpec spec_;
+  ParamLayout layout_;
+  int max_batch_;
+  std::vector<T> params_, grads_;
+  std::vector<std::vector<T>> acts_;  // acts_[l]: (max_batch, layers[l].out), after activation
+  std::vector<T> delta_a_, delta_b_;  // (max_batch, max(width)) each: ping-pong for backprop
+};
+
+extern template class CpuNet<float>;
+extern template class CpuNet<double>;
+
+}  // namespace mnist_gpu

@@ -1,0 +1,221 @@
+// run_cli(): the mnist_gpu program. Parses the command, picks the device, loads and splits the
+// data, trains, and reports: human progress to stderr (spdlog), JSON lines to --metrics.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <new>
+#include <nlohmann/json.hpp>
+
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/cli.hpp"
+#include "mnist_gpu/dataset.hpp"
+#include "mnist_gpu/device.hpp"
+#include "mnist_gpu/error.hpp"
+#include "mnist_gpu/model.hpp"
+#include "mnist_gpu/train.hpp"
+
+namespace mnist_gpu {
+namespace {
+
+using json = nlohmann::json;
+
+std::string join(const std::vector<int>& v, const char* sep) {
+  std::string s;
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + std::to_string(v[i]);
+  return s;
+}
+
+// A metrics file of JSON lines, each written whole and flushed, so that a crash loses at most the
+// line being written.
+class MetricsFile {
+ public:
+  explicit MetricsFile(const std::string& path) : path_(path) {
+    if (path.empty()) return;
+    out_.open(path, std::ios::out | std::ios::trunc);
+    if (!out_) throw Error("--metrics: cannot write '" + path + "' (" + std::strerror(errno) + ")");
+  }
+  void write(const json& line) {
+    if (path_.empty()) return;
+    out_ << line.dump() << '\n';
+    out_.flush();
+    if (!out_) throw Error(path_ + ": write failed (" + std::strerror(errno) + ")");
+  }
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+// Logs each epoch, draws a progress bar within the epoch when stderr is a terminal, and writes
+// the metrics file.
+class CliObserver final : public TrainObserver {
+ public:
+  CliObserver(int epochs, MetricsFile& metrics) : epochs_(epochs), metrics_(metrics), tty_(isatty(2) != 0) {}
+
+  void on_batch(int epoch, long long done, long long total) override {
+    if (!tty_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (done != total && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    const int width = 30;
+    const int filled = static_cast<int>(width * done / std::max(1LL, total));
+    std::fprintf(stderr, "\r  epoch %d/%d [%s%s] %3lld%%", epoch, epochs_, std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), 100 * done / std::max(1LL, total));
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+
+  void on_epoch(const EpochMetrics& m) override {
+    if (drawn_) {
+      std::fprintf(stderr, "\r%60s\r", "");
+      drawn_ = false;
+    }
+    std::string val = "val -";
+    if (!std::isnan(m.val_acc)) val = fmt::format("val {:.2f}% (loss {:.4f})", 100 * m.val_acc, m.val_loss);
+    spdlog::info("epoch {:>3}/{}  loss {:.4f}  train {:.2f}%  {}  {:.2f} s  {:.0f} samples/s", m.epoch,
+                 epochs_, m.train_loss, 100 * m.train_acc, val, m.epoch_s, m.samples_per_s);
+    metrics_.write({{"epoch", m.epoch},
+                    {"train_loss", m.train_loss},
+                    {"train_acc", m.train_acc},
+                    {"val_loss", std::isnan(m.val_loss) ? json(nullptr) : json(m.val_loss)},
+                    {"val_acc", std::isnan(m.val_acc) ? json(nullptr) : json(m.val_acc)},
+                    {"lr", m.lr},
+                    {"epoch_s", m.epoch_s},
+                    {"samples_per_s", m.samples_per_s}});
+  }
+
+ private:
+  int epochs_;
+  MetricsFile& metrics_;
+  bool tty_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point last_draw_{};
+};
+
+// Chooses the backend for --device; `auto` falls back to the CPU with a one-line notice.
+std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg) {
+  if (cfg.device != DeviceChoice::cpu) {
+    const DeviceProbe probe = probe_device();
+    if (probe.usable) {
+      // The CUDA backend is the next step of the project; until it lands a GPU cannot be used.
+      if (cfg.device == DeviceChoice::cuda)
+        throw Error("--device cuda: found " + probe.name + ", but this build's CUDA backend is not implemented yet");
+      spdlog::info("notice: found {}, but the CUDA backend is not implemented yet; training on the CPU", probe.name);
+    } else if (cfg.device == DeviceChoice::cuda) {
+      throw Error("--device cuda: no usable GPU: " + probe.reason);
+    } else {
+      spdlog::info("notice: no usable GPU ({}); training on the CPU", probe.reason);
+    }
+  }
+  return make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
+}
+
+int run_train(const TrainConfig& cfg) {
+  MetricsFile metrics(cfg.metrics_path);  // opened first: an unwritable path fails before training
+  const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
+  MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
+  for (const auto& w : files.warnings) spdlog::warn("{}", w);
+  if (cfg.val >= files.train.count)
+    throw UsageError("--val: expected fewer than the " + std::to_string(files.train.count) +
+                     " training images, got '" + std::to_string(cfg.val) + "'");
+  const SplitIndices split = split_indices(files.train.count, cfg.val, cfg.seed);
+  const Dataset train_set = subset(files.train, split.train);
+  const Dataset val_set = subset(files.train, split.val);
+  spdlog::info("data: {} from {} ({} train, {} validation, {} test)", files.dataset_name, dir.string(),
+               train_set.count, val_set.count, files.test.count);
+
+  std::unique_ptr<Backend> backend = choose_backend(cfg);
+  const ParamLayout layout(cfg.model);
+  spdlog::info("model: {}-{}{}10, {}, {} loss, {} parameters; {} lr {} batch {}; seed {}; device {}",
+               cfg.model.inputs, join(cfg.model.hidden, "-"), cfg.model.hidden.empty() ? "" : "-",
+               to_string(cfg.model.activation), to_string(cfg.model.loss), layout.size,
+               to_string(cfg.optimizer.kind), cfg.optimizer.lr, cfg.batch, cfg.seed, backend->describe());
+
+  CliObserver observer(cfg.epochs, metrics);
+  const TrainResult r = train(cfg, TrainData{train_set, val_set, files.test}, *backend, observer);
+
+  const auto errors = r.test.per_class_errors();
+  spdlog::info("test: accuracy {:.2f}% ({} of {} wrong), loss {:.4f}; training {:.1f} s", 100 * r.test.acc,
+               std::lround((1 - r.test.acc) * static_cast<double>(r.test.count)), r.test.count, r.test.loss,
+               r.train_s);
+  json confusion = json::array();
+  for (int t = 0; t < 10; ++t) {
+    json row = json::array();
+    for (int p = 0; p < 10; ++p) row.push_back(r.test.confusion[static_cast<std::size_t>(t * 10 + p)]);
+    confusion.push_back(row);
+  }
+  metrics.write({{"final", true},
+                 {"test_acc", r.test.acc},
+                 {"test_loss", r.test.loss},
+                 {"per_class_errors", errors},
+                 {"confusion", confusion},
+                 {"device", backend->device()},
+                 {"device_name", backend->describe()},
+                 {"seed", cfg.seed},
+                 {"train_s", r.train_s},
+                 {"epochs", cfg.epochs},
+                 {"batch", cfg.batch},
+                 {"hidden", cfg.model.hidden},
+                 {"activation", to_string(cfg.model.activation)},
+                 {"loss", to_string(cfg.model.loss)},
+                 {"optimizer", to_string(cfg.optimizer.kind)},
+                 {"lr", cfg.optimizer.lr},
+                 {"dataset", files.dataset_name}});
+  return 0;
+}
+
+void setup_logging() {
+  auto logger = spdlog::stderr_color_st("mnist_gpu");
+  logger->set_pattern("%^[%T]%$ %v");
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int run_cli(int argc, const char* const* argv) {
+  setup_logging();
+  CLI::App app{"mnist_gpu: train multilayer perceptrons on MNIST-format data, on a GPU or the CPU",
+               "mnist_gpu"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(MNIST_GPU_VERSION));
+  CLI::App* train_cmd = app.add_subcommand("train", "train an MLP and report its test accuracy");
+  TrainArgs train_args;
+  add_train_options(*train_cmd, train_args);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    spdlog::error("{}", e.what());
+    std::fprintf(stderr, "Run 'mnist_gpu --help' or 'mnist_gpu train --help' for the flags.\n");
+    return 2;
+  }
+  try {
+    if (train_cmd->parsed()) return run_train(to_train_config(train_args));
+    return 2;
+  } catch (const UsageError& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    spdlog::error("out of host memory (try a smaller --batch or --hidden)");
+    return 1;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace mnist_gpu

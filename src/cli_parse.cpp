@@ -1,0 +1,151 @@
+// Flag definitions and strict parsing of their values for the mnist_gpu command line.
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+#include "mnist_gpu/cli.hpp"
+#include "mnist_gpu/error.hpp"
+
+namespace mnist_gpu {
+namespace {
+
+[[noreturn]] void refuse(const std::string& flag, const std::string& expected, const std::string& got) {
+  throw UsageError(flag + ": expected " + expected + ", got '" + got + "'");
+}
+
+// A whole-string decimal integer in [lo, hi].
+long long parse_int(const std::string& flag, const std::string& text, long long lo, long long hi,
+                    const std::string& expected) {
+  if (text.empty() || text.find_first_not_of("+-0123456789") != std::string::npos) refuse(flag, expected, text);
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end != text.c_str() + text.size() || v < lo || v > hi) refuse(flag, expected, text);
+  return v;
+}
+
+// A whole-string finite float in [lo, hi] (lo exclusive when lo_open).
+float parse_float(const std::string& flag, const std::string& text, double lo, bool lo_open,
+                  double hi, bool hi_open, const std::string& expected) {
+  errno = 0;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  const bool whole = !text.empty() && end == text.c_str() + text.size() && !std::isspace(static_cast<unsigned char>(text[0]));
+  if (!whole || errno == ERANGE || !std::isfinite(v) || v < lo || (lo_open && v == lo) || v > hi ||
+      (hi_open && v == hi))
+    refuse(flag, expected, text);
+  return static_cast<float>(v);
+}
+
+template <class E>
+E parse_choice(const std::string& flag, const std::string& text,
+               std::initializer_list<std::pair<const char*, E>> choices) {
+  std::string names;
+  for (const auto& [name, value] : choices) {
+    if (text == name) return value;
+    names += names.empty() ? "" : " | ";
+    names += name;
+  }
+  refuse(flag, "one of " + names, text);
+}
+
+constexpr int kMaxWidth = 65536;
+constexpr int kMaxBatch = 65536;
+
+}  // namespace
+
+std::vector<int> parse_hidden(const std::string& text) {
+  std::vector<int> widths;
+  if (text.empty()) return widths;
+  const std::string expected =
+      "a comma-separated list of layer widths in 1.." + std::to_string(kMaxWidth) +
+      " such as 512,256 (or \"\" for no hidden layer)";
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty()) refuse("--hidden", expected + "; width " + std::to_string(widths.size() + 1) + " is empty", text);
+    if (item.find_first_not_of("0123456789") != std::string::npos)
+      refuse("--hidden", expected + "; '" + item + "' is not a positive integer", text);
+    const long long w = parse_int("--hidden", item, 1, kMaxWidth, expected);
+    widths.push_back(static_cast<int>(w));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return widths;
+}
+
+void add_train_options(CLI::App& app, TrainArgs& a) {
+  app.add_option("--data", a.data, "MNIST-format directory (default: $MNIST_GPU_DATA, else the bundled data/mnist)");
+  app.add_option("--device", a.device, "auto | cpu | cuda (auto: a usable GPU, else the CPU)")->capture_default_str();
+  app.add_option("--batch", a.batch, "mini-batch size, 1.." + std::to_string(kMaxBatch))->capture_default_str();
+  app.add_option("--hidden", a.hidden, "hidden layer widths, e.g. 512,256 (\"\" for softmax regression)")->capture_default_str();
+  app.add_option("--activation", a.activation, "relu | sigmoid | tanh")->capture_default_str();
+  app.add_option("--loss", a.loss, "xent (softmax cross-entropy) | l2 (squared error to one-hot)")->capture_default_str();
+  app.add_option("--optimizer", a.optimizer, "sgd | momentum | adam")->capture_default_str();
+  app.add_option("--lr", a.lr, "learning rate > 0 (default: sgd 0.1, momentum 0.05, adam 0.001)");
+  app.add_option("--momentum", a.momentum, "momentum in [0, 1) (optimizer momentum)")->capture_default_str();
+  app.add_flag("--nesterov", a.nesterov, "Nesterov momentum (optimizer momentum)");
+  app.add_option("--l2", a.l2, "L2 regularisation on the weights, >= 0")->capture_default_str();
+  app.add_option("--schedule", a.schedule, "learning-rate schedule: constant | cosine (to 0 over the epochs)")->capture_default_str();
+  app.add_option("--epochs", a.epochs, "epochs, >= 1")->capture_default_str();
+  app.add_option("--val", a.val, "training images held out for validation, 0..59999")->capture_default_str();
+  app.add_option("--seed", a.seed, "seed of the initialisation, split and shuffles")->capture_default_str();
+  app.add_option("--metrics", a.metrics, "write JSON lines (one per epoch, then a summary) to this file");
+}
+
+TrainConfig to_train_config(const TrainArgs& a) {
+  TrainConfig c;
+  c.data_dir = a.data;
+  c.device = parse_choice<DeviceChoice>("--device", a.device,
+                                        {{"auto", DeviceChoice::automatic}, {"cpu", DeviceChoice::cpu},
+                                         {"cuda", DeviceChoice::cuda}});
+  c.batch = static_cast<int>(parse_int("--batch", a.batch, 1, kMaxBatch,
+                                       "a whole number of images in 1.." + std::to_string(kMaxBatch)));
+  c.model.hidden = parse_hidden(a.hidden);
+  c.model.activation = parse_choice<Activation>(
+      "--activation", a.activation,
+      {{"relu", Activation::relu}, {"sigmoid", Activation::sigmoid}, {"tanh", Activation::tanh}});
+  c.model.loss = parse_choice<Loss>("--loss", a.loss, {{"xent", Loss::xent}, {"l2", Loss::l2}});
+  c.optimizer.kind = parse_choice<OptimizerKind>(
+      "--optimizer", a.optimizer,
+      {{"sgd", OptimizerKind::sgd}, {"momentum", OptimizerKind::momentum}, {"adam", OptimizerKind::adam}});
+  c.optimizer.lr = a.lr.empty() ? default_lr(c.optimizer.kind)
+                                : parse_float("--lr", a.lr, 0.0, true, 1e6, false, "a finite number > 0");
+  c.optimizer.momentum = parse_float("--momentum", a.momentum, 0.0, false, 1.0, true,
+                                     "a finite number in [0, 1)");
+  c.optimizer.nesterov = a.nesterov;
+  c.optimizer.l2 = parse_float("--l2", a.l2, 0.0, false, 1e6, false, "a finite number >= 0");
+  c.schedule = parse_choice<Schedule>("--schedule", a.schedule,
+                                      {{"constant", Schedule::constant}, {"cosine", Schedule::cosine}});
+  c.epochs = static_cast<int>(parse_int("--epochs", a.epochs, 1, 100000, "a whole number of epochs in 1..100000"));
+  c.val = static_cast<int>(parse_int("--val", a.val, 0, 59999, "a whole number of images in 0..59999"));
+  if (a.seed.empty() || a.seed.find_first_not_of("0123456789") != std::string::npos)
+    refuse("--seed", "an integer in 0..18446744073709551615", a.seed);
+  errno = 0;
+  const unsigned long long seed = std::strtoull(a.seed.c_str(), nullptr, 10);
+  if (errno == ERANGE) refuse("--seed", "an integer in 0..18446744073709551615", a.seed);
+  c.seed = seed;
+  c.metrics_path = a.metrics;
+  if (a.nesterov && c.optimizer.kind != OptimizerKind::momentum)
+    throw UsageError("--nesterov: applies to --optimizer momentum only, not '" + a.optimizer + "'");
+  return c;
+}
+
+TrainConfig parse_train_flags(const std::vector<std::string>& flags) {
+  CLI::App app{"train"};
+  TrainArgs args;
+  add_train_options(app, args);
+  std::vector<std::string> reversed(flags.rbegin(), flags.rend());  // CLI11 takes them reversed
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(e.what());
+  }
+  return to_train_config(args);
+}
+
+}  // namespace mnist_gpu

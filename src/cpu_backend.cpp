@@ -1,0 +1,119 @@
+// The CPU backend: gathers each batch's uint8 rows, converts them, and trains a CpuNet<float>.
+#include <algorithm>
+#include <string>
+
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/cpu_net.hpp"
+#include "mnist_gpu/cpu_ops.hpp"
+#include "mnist_gpu/model.hpp"
+
+#ifdef MNIST_GPU_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace mnist_gpu {
+
+std::array<unsigned long long, 10> EvalResult::per_class_errors() const {
+  std::array<unsigned long long, 10> e{};
+  for (int t = 0; t < 10; ++t)
+    for (int p = 0; p < 10; ++p)
+      if (p != t) e[t] += confusion[t * 10 + p];
+  return e;
+}
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed)
+      : opt_(opt), batch_(batch), net_(spec, batch),
+        staging_(static_cast<std::size_t>(batch) * spec.inputs),
+        labels_(static_cast<std::size_t>(batch)),
+        x_(static_cast<std::size_t>(batch) * spec.inputs) {
+    const std::size_t n = net_.layout().size;
+    if (opt.kind != OptimizerKind::sgd) s1_.assign(n, 0.0f);
+    if (opt.kind == OptimizerKind::adam) s2_.assign(n, 0.0f);
+    init_params(spec, net_.layout(), seed, net_.params().data());
+  }
+
+  std::string describe() const override {
+#ifdef MNIST_GPU_HAVE_OPENBLAS
+    return "cpu (OpenBLAS, " + std::to_string(openblas_get_num_threads()) + " threads)";
+#else
+    return "cpu (plain-loop GEMM)";
+#endif
+  }
+  std::string device() const override { return "cpu"; }
+
+  void set_params(const std::vector<float>& p) override {
+    std::copy(p.begin(), p.end(), net_.params().begin());
+  }
+  std::vector<float> get_params() override { return net_.params(); }
+
+  EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
+                        const ProgressFn& progress) override {
+    EpochSums sums;
+    const long long n = static_cast<long long>(order.size());
+    const long long n_batches = (n + batch_ - 1) / batch_;
+    const std::size_t px = static_cast<std::size_t>(data.pixels());
+    const ParamLayout& layout = net_.layout();
+    for (long long b = 0; b < n_batches; ++b) {
+      const long long first = b * batch_;
+      const int rows = static_cast<int>(std::min<long long>(batch_, n - first));
+      for (int r = 0; r < rows; ++r) {
+        const std::uint32_t idx = order[static_cast<std::size_t>(first + r)];
+        std::copy_n(data.image(static_cast<int>(idx)), px, staging_.data() + r * px);
+        labels_[r] = data.labels[idx];
+      }
+      cpu::u8_to_unit(staging_.data(), x_.data(), rows * px);
+      net_.forward(x_.data(), rows);
+      net_.backward(x_.data(), labels_.data(), rows, &sums.loss_sum, &sums.correct);
+      ++step_;
+      const OptimStep s = make_optim_step(opt_, lr, step_);
+      cpu::optimizer_update(s, net_.params().data(), net_.grads().data(),
+                            s1_.empty() ? nullptr : s1_.data(), s2_.empty() ? nullptr : s2_.data(),
+                            layout.size, layout.n_weights);
+      sums.samples += rows;
+      if (progress) progress(b + 1, n_batches);
+    }
+    return sums;
+  }
+
+  EvalResult evaluate(const Dataset& data) override {
+    EvalResult r;
+    double loss_sum = 0;
+    unsigned long long correct = 0;
+    const std::size_t px = static_cast<std::size_t>(data.pixels());
+    for (int first = 0; first < data.count; first += batch_) {
+      const int rows = std::min(batch_, data.count - first);
+      cpu::u8_to_unit(data.image(first), x_.data(), rows * px);
+      net_.forward(x_.data(), rows);
+      const std::uint8_t* labels = data.labels.data() + first;
+      net_.loss(labels, rows, &loss_sum, &correct);
+      cpu::confusion_update(net_.output(), labels, rows, net_.spec().outputs, r.confusion.data());
+    }
+    r.count = data.count;
+    r.loss = data.count ? loss_sum / data.count : 0.0;
+    r.acc = data.count ? static_cast<double>(correct) / data.count : 0.0;
+    return r;
+  }
+
+ private:
+  OptimizerConfig opt_;
+  int batch_;
+  CpuNet<float> net_;
+  std::vector<std::uint8_t> staging_;  // (batch, inputs) gathered rows
+  std::vector<std::uint8_t> labels_;   // (batch)
+  std::vector<float> x_;               // (batch, inputs) in [0, 1]
+  std::vector<float> s1_, s2_;         // optimizer state (layout.size each, when used)
+  long long step_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const OptimizerConfig& opt,
+                                          int batch, std::uint64_t seed) {
+  return std::make_unique<CpuBackend>(spec, opt, batch, seed);
+}
+
+}  // namespace mnist_gpu

@@ -1,0 +1,63 @@
+// train(): epochs of seeded shuffles over a backend, with validation after each epoch.
+#include "mnist_gpu/train.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "mnist_gpu/rng.hpp"
+
+namespace mnist_gpu {
+
+std::vector<std::uint32_t> epoch_order(std::uint64_t seed, int epoch, int n) {
+  std::vector<std::uint32_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0u);
+  Rng rng(seed, RngStream::shuffle, static_cast<std::uint64_t>(epoch));
+  rng.shuffle(order);
+  return order;
+}
+
+float epoch_lr(const TrainConfig& cfg, int epoch) {
+  const double lr = cfg.optimizer.lr;
+  if (cfg.schedule == Schedule::constant) return static_cast<float>(lr);
+  const double pi = 3.14159265358979323846;
+  return static_cast<float>(lr * 0.5 * (1.0 + std::cos(pi * (epoch - 0.5) / cfg.epochs)));
+}
+
+TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backend,
+                  TrainObserver& observer) {
+  using clock = std::chrono::steady_clock;
+  TrainResult result;
+  for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
+    const float lr = epoch_lr(cfg, epoch);
+    const std::vector<std::uint32_t> order = epoch_order(cfg.seed, epoch, data.train.count);
+    const auto t0 = clock::now();
+    const EpochSums sums = backend.train_epoch(
+        data.train, order, lr,
+        [&](long long done, long long total) { observer.on_batch(epoch, done, total); });
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+
+    EpochMetrics m;
+    m.epoch = epoch;
+    m.train_loss = sums.samples ? sums.loss_sum / static_cast<double>(sums.samples) : 0.0;
+    m.train_acc = sums.samples ? static_cast<double>(sums.correct) / static_cast<double>(sums.samples) : 0.0;
+    if (data.val.count > 0) {
+      const EvalResult v = backend.evaluate(data.val);
+      m.val_loss = v.loss;
+      m.val_acc = v.acc;
+    } else {
+      m.val_loss = m.val_acc = std::numeric_limits<double>::quiet_NaN();
+    }
+    m.lr = lr;
+    m.epoch_s = dt;
+    m.samples_per_s = dt > 0 ? static_cast<double>(sums.samples) / dt : 0.0;
+    result.train_s += dt;
+    result.epochs.push_back(m);
+    observer.on_epoch(m);
+  }
+  result.test = backend.evaluate(data.test);
+  return result;
+}
+
+}  // namespace mnist_gpu
