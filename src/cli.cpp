@@ -19,6 +19,7 @@
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/train.hpp"
+#include "mnist_gpu/verify.hpp"
 
 namespace mnist_gpu {
 namespace {
@@ -103,15 +104,12 @@ std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg) {
   if (cfg.device != DeviceChoice::cpu) {
     const DeviceProbe probe = probe_device();
     if (probe.usable) {
-      // The CUDA backend is the next step of the project; until it lands a GPU cannot be used.
-      if (cfg.device == DeviceChoice::cuda)
-        throw Error("--device cuda: found " + probe.name + ", but this build's CUDA backend is not implemented yet");
-      spdlog::info("notice: found {}, but the CUDA backend is not implemented yet; training on the CPU", probe.name);
-    } else if (cfg.device == DeviceChoice::cuda) {
-      throw Error("--device cuda: no usable GPU: " + probe.reason);
-    } else {
-      spdlog::info("notice: no usable GPU ({}); training on the CPU", probe.reason);
+      spdlog::info("device: {} (compute capability {}.{}, {:.1f} GiB)", probe.name, probe.compute_major,
+                   probe.compute_minor, static_cast<double>(probe.total_bytes) / (1024.0 * 1024.0 * 1024.0));
+      return make_cuda_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
     }
+    if (cfg.device == DeviceChoice::cuda) throw Error("--device cuda: no usable GPU: " + probe.reason);
+    spdlog::info("notice: no usable GPU ({}); training on the CPU", probe.reason);
   }
   return make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
 }
@@ -120,7 +118,7 @@ int run_train(const TrainConfig& cfg) {
   MetricsFile metrics(cfg.metrics_path);  // opened first: an unwritable path fails before training
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
-  for (const auto& w : files.warnings) spdlog::warn("{}", w);
+  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
   if (cfg.val >= files.train.count)
     throw UsageError("--val: expected fewer than the " + std::to_string(files.train.count) +
                      " training images, got '" + std::to_string(cfg.val) + "'");
@@ -170,6 +168,25 @@ int run_train(const TrainConfig& cfg) {
   return 0;
 }
 
+// `verify`: GPU vs CPU on one step of each activation x loss; exit 1 naming the worst tensor.
+int run_verify(const TrainConfig& cfg) {
+  const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
+  const MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
+  const VerifyReport report = verify_gpu(cfg.model, cfg.optimizer, files.train, cfg.batch, cfg.seed);
+  for (const auto& c : report.checks)
+    spdlog::info("{:<4} {:<60} worst error {:.3g}x the {} tolerance (atol {:g}, rtol {:g})", c.cmp.ok ? "ok" : "FAIL",
+                 c.tensor, c.cmp.ratio, c.tol.name, c.tol.atol, c.tol.rtol);
+  const VerifyCheck* worst = report.worst();
+  if (!report.ok()) {
+    spdlog::error("verify: GPU ({}) and CPU disagree; {}", report.device,
+                  worst ? worst->cmp.describe(worst->tensor) : std::string("no checks ran"));
+    return 1;
+  }
+  spdlog::info("verify: {} checks passed on {}; worst: {} at {:.3g}x its tolerance", report.checks.size(),
+               report.device, worst->tensor, worst->cmp.ratio);
+  return 0;
+}
+
 void setup_logging() {
   auto logger = spdlog::stderr_color_st("mnist_gpu");
   logger->set_pattern("%^[%T]%$ %v");
@@ -187,6 +204,11 @@ int run_cli(int argc, const char* const* argv) {
   CLI::App* train_cmd = app.add_subcommand("train", "train an MLP and report its test accuracy");
   TrainArgs train_args;
   add_train_options(*train_cmd, train_args);
+  CLI::App* verify_cmd = app.add_subcommand(
+      "verify", "check the GPU against the CPU: one training step of each activation and loss, tensor by tensor");
+  TrainArgs verify_args;
+  verify_args.batch = "256";
+  add_model_options(*verify_cmd, verify_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -196,24 +218,25 @@ int run_cli(int argc, const char* const* argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    spdlog::error("{}", e.what());
+    spdlog::error("error: {}", e.what());
     std::fprintf(stderr, "Run 'mnist_gpu --help' or 'mnist_gpu train --help' for the flags.\n");
     return 2;
   }
   try {
     if (train_cmd->parsed()) return run_train(to_train_config(train_args));
+    if (verify_cmd->parsed()) return run_verify(to_train_config(verify_args));
     return 2;
   } catch (const UsageError& e) {
-    spdlog::error("{}", e.what());
+    spdlog::error("error: {}", e.what());
     return 2;
   } catch (const Error& e) {
-    spdlog::error("{}", e.what());
+    spdlog::error("error: {}", e.what());
     return 1;
   } catch (const std::bad_alloc&) {
-    spdlog::error("out of host memory (try a smaller --batch or --hidden)");
+    spdlog::error("error: out of host memory (try a smaller --batch or --hidden)");
     return 1;
   } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
+    spdlog::error("error: {}", e.what());
     return 1;
   }
 }

@@ -78,22 +78,26 @@ std::vector<int> parse_hidden(const std::string& text) {
   return widths;
 }
 
-void add_train_options(CLI::App& app, TrainArgs& a) {
+void add_model_options(CLI::App& app, TrainArgs& a) {
   app.add_option("--data", a.data, "MNIST-format directory (default: $MNIST_GPU_DATA, else the bundled data/mnist)");
-  app.add_option("--device", a.device, "auto | cpu | cuda (auto: a usable GPU, else the CPU)")->capture_default_str();
   app.add_option("--batch", a.batch, "mini-batch size, 1.." + std::to_string(kMaxBatch))->capture_default_str();
   app.add_option("--hidden", a.hidden, "hidden layer widths, e.g. 512,256 (\"\" for softmax regression)")->capture_default_str();
   app.add_option("--activation", a.activation, "relu | sigmoid | tanh")->capture_default_str();
   app.add_option("--loss", a.loss, "xent (softmax cross-entropy) | l2 (squared error to one-hot)")->capture_default_str();
   app.add_option("--optimizer", a.optimizer, "sgd | momentum | adam")->capture_default_str();
-  app.add_option("--lr", a.lr, "learning rate > 0 (default: sgd 0.1, momentum 0.05, adam 0.001)");
+  app.add_option("--lr", a.lr, "learning rate > 0 (default: sgd 0.1, momentum 0.05, adam 0.002)");
   app.add_option("--momentum", a.momentum, "momentum in [0, 1) (optimizer momentum)")->capture_default_str();
   app.add_flag("--nesterov", a.nesterov, "Nesterov momentum (optimizer momentum)");
   app.add_option("--l2", a.l2, "L2 regularisation on the weights, >= 0")->capture_default_str();
+  app.add_option("--seed", a.seed, "seed of the initialisation, split and shuffles")->capture_default_str();
+}
+
+void add_train_options(CLI::App& app, TrainArgs& a) {
+  add_model_options(app, a);
+  app.add_option("--device", a.device, "auto | cpu | cuda (auto: a usable GPU, else the CPU)")->capture_default_str();
   app.add_option("--schedule", a.schedule, "learning-rate schedule: constant | cosine (to 0 over the epochs)")->capture_default_str();
   app.add_option("--epochs", a.epochs, "epochs, >= 1")->capture_default_str();
   app.add_option("--val", a.val, "training images held out for validation, 0..59999")->capture_default_str();
-  app.add_option("--seed", a.seed, "seed of the initialisation, split and shuffles")->capture_default_str();
   app.add_option("--metrics", a.metrics, "write JSON lines (one per epoch, then a summary) to this file");
 }
 
@@ -113,8 +117,8 @@ TrainConfig to_train_config(const TrainArgs& a) {
   c.optimizer.kind = parse_choice<OptimizerKind>(
       "--optimizer", a.optimizer,
       {{"sgd", OptimizerKind::sgd}, {"momentum", OptimizerKind::momentum}, {"adam", OptimizerKind::adam}});
-  c.optimizer.lr = a.lr.empty() ? default_lr(c.optimizer.kind)
-                                : parse_float("--lr", a.lr, 0.0, true, 1e6, false, "a finite number > 0");
+  c.optimizer.lr = !a.lr ? default_lr(c.optimizer.kind)
+                        : parse_float("--lr", *a.lr, 0.0, true, 1e6, false, "a finite number > 0");
   c.optimizer.momentum = parse_float("--momentum", a.momentum, 0.0, false, 1.0, true,
                                      "a finite number in [0, 1)");
   c.optimizer.nesterov = a.nesterov;

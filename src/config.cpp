@@ -47,7 +47,7 @@ float default_lr(OptimizerKind kind) {
   switch (kind) {
     case OptimizerKind::sgd: return 0.1f;
     case OptimizerKind::momentum: return 0.05f;
-    case OptimizerKind::adam: return 0.001f;
+    case OptimizerKind::adam: return 0.002f;
   }
   return 0.05f;
 }

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/cpu_net.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
 #include "mnist_gpu/model.hpp"
@@ -53,18 +54,14 @@ class CpuBackend final : public Backend {
   EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
                         const ProgressFn& progress) override {
     EpochSums sums;
-    const long long n = static_cast<long long>(order.size());
-    const long long n_batches = (n + batch_ - 1) / batch_;
+    const BatchPlan plan(order, batch_);
+    const long long n_batches = plan.count();
     const std::size_t px = static_cast<std::size_t>(data.pixels());
     const ParamLayout& layout = net_.layout();
     for (long long b = 0; b < n_batches; ++b) {
-      const long long first = b * batch_;
-      const int rows = static_cast<int>(std::min<long long>(batch_, n - first));
-      for (int r = 0; r < rows; ++r) {
-        const std::uint32_t idx = order[static_cast<std::size_t>(first + r)];
-        std::copy_n(data.image(static_cast<int>(idx)), px, staging_.data() + r * px);
-        labels_[r] = data.labels[idx];
-      }
+      const int rows = plan.rows(b);
+      gather_rows(data.images.data(), data.labels.data(), data.pixels(), plan.indices(b), rows, staging_.data(),
+                  labels_.data());
       cpu::u8_to_unit(staging_.data(), x_.data(), rows * px);
       net_.forward(x_.data(), rows);
       net_.backward(x_.data(), labels_.data(), rows, &sums.loss_sum, &sums.correct);

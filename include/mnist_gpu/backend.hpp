@@ -53,4 +53,9 @@ class Backend {
 std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const OptimizerConfig& opt,
                                           int batch, std::uint64_t seed);
 
+/// The CUDA backend on device 0: GpuNet (handwritten kernels + cuBLAS) fed by a pinned-memory
+/// batch stream. Throws Error when no usable GPU exists or the build has no CUDA backend.
+std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec, const OptimizerConfig& opt,
+                                           int batch, std::uint64_t seed);
+
 }  // namespace mnist_gpu

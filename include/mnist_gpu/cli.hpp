@@ -1,6 +1,7 @@
 // The command line: flag definitions, strict value parsing (each refusal names the flag and what
 // it accepts), and the entry point that maps errors to exit codes (0 ok, 1 runtime, 2 usage).
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,10 +16,14 @@ namespace mnist_gpu {
 /// The `train` flags as typed by the user, before validation.
 struct TrainArgs {
   std::string data, device = "auto", batch = "128", hidden = "512,256", activation = "relu",
-                    loss = "xent", optimizer = "momentum", lr, momentum = "0.9", l2 = "0",
-                    schedule = "constant", epochs = "10", val = "5000", seed = "1", metrics;
+                    loss = "xent", optimizer = "adam", momentum = "0.9", l2 = "0",
+                    schedule = "cosine", epochs = "10", val = "5000", seed = "1", metrics;
+  std::optional<std::string> lr;  ///< absent: the optimizer's default; given empty: refused
   bool nesterov = false;
 };
+
+/// Declares the model and optimizer flags (shared by `train` and `verify`) on `app`.
+void add_model_options(CLI::App& app, TrainArgs& args);
 
 /// Declares the `train` flags on `app`, bound to `args`.
 void add_train_options(CLI::App& app, TrainArgs& args);

@@ -33,8 +33,8 @@ struct ModelSpec {
 };
 
 struct OptimizerConfig {
-  OptimizerKind kind = OptimizerKind::momentum;
-  float lr = 0.05f;
+  OptimizerKind kind = OptimizerKind::adam;
+  float lr = 0.002f;
   float momentum = 0.9f;  ///< momentum only
   bool nesterov = false;  ///< momentum only
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  ///< adam only
@@ -50,7 +50,7 @@ struct TrainConfig {
   int batch = 128;
   ModelSpec model;
   OptimizerConfig optimizer;
-  Schedule schedule = Schedule::constant;
+  Schedule schedule = Schedule::cosine;
   int epochs = 10;
   int val = 5000;
   std::uint64_t seed = 1;

@@ -1,0 +1,71 @@
+// Named tolerances and the element-wise comparison used wherever a result is checked against a
+// reference (GPU ops vs CPU twins in tests, `mnist_gpu verify`): the worst element is reported.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <string>
+
+namespace mnist_gpu {
+
+/// |got - want| <= atol + rtol * |want| for every element.
+struct Tolerance {
+  const char* name;
+  double atol;
+  double rtol;
+};
+
+// Each bound with its reason. FP32 throughout; the GPU's expf/tanhf/logf differ from glibc by a
+// few ulp, and a sum of k products in another order differs by about sqrt(k) ulp of the sum.
+/// Exact conversions and comparisons (u8 -> float, relu, counts).
+inline constexpr Tolerance kTolExact{"exact", 0.0, 0.0};
+/// One transcendental per element (sigmoid, tanh, softmax): a few ulp of values of order 1.
+inline constexpr Tolerance kTolElementwise{"elementwise", 1e-6, 1e-5};
+/// Dot products of length <= 4096 of O(1) values: reordering error ~ sqrt(k) * 6e-8 * |terms|.
+inline constexpr Tolerance kTolGemm{"gemm", 1e-5, 1e-4};
+/// A reduction over a batch (bias gradient, loss sums) in another order.
+inline constexpr Tolerance kTolReduction{"reduction", 1e-6, 1e-4};
+/// A full training step: errors of all the above compounded through the layers.
+inline constexpr Tolerance kTolStep{"step", 1e-5, 1e-3};
+/// One optimizer update (adam divides by sqrt(v) + eps: a few ulp of the step).
+inline constexpr Tolerance kTolOptimizer{"optimizer", 1e-7, 1e-5};
+
+struct Comparison {
+  bool ok = true;
+  std::size_t worst = 0;    ///< index of the element with the largest err / bound
+  double got = 0, want = 0;  ///< the values there
+  double ratio = 0;          ///< |got - want| / bound at the worst element (<= 1 passes)
+  double want_norm = 0;      ///< L2 norm of the reference: must be non-zero to mean anything
+  std::string describe(const std::string& what) const {
+    return what + ": worst element " + std::to_string(worst) + " got " + std::to_string(got) + " want " +
+           std::to_string(want) + " (error " + std::to_string(ratio) + "x the tolerance), reference norm " +
+           std::to_string(want_norm);
+  }
+};
+
+/// Compares got[0..n) with want[0..n) under `tol`; NaN anywhere in got fails.
+template <class A, class B>
+Comparison compare(const A* got, const B* want, std::size_t n, const Tolerance& tol) {
+  Comparison c;
+  double norm2 = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double g = static_cast<double>(got[i]), w = static_cast<double>(want[i]);
+    norm2 += w * w;
+    const double bound = tol.atol + tol.rtol * std::fabs(w);
+    const double err = std::fabs(g - w);
+    double r;
+    if (std::isnan(g) || std::isnan(w)) r = INFINITY;
+    else if (bound == 0) r = err == 0 ? 0 : INFINITY;
+    else r = err / bound;
+    if (i == 0 || r > c.ratio) {
+      c.ratio = r;
+      c.worst = i;
+      c.got = g;
+      c.want = w;
+    }
+  }
+  c.want_norm = std::sqrt(norm2);
+  c.ok = c.ratio <= 1.0;
+  return c;
+}
+
+}  // namespace mnist_gpu

@@ -1,0 +1,211 @@
+// The CUDA backend: GpuNet trained from a pinned-memory batch stream. The host gathers batch k+1
+// into a pinned staging slot while the GPU trains batch k; a copy stream moves it to a device slot
+// and events order copy and compute, so no step waits on the host. Loss and accuracy accumulate on
+// the GPU and are read once per epoch.
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+
+#include "cuda_resources.hpp"
+#include "gpu_net.hpp"
+#include "gpu_ops.hpp"
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/batches.hpp"
+#include "mnist_gpu/device.hpp"
+#include "mnist_gpu/error.hpp"
+#include "mnist_gpu/model.hpp"
+
+namespace mnist_gpu {
+namespace {
+
+using gpu::DeviceBuffer;
+using gpu::Event;
+using gpu::PinnedBuffer;
+
+// Staging slots in flight: the host runs at most this many batches ahead of the copy engine.
+constexpr int kSlots = 4;
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed,
+              const DeviceProbe& probe)
+      : opt_(opt), batch_(batch), pixels_(spec.inputs), device_name_(probe.name), cublas_(compute_.get()),
+        net_(spec, batch, compute_.get(), cublas_.get()), x_(static_cast<std::size_t>(batch) * spec.inputs),
+        loss_sum_(1), correct_(1), confusion_(100) {
+    const std::size_t n = net_.layout().size;
+    if (opt.kind != OptimizerKind::sgd) {
+      s1_ = DeviceBuffer<float>(n);
+      CUDA_CHECK(cudaMemsetAsync(s1_.get(), 0, s1_.bytes(), compute_.get()));
+    }
+    if (opt.kind == OptimizerKind::adam) {
+      s2_ = DeviceBuffer<float>(n);
+      CUDA_CHECK(cudaMemsetAsync(s2_.get(), 0, s2_.bytes(), compute_.get()));
+    }
+    for (int s = 0; s < kSlots; ++s) {
+      stage_images_[s] = PinnedBuffer<std::uint8_t>(static_cast<std::size_t>(batch) * pixels_);
+      stage_labels_[s] = PinnedBuffer<std::uint8_t>(static_cast<std::size_t>(batch));
+      dev_images_[s] = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(batch) * pixels_);
+      dev_labels_[s] = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(batch));
+    }
+    std::vector<float> init(n);
+    init_params(spec, net_.layout(), seed, init.data());
+    set_params(init);
+  }
+
+  std::string describe() const override { return "cuda (" + device_name_ + ")"; }
+  std::string device() const override { return "cuda"; }
+
+  void set_params(const std::vector<float>& p) override {
+    if (p.size() != net_.layout().size) throw Error("set_params: parameter count mismatch");
+    CUDA_CHECK(cudaMemcpyAsync(net_.params(), p.data(), p.size() * sizeof(float), cudaMemcpyHostToDevice,
+                               compute_.get()));
+    compute_.sync();
+  }
+
+  std::vector<float> get_params() override {
+    std::vector<float> p(net_.layout().size);
+    CUDA_CHECK(cudaMemcpyAsync(p.data(), net_.params(), p.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                               compute_.get()));
+    compute_.sync();
+    return p;
+  }
+
+  EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
+                        const ProgressFn& progress) override {
+    pin(data);
+    cudaStream_t cs = compute_.get(), xs = copy_.get();
+    CUDA_CHECK(cudaMemsetAsync(loss_sum_.get(), 0, sizeof(double), cs));
+    CUDA_CHECK(cudaMemsetAsync(correct_.get(), 0, sizeof(unsigned long long), cs));
+    const BatchPlan plan(order, batch_);
+    const long long n_batches = plan.count();
+    const ParamLayout& layout = net_.layout();
+    for (long long k = 0; k < n_batches; ++k) {
+      const int s = static_cast<int>(k % kSlots);
+      const int rows = plan.rows(k);
+      // Flow control, not a step sync: the staging slot is reused once its previous copy (batch
+      // k - kSlots) has left it, which only waits when the host is kSlots batches ahead.
+      if (k >= kSlots) copied_[s].sync();
+      gather_rows(pinned_images_.get(), pinned_labels_.get(), pixels_, plan.indices(k), rows, stage_images_[s].get(),
+                  stage_labels_[s].get());
+      // The device slot is free once the compute stream has finished with batch k - kSlots.
+      if (k >= kSlots) CUDA_CHECK(cudaStreamWaitEvent(xs, consumed_[s].get(), 0));
+      CUDA_CHECK(cudaMemcpyAsync(dev_images_[s].get(), stage_images_[s].get(), static_cast<std::size_t>(rows) * pixels_,
+                                 cudaMemcpyHostToDevice, xs));
+      CUDA_CHECK(cudaMemcpyAsync(dev_labels_[s].get(), stage_labels_[s].get(), static_cast<std::size_t>(rows),
+                                 cudaMemcpyHostToDevice, xs));
+      copied_[s].record(xs);
+      CUDA_CHECK(cudaStreamWaitEvent(cs, copied_[s].get(), 0));
+
+      gpu::u8_to_unit(dev_images_[s].get(), x_.get(), static_cast<std::size_t>(rows) * pixels_, cs);
+      net_.forward(x_.get(), rows);
+      net_.backward(x_.get(), dev_labels_[s].get(), rows, loss_sum_.get(), correct_.get());
+      consumed_[s].record(cs);
+      ++step_;
+      const OptimStep st = make_optim_step(opt_, lr, step_);
+      gpu::optimizer_update(st, net_.params(), net_.grads(), s1_.get(), s2_.get(), layout.size, layout.n_weights, cs);
+      if (progress) progress(k + 1, n_batches);
+    }
+    EpochSums sums;
+    CUDA_CHECK(cudaMemcpyAsync(&sums.loss_sum, loss_sum_.get(), sizeof(double), cudaMemcpyDeviceToHost, cs));
+    CUDA_CHECK(cudaMemcpyAsync(&sums.correct, correct_.get(), sizeof(unsigned long long), cudaMemcpyDeviceToHost, cs));
+    compute_.sync();  // once per epoch
+    sums.samples = static_cast<long long>(order.size());
+    return sums;
+  }
+
+  EvalResult evaluate(const Dataset& data) override {
+    const DeviceSet& d = upload(data);
+    cudaStream_t cs = compute_.get();
+    CUDA_CHECK(cudaMemsetAsync(loss_sum_.get(), 0, sizeof(double), cs));
+    CUDA_CHECK(cudaMemsetAsync(correct_.get(), 0, sizeof(unsigned long long), cs));
+    CUDA_CHECK(cudaMemsetAsync(confusion_.get(), 0, confusion_.bytes(), cs));
+    const std::size_t px = static_cast<std::size_t>(pixels_);
+    for (int first = 0; first < data.count; first += batch_) {
+      const int rows = std::min(batch_, data.count - first);
+      gpu::u8_to_unit(d.images.get() + first * px, x_.get(), rows * px, cs);
+      net_.forward(x_.get(), rows);
+      net_.loss(d.labels.get() + first, rows, loss_sum_.get(), correct_.get());
+      gpu::confusion_update(net_.output(), d.labels.get() + first, rows, net_.spec().outputs, confusion_.get(), cs);
+    }
+    EvalResult r;
+    double loss_sum = 0;
+    unsigned long long correct = 0;
+    CUDA_CHECK(cudaMemcpyAsync(&loss_sum, loss_sum_.get(), sizeof(double), cudaMemcpyDeviceToHost, cs));
+    CUDA_CHECK(cudaMemcpyAsync(&correct, correct_.get(), sizeof(correct), cudaMemcpyDeviceToHost, cs));
+    CUDA_CHECK(cudaMemcpyAsync(r.confusion.data(), confusion_.get(), confusion_.bytes(), cudaMemcpyDeviceToHost, cs));
+    compute_.sync();
+    r.count = data.count;
+    r.loss = data.count ? loss_sum / data.count : 0.0;
+    r.acc = data.count ? static_cast<double>(correct) / data.count : 0.0;
+    return r;
+  }
+
+ private:
+  struct DeviceSet {
+    const std::uint8_t* src = nullptr;
+    int count = 0;
+    DeviceBuffer<std::uint8_t> images, labels;
+  };
+
+  // The training images, once, in pinned host memory (the gather's source).
+  void pin(const Dataset& data) {
+    if (pinned_src_ == data.images.data() && pinned_count_ == data.count) return;
+    if (data.pixels() != pixels_) throw Error("train_epoch: image size does not match the model input");
+    pinned_images_ = PinnedBuffer<std::uint8_t>(data.images.size());
+    pinned_labels_ = PinnedBuffer<std::uint8_t>(data.labels.size());
+    std::memcpy(pinned_images_.get(), data.images.data(), data.images.size());
+    std::memcpy(pinned_labels_.get(), data.labels.data(), data.labels.size());
+    pinned_src_ = data.images.data();
+    pinned_count_ = data.count;
+  }
+
+  // Evaluation sets live on the device (validation and test are small), uploaded once each.
+  const DeviceSet& upload(const Dataset& data) {
+    for (const auto& d : eval_sets_)
+      if (d.src == data.images.data() && d.count == data.count) return d;
+    if (data.pixels() != pixels_) throw Error("evaluate: image size does not match the model input");
+    DeviceSet d;
+    d.src = data.images.data();
+    d.count = data.count;
+    d.images = DeviceBuffer<std::uint8_t>(data.images.size());
+    d.labels = DeviceBuffer<std::uint8_t>(data.labels.size());
+    CUDA_CHECK(cudaMemcpy(d.images.get(), data.images.data(), data.images.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d.labels.get(), data.labels.data(), data.labels.size(), cudaMemcpyHostToDevice));
+    eval_sets_.push_back(std::move(d));
+    return eval_sets_.back();
+  }
+
+  OptimizerConfig opt_;
+  int batch_;
+  int pixels_;
+  std::string device_name_;
+  gpu::Stream compute_, copy_;
+  gpu::CublasHandle cublas_;
+  gpu::GpuNet net_;
+  DeviceBuffer<float> x_;                 // (batch, inputs) in [0, 1]
+  DeviceBuffer<float> s1_, s2_;           // optimizer state (layout.size each, when used)
+  DeviceBuffer<double> loss_sum_;         // (1)
+  DeviceBuffer<unsigned long long> correct_;    // (1)
+  DeviceBuffer<unsigned long long> confusion_;  // (10, 10)
+  std::array<PinnedBuffer<std::uint8_t>, kSlots> stage_images_, stage_labels_;  // (batch, inputs), (batch)
+  std::array<DeviceBuffer<std::uint8_t>, kSlots> dev_images_, dev_labels_;
+  std::array<Event, kSlots> copied_, consumed_;
+  PinnedBuffer<std::uint8_t> pinned_images_, pinned_labels_;  // the training set
+  const std::uint8_t* pinned_src_ = nullptr;
+  int pinned_count_ = -1;
+  std::vector<DeviceSet> eval_sets_;
+  long long step_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec, const OptimizerConfig& opt, int batch,
+                                           std::uint64_t seed) {
+  const DeviceProbe probe = probe_device();
+  if (!probe.usable) throw Error("no usable GPU: " + probe.reason);
+  CUDA_CHECK(cudaSetDevice(0));
+  return std::make_unique<CudaBackend>(spec, opt, batch, seed, probe);
+}
+
+}  // namespace mnist_gpu

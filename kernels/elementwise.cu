@@ -1,0 +1,129 @@
+// Elementwise kernels: uint8 -> [0,1] conversion, bias + activation forward, activation backward,
+// the bias gradient (a column reduction) and the optimizer update over the flat arena.
+#include <cstdint>
+#include <stdexcept>
+
+#include "gpu_ops.hpp"
+#include "launch.cuh"
+#include "mnist_gpu/error.hpp"
+
+namespace mnist_gpu::gpu {
+namespace {
+
+__global__ void u8_to_unit_kernel(const std::uint8_t* __restrict__ src, float* __restrict__ dst, std::size_t n) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    dst[i] = static_cast<float>(src[i]) * (1.0f / 255.0f);
+}
+
+__device__ __forceinline__ float activate(float z, Activation act) {
+  switch (act) {
+    case Activation::relu: return z > 0.0f ? z : 0.0f;
+    case Activation::sigmoid: return 1.0f / (1.0f + expf(-z));
+    case Activation::tanh: return tanhf(z);
+    case Activation::identity: return z;
+  }
+  return z;
+}
+
+__global__ void bias_act_forward_kernel(float* __restrict__ y, const float* __restrict__ b, std::size_t n,
+                                        int out, Activation act) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    y[i] = activate(y[i] + b[i % out], act);
+}
+
+__global__ void act_backward_kernel(float* __restrict__ dy, const float* __restrict__ y, std::size_t n,
+                                    Activation act) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const float a = y[i];
+    switch (act) {
+      case Activation::relu: dy[i] = a > 0.0f ? dy[i] : 0.0f; break;
+      case Activation::sigmoid: dy[i] *= a * (1.0f - a); break;
+      case Activation::tanh: dy[i] *= 1.0f - a * a; break;
+      case Activation::identity: break;
+    }
+  }
+}
+
+// One thread per column, summing down the rows in order: coalesced across the warp (adjacent
+// columns), deterministic, and no shared memory.
+__global__ void bias_grad_kernel(const float* __restrict__ dy, float* __restrict__ db, int batch, int out) {
+  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < out; j += gridDim.x * blockDim.x) {
+    float s = 0.0f;
+    for (int i = 0; i < batch; ++i) s += dy[static_cast<std::size_t>(i) * out + j];
+    db[j] = s;
+  }
+}
+
+__global__ void optimizer_kernel(OptimStep s, float* __restrict__ w, const float* __restrict__ g,
+                                 float* __restrict__ s1, float* __restrict__ s2, std::size_t n,
+                                 std::size_t n_decay) {
+  const float inv_c1 = 1.0f / s.bias_correction1, inv_c2 = 1.0f / s.bias_correction2;
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const float gi = g[i] + (i < n_decay ? s.l2 : 0.0f) * w[i];
+    switch (s.kind) {
+      case OptimizerKind::sgd: w[i] -= s.lr * gi; break;
+      case OptimizerKind::momentum: {
+        const float v = s.momentum * s1[i] + gi;
+        s1[i] = v;
+        w[i] -= s.lr * (s.nesterov ? gi + s.momentum * v : v);
+        break;
+      }
+      case OptimizerKind::adam: {
+        const float m = s.beta1 * s1[i] + (1.0f - s.beta1) * gi;
+        const float v = s.beta2 * s2[i] + (1.0f - s.beta2) * gi * gi;
+        s1[i] = m;
+        s2[i] = v;
+        w[i] -= s.lr * (m * inv_c1) / (sqrtf(v * inv_c2) + s.eps);
+        break;
+      }
+    }
+  }
+}
+
+void require(bool ok, const char* what) {
+  if (!ok) throw Error(std::string("gpu op precondition failed: ") + what);
+}
+
+}  // namespace
+
+void u8_to_unit(const std::uint8_t* src, float* dst, std::size_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  u8_to_unit_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, dst, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void bias_act_forward(float* y, const float* b, int batch, int out, Activation act, cudaStream_t stream) {
+  require(batch >= 0 && out > 0, "bias_act_forward: batch >= 0 and out > 0");
+  const std::size_t n = static_cast<std::size_t>(batch) * out;
+  if (n == 0) return;
+  bias_act_forward_kernel<<<grid_for(n), kThreads, 0, stream>>>(y, b, n, out, act);
+  CUDA_CHECK_LAUNCH();
+}
+
+void act_backward(float* dy, const float* y, std::size_t n, Activation act, cudaStream_t stream) {
+  if (n == 0 || act == Activation::identity) return;
+  act_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(dy, y, n, act);
+  CUDA_CHECK_LAUNCH();
+}
+
+void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stream) {
+  require(batch >= 0 && out > 0, "bias_grad: batch >= 0 and out > 0");
+  bias_grad_kernel<<<grid_for(static_cast<std::size_t>(out)), kThreads, 0, stream>>>(dy, db, batch, out);
+  CUDA_CHECK_LAUNCH();
+}
+
+void optimizer_update(const OptimStep& step, float* w, const float* g, float* s1, float* s2, std::size_t n,
+                      std::size_t n_decay, cudaStream_t stream) {
+  require(step.kind == OptimizerKind::sgd || s1 != nullptr, "optimizer_update: momentum/adam need s1");
+  require(step.kind != OptimizerKind::adam || s2 != nullptr, "optimizer_update: adam needs s2");
+  require(n_decay <= n, "optimizer_update: n_decay <= n");
+  if (n == 0) return;
+  optimizer_kernel<<<grid_for(n), kThreads, 0, stream>>>(step, w, g, s1, s2, n, n_decay);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace mnist_gpu::gpu

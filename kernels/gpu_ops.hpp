@@ -1,0 +1,41 @@
+// The GPU twins of the cpu:: ops (include/mnist_gpu/cpu_ops.hpp): same names, same arguments in
+// the same order, float only, plus the stream (dense products take the cuBLAS handle, which is
+// bound to its stream). Every pointer is device memory, including the accumulators. Launchers
+// check their shapes, own the grid maths and check the launch.
+// Host-only header: compiles with g++ and nvcc.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "mnist_gpu/config.hpp"
+#include "cuda_check.hpp"
+#include "mnist_gpu/cpu_ops.hpp"
+
+namespace mnist_gpu::gpu {
+
+void u8_to_unit(const std::uint8_t* src, float* dst, std::size_t n, cudaStream_t stream);
+
+/// Dense products through cuBLAS SGEMM (row-major mapping derived in kernels/dense.cu).
+void dense_forward(const float* x, const float* w, float* y, int batch, int in, int out, cublasHandle_t h);
+void dense_backward_data(const float* dy, const float* w, float* dx, int batch, int in, int out, cublasHandle_t h);
+void dense_backward_weights(const float* dy, const float* x, float* dw, int batch, int in, int out,
+                            cublasHandle_t h);
+
+void bias_act_forward(float* y, const float* b, int batch, int out, Activation act, cudaStream_t stream);
+void act_backward(float* dy, const float* y, std::size_t n, Activation act, cudaStream_t stream);
+void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stream);
+
+void softmax_xent(const float* logits, const std::uint8_t* labels, float* dlogits, int batch, int classes,
+                  float grad_scale, double* loss_sum, unsigned long long* correct, cudaStream_t stream);
+void l2_loss(const float* out, const std::uint8_t* labels, float* grad, int batch, int classes,
+             float grad_scale, double* loss_sum, unsigned long long* correct, cudaStream_t stream);
+void confusion_update(const float* logits, const std::uint8_t* labels, int batch, int classes,
+                      unsigned long long* confusion, cudaStream_t stream);
+
+void optimizer_update(const OptimStep& step, float* w, const float* g, float* s1, float* s2, std::size_t n,
+                      std::size_t n_decay, cudaStream_t stream);
+
+}  // namespace mnist_gpu::gpu

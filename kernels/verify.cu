@@ -1,0 +1,129 @@
+// verify_gpu(): CpuNet<float> and GpuNet run the same step; every tensor is compared.
+#include <vector>
+
+#include "cuda_resources.hpp"
+#include "gpu_net.hpp"
+#include "gpu_ops.hpp"
+#include "mnist_gpu/batches.hpp"
+#include "mnist_gpu/cpu_net.hpp"
+#include "mnist_gpu/cpu_ops.hpp"
+#include "mnist_gpu/device.hpp"
+#include "mnist_gpu/error.hpp"
+#include "mnist_gpu/model.hpp"
+#include "mnist_gpu/train.hpp"
+#include "mnist_gpu/verify.hpp"
+
+namespace mnist_gpu {
+namespace {
+
+template <class T>
+std::vector<T> download(const T* d, std::size_t n, cudaStream_t s) {
+  std::vector<T> h(n);
+  CUDA_CHECK(cudaMemcpyAsync(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  return h;
+}
+
+template <class T>
+gpu::DeviceBuffer<T> upload(const T* h, std::size_t n, cudaStream_t s) {
+  gpu::DeviceBuffer<T> d(n);
+  CUDA_CHECK(cudaMemcpyAsync(d.get(), h, n * sizeof(T), cudaMemcpyHostToDevice, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  return d;
+}
+
+void add(VerifyReport& r, const std::string& name, const Tolerance& tol, const Comparison& c) {
+  r.checks.push_back({name, tol, c});
+}
+
+void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConfig& opt, const Dataset& data,
+                int batch, int rows, std::uint64_t seed, const std::string& tag) {
+  gpu::Stream stream;
+  gpu::CublasHandle cublas(stream.get());
+  cudaStream_t s = stream.get();
+  CpuNet<float> cnet(spec, batch);
+  gpu::GpuNet gnet(spec, batch, s, cublas.get());
+  const ParamLayout& layout = cnet.layout();
+  init_params(spec, layout, seed, cnet.params().data());
+  CUDA_CHECK(cudaMemcpyAsync(gnet.params(), cnet.params().data(), layout.size * sizeof(float), cudaMemcpyHostToDevice, s));
+
+  // The first `rows` rows of epoch 1's order, as the trainer would draw them.
+  const std::vector<std::uint32_t> order = epoch_order(seed, 1, data.count);
+  std::vector<std::uint8_t> images(static_cast<std::size_t>(rows) * data.pixels()), labels(rows);
+  gather_rows(data.images.data(), data.labels.data(), data.pixels(), order.data(), rows, images.data(), labels.data());
+  std::vector<float> x(images.size());
+  cpu::u8_to_unit(images.data(), x.data(), x.size());
+
+  auto d_images = upload(images.data(), images.size(), s);
+  auto d_labels = upload(labels.data(), labels.size(), s);
+  gpu::DeviceBuffer<float> d_x(x.size());
+  gpu::u8_to_unit(d_images.get(), d_x.get(), x.size(), s);
+  add(report, tag + ": input", kTolExact, compare(download(d_x.get(), x.size(), s).data(), x.data(), x.size(), kTolExact));
+
+  gpu::DeviceBuffer<double> d_loss(1);
+  gpu::DeviceBuffer<unsigned long long> d_correct(1);
+  CUDA_CHECK(cudaMemsetAsync(d_loss.get(), 0, sizeof(double), s));
+  CUDA_CHECK(cudaMemsetAsync(d_correct.get(), 0, sizeof(unsigned long long), s));
+  gnet.forward(d_x.get(), rows);
+  const std::size_t n_out = static_cast<std::size_t>(rows) * spec.outputs;
+  const std::vector<float> g_out = download(gnet.output(), n_out, s);
+  gnet.backward(d_x.get(), d_labels.get(), rows, d_loss.get(), d_correct.get());
+
+  double c_loss = 0;
+  unsigned long long c_correct = 0;
+  cnet.forward(x.data(), rows);
+  add(report, tag + ": outputs", kTolStep, compare(g_out.data(), cnet.output(), n_out, kTolStep));
+  cnet.backward(x.data(), labels.data(), rows, &c_loss, &c_correct);
+  const double g_loss = download(d_loss.get(), 1, s)[0];
+  add(report, tag + ": loss", kTolStep, compare(&g_loss, &c_loss, 1, kTolStep));
+
+  const std::vector<float> g_grads = download(gnet.grads(), layout.size, s);
+  for (std::size_t li = 0; li < layout.layers.size(); ++li) {
+    const LayerView& l = layout.layers[li];
+    const std::string n = std::to_string(li + 1);
+    add(report, tag + ": grad W" + n, kTolStep,
+        compare(g_grads.data() + l.w, cnet.grads().data() + l.w, static_cast<std::size_t>(l.in) * l.out, kTolStep));
+    add(report, tag + ": grad b" + n, kTolStep,
+        compare(g_grads.data() + l.b, cnet.grads().data() + l.b, static_cast<std::size_t>(l.out), kTolStep));
+  }
+
+  // One optimizer update from identical gradients (the CPU's), twice, so that state is exercised.
+  auto d_grads = upload(cnet.grads().data(), layout.size, s);
+  std::vector<float> s1(layout.size, 0.0f), s2(layout.size, 0.0f);
+  auto d_s1 = upload(s1.data(), s1.size(), s);
+  auto d_s2 = upload(s2.data(), s2.size(), s);
+  std::vector<float> w = cnet.params();
+  for (long long t = 1; t <= 2; ++t) {
+    const OptimStep st = make_optim_step(opt, opt.lr, t);
+    cpu::optimizer_update(st, w.data(), cnet.grads().data(), s1.data(), s2.data(), layout.size, layout.n_weights);
+    gpu::optimizer_update(st, gnet.params(), d_grads.get(), d_s1.get(), d_s2.get(), layout.size, layout.n_weights, s);
+  }
+  add(report, tag + ": params after 2 " + to_string(opt.kind) + " updates", kTolOptimizer,
+      compare(download(gnet.params(), layout.size, s).data(), w.data(), layout.size, kTolOptimizer));
+}
+
+}  // namespace
+
+VerifyReport verify_gpu(const ModelSpec& spec, const OptimizerConfig& opt, const Dataset& data, int batch,
+                        std::uint64_t seed) {
+  const DeviceProbe probe = probe_device();
+  if (!probe.usable) throw Error("no usable GPU: " + probe.reason);
+  CUDA_CHECK(cudaSetDevice(0));
+  VerifyReport report;
+  report.device = probe.name;
+  std::vector<int> sizes{std::min(batch, data.count)};
+  if (data.count % batch != 0 && data.count > batch) sizes.push_back(data.count % batch);
+  for (Activation act : {Activation::relu, Activation::sigmoid, Activation::tanh}) {
+    for (Loss loss : {Loss::xent, Loss::l2}) {
+      ModelSpec m = spec;
+      m.activation = act;
+      m.loss = loss;
+      for (int rows : sizes)
+        verify_one(report, m, opt, data, batch, rows, seed,
+                   std::string(to_string(act)) + "/" + to_string(loss) + " batch " + std::to_string(rows));
+    }
+  }
+  return report;
+}
+
+}  // namespace mnist_gpu
