@@ -116,6 +116,7 @@ std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg) {
 
 int run_train(const TrainConfig& cfg) {
   MetricsFile metrics(cfg.metrics_path);  // opened first: an unwritable path fails before training
+  std::unique_ptr<Backend> backend = choose_backend(cfg);  // a missing GPU fails before loading data
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
   for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
@@ -128,7 +129,6 @@ int run_train(const TrainConfig& cfg) {
   spdlog::info("data: {} from {} ({} train, {} validation, {} test)", files.dataset_name, dir.string(),
                train_set.count, val_set.count, files.test.count);
 
-  std::unique_ptr<Backend> backend = choose_backend(cfg);
   const ParamLayout layout(cfg.model);
   spdlog::info("model: {}-{}{}10, {}, {} loss, {} parameters; {} lr {} batch {}; seed {}; device {}",
                cfg.model.inputs, join(cfg.model.hidden, "-"), cfg.model.hidden.empty() ? "" : "-",
