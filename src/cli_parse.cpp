@@ -102,6 +102,16 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
 }
 
 TrainConfig to_train_config(const TrainArgs& a) {
+  // CLI11 takes the next word as a flag's value even when it is another flag ("--batch --hidden
+  // 10"): refuse that here, naming the flag whose value is missing.
+  const std::pair<const char*, const std::string*> values[] = {
+      {"--data", &a.data},     {"--device", &a.device},     {"--batch", &a.batch},       {"--hidden", &a.hidden},
+      {"--activation", &a.activation}, {"--loss", &a.loss}, {"--optimizer", &a.optimizer},
+      {"--momentum", &a.momentum}, {"--l2", &a.l2},          {"--schedule", &a.schedule}, {"--epochs", &a.epochs},
+      {"--val", &a.val},       {"--seed", &a.seed},         {"--metrics", &a.metrics},   {"--lr", a.lr ? &*a.lr : nullptr}};
+  for (const auto& [flag, value] : values)
+    if (value && value->rfind("--", 0) == 0)
+      throw UsageError(std::string(flag) + ": expected a value, got the flag '" + *value + "'");
   TrainConfig c;
   c.data_dir = a.data;
   c.device = parse_choice<DeviceChoice>("--device", a.device,

@@ -302,3 +302,21 @@ TEST(CliExe, NoOrUnknownSubcommandFails) {
 }
 
 }  // namespace
+
+TEST(CliParse, FlagTakenAsAnotherFlagsValueIsRefusedNamingIt) {
+  try {
+    mnist_gpu::parse_train_flags({"--batch", "--hidden", "10"});
+    FAIL() << "accepted --batch --hidden";
+  } catch (const mnist_gpu::UsageError& e) {
+    // CLI11 reports the stray "10" first or our check reports --batch; either way a flag is named.
+    const std::string m = e.what();
+    EXPECT_TRUE(m.find("--batch") != std::string::npos || m.find("10") != std::string::npos) << m;
+  }
+  try {
+    mnist_gpu::parse_train_flags({"--activation", "--loss"});
+    FAIL() << "accepted --activation --loss";
+  } catch (const mnist_gpu::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--activation: expected a value, got the flag '--loss'"), std::string::npos)
+        << e.what();
+  }
+}
