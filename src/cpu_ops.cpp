@@ -107,11 +107,22 @@ void dense_backward_weights(const T* dy, const T* x, T* dw, int batch, int in, i
   gemm<T>(true, false, out, in, batch, dy, x, dw);
 }
 
+// The activation is chosen once per call, not per element, so that each loop vectorises.
+template <class T, class F>
+void bias_then(T* y, const T* b, int batch, int out, F f) {
+  for (int i = 0; i < batch; ++i) {
+    T* __restrict row = y + static_cast<std::size_t>(i) * out;
+    for (int j = 0; j < out; ++j) row[j] = f(row[j] + b[j]);
+  }
+}
+
 template <class T>
 void bias_act_forward(T* y, const T* b, int batch, int out, Activation act) {
-  for (int i = 0; i < batch; ++i) {
-    T* row = y + static_cast<std::size_t>(i) * out;
-    for (int j = 0; j < out; ++j) row[j] = activate(row[j] + b[j], act);
+  switch (act) {
+    case Activation::relu: bias_then(y, b, batch, out, [](T z) { return z > T(0) ? z : T(0); }); break;
+    case Activation::sigmoid: bias_then(y, b, batch, out, [](T z) { return activate(z, Activation::sigmoid); }); break;
+    case Activation::tanh: bias_then(y, b, batch, out, [](T z) { return activate(z, Activation::tanh); }); break;
+    case Activation::identity: bias_then(y, b, batch, out, [](T z) { return z; }); break;
   }
 }
 

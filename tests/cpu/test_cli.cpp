@@ -1,6 +1,8 @@
 // The `train` command line: defaults, every flag parsed, every refusal naming its flag; then the
 // real executable's exit codes (2 for usage errors, 0 for --help) and messages on stderr.
 #include <gtest/gtest.h>
+
+#include "test_paths.hpp"
 #include <sys/wait.h>
 
 #include <cmath>
@@ -245,7 +247,7 @@ struct ExeRun {
 // Runs the mnist_gpu executable with `args` (already shell-quoted), capturing stderr (or stdout).
 ExeRun run_exe(const std::string& args, bool capture_stdout = false) {
   const std::string redirect = capture_stdout ? " 2>/dev/null" : " 2>&1 >/dev/null";
-  const std::string cmd = std::string("'") + MNIST_GPU_EXE + "' " + args + redirect;
+  const std::string cmd = std::string("'") + mnist_gpu::test::exe() + "' " + args + redirect;
   ExeRun r;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   if (!pipe) {

@@ -1,6 +1,8 @@
 // load_mnist_dir on synthetic and on the bundled MNIST files, resolve_data_dir's order of sources,
 // and the seeded train/validation split.
 #include <gtest/gtest.h>
+
+#include "test_paths.hpp"
 #include <unistd.h>
 #include <zlib.h>
 
@@ -26,7 +28,7 @@ using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-const fs::path kBundled = MNIST_GPU_SOURCE_DIR "/data/mnist";
+const fs::path kBundled = mnist_gpu::test::data_dir();
 
 // A fresh directory under the system temp dir, removed with everything in it.
 class TempDir {

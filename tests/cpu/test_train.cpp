@@ -1,6 +1,8 @@
 // The training loop: seeded epoch orders, the batch plan and gather (the scheduler's CPU half),
 // determinism, the learning-rate schedule, and end-to-end runs on the bundled MNIST.
 #include <gtest/gtest.h>
+
+#include "test_paths.hpp"
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -23,7 +25,7 @@ using namespace mnist_gpu;
 namespace {
 
 const MnistFiles& real_data() {
-  static const MnistFiles files = load_mnist_dir(MNIST_GPU_SOURCE_DIR "/data/mnist");
+  static const MnistFiles files = load_mnist_dir(mnist_gpu::test::data_dir());
   return files;
 }
 
@@ -150,7 +152,7 @@ TEST(Train, OneEpochOnMnistReaches90Percent) {
 // The executable on the real data with --metrics: exit 0, JSON lines with the documented keys.
 TEST(Train, ExecutableWritesMetricsLines) {
   const std::string metrics = ::testing::TempDir() + "mnist_gpu_e2e_metrics.jsonl";
-  const std::string cmd = std::string(MNIST_GPU_EXE) +
+  const std::string cmd = mnist_gpu::test::exe() +
                           " train --device cpu --epochs 2 --hidden 32 --batch 256 --val 1000 --metrics " + metrics +
                           " 2>/dev/null";
   const int status = std::system(cmd.c_str());
@@ -178,7 +180,7 @@ TEST(Train, ExecutableWritesMetricsLines) {
 
 TEST(Train, ValZeroGivesNullValidationMetrics) {
   const std::string metrics = ::testing::TempDir() + "mnist_gpu_e2e_val0.jsonl";
-  const std::string cmd = std::string(MNIST_GPU_EXE) + " train --device cpu --epochs 1 --hidden '' --val 0 --metrics " +
+  const std::string cmd = mnist_gpu::test::exe() + " train --device cpu --epochs 1 --hidden '' --val 0 --metrics " +
                           metrics + " 2>/dev/null";
   const int status = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(status));
@@ -194,7 +196,7 @@ TEST(Train, ValZeroGivesNullValidationMetrics) {
 
 TEST(Train, DeviceCudaWithoutGpuIsAnErrorNotAFallback) {
   if (probe_device().usable) GTEST_SKIP() << "a usable GPU is present";
-  const std::string cmd = std::string(MNIST_GPU_EXE) + " train --device cuda --epochs 1 2>&1";
+  const std::string cmd = mnist_gpu::test::exe() + " train --device cuda --epochs 1 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
