@@ -71,25 +71,52 @@ class CudaBackend final : public Backend {
     return p;
   }
 
+  TrainState get_state() override {
+    TrainState st;
+    st.params = get_params();
+    st.s1 = download(s1_);
+    st.s2 = download(s2_);
+    st.step = step_;
+    return st;
+  }
+
+  void set_state(const TrainState& st) override {
+    if (st.params.size() != net_.layout().size || st.s1.size() != s1_.size() || st.s2.size() != s2_.size())
+      throw Error("set_state: the state does not match this model and optimizer");
+    set_params(st.params);
+    upload(st.s1, s1_);
+    upload(st.s2, s2_);
+    step_ = st.step;
+  }
+
   EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
-                        const ProgressFn& progress) override {
+                        const EpochControl& ctl) override {
     pin(data);
     cudaStream_t cs = compute_.get(), xs = copy_.get();
-    CUDA_CHECK(cudaMemsetAsync(loss_sum_.get(), 0, sizeof(double), cs));
-    CUDA_CHECK(cudaMemsetAsync(correct_.get(), 0, sizeof(unsigned long long), cs));
+    // The sums so far (non-zero when resuming mid-epoch) seed the device accumulators.
+    start_sums_ = ctl.start;
+    CUDA_CHECK(cudaMemcpyAsync(loss_sum_.get(), &start_sums_.loss_sum, sizeof(double), cudaMemcpyHostToDevice, cs));
+    CUDA_CHECK(cudaMemcpyAsync(correct_.get(), &start_sums_.correct, sizeof(unsigned long long),
+                               cudaMemcpyHostToDevice, cs));
     const BatchPlan plan(order, batch_);
     const long long n_batches = plan.count();
     const ParamLayout& layout = net_.layout();
-    for (long long k = 0; k < n_batches; ++k) {
-      const int s = static_cast<int>(k % kSlots);
+    EpochSums sums = ctl.start;
+    long long issued = 0;  // batches enqueued by this call (slot reuse starts after kSlots)
+    for (long long k = ctl.first_batch; k < n_batches; ++k, ++issued) {
+      if (ctl.stop && ctl.stop->load(std::memory_order_relaxed)) {
+        sums.stopped = true;
+        break;
+      }
+      const int s = static_cast<int>(issued % kSlots);
       const int rows = plan.rows(k);
       // Flow control, not a step sync: the staging slot is reused once its previous copy (batch
       // k - kSlots) has left it, which only waits when the host is kSlots batches ahead.
-      if (k >= kSlots) copied_[s].sync();
+      if (issued >= kSlots) copied_[s].sync();
       gather_rows(pinned_images_.get(), pinned_labels_.get(), pixels_, plan.indices(k), rows, stage_images_[s].get(),
                   stage_labels_[s].get());
       // The device slot is free once the compute stream has finished with batch k - kSlots.
-      if (k >= kSlots) CUDA_CHECK(cudaStreamWaitEvent(xs, consumed_[s].get(), 0));
+      if (issued >= kSlots) CUDA_CHECK(cudaStreamWaitEvent(xs, consumed_[s].get(), 0));
       CUDA_CHECK(cudaMemcpyAsync(dev_images_[s].get(), stage_images_[s].get(), static_cast<std::size_t>(rows) * pixels_,
                                  cudaMemcpyHostToDevice, xs));
       CUDA_CHECK(cudaMemcpyAsync(dev_labels_[s].get(), stage_labels_[s].get(), static_cast<std::size_t>(rows),
@@ -104,13 +131,13 @@ class CudaBackend final : public Backend {
       ++step_;
       const OptimStep st = make_optim_step(opt_, lr, step_);
       gpu::optimizer_update(st, net_.params(), net_.grads(), s1_.get(), s2_.get(), layout.size, layout.n_weights, cs);
-      if (progress) progress(k + 1, n_batches);
+      sums.samples += rows;
+      sums.batches = k + 1;
+      if (ctl.progress) ctl.progress(k + 1, n_batches);
     }
-    EpochSums sums;
     CUDA_CHECK(cudaMemcpyAsync(&sums.loss_sum, loss_sum_.get(), sizeof(double), cudaMemcpyDeviceToHost, cs));
     CUDA_CHECK(cudaMemcpyAsync(&sums.correct, correct_.get(), sizeof(unsigned long long), cudaMemcpyDeviceToHost, cs));
     compute_.sync();  // once per epoch
-    sums.samples = static_cast<long long>(order.size());
     return sums;
   }
 
@@ -147,6 +174,21 @@ class CudaBackend final : public Backend {
     int count = 0;
     DeviceBuffer<std::uint8_t> images, labels;
   };
+
+  std::vector<float> download(const DeviceBuffer<float>& d) {
+    std::vector<float> h(d.size());
+    if (!h.empty()) {
+      CUDA_CHECK(cudaMemcpyAsync(h.data(), d.get(), d.bytes(), cudaMemcpyDeviceToHost, compute_.get()));
+      compute_.sync();
+    }
+    return h;
+  }
+
+  void upload(const std::vector<float>& h, DeviceBuffer<float>& d) {
+    if (h.empty()) return;
+    CUDA_CHECK(cudaMemcpyAsync(d.get(), h.data(), d.bytes(), cudaMemcpyHostToDevice, compute_.get()));
+    compute_.sync();
+  }
 
   // The training images, once, in pinned host memory (the gather's source).
   void pin(const Dataset& data) {
@@ -196,6 +238,7 @@ class CudaBackend final : public Backend {
   int pinned_count_ = -1;
   std::vector<DeviceSet> eval_sets_;
   long long step_ = 0;
+  EpochSums start_sums_;  // host source of the accumulators' starting values (outlives the async copy)
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/cpu_net.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
+#include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
 
 #ifdef MNIST_GPU_HAVE_OPENBLAS
@@ -78,15 +79,30 @@ class CpuBackend final : public Backend {
   }
   std::vector<float> get_params() override { return net_.params(); }
 
+  TrainState get_state() override { return TrainState{net_.params(), s1_, s2_, step_}; }
+
+  void set_state(const TrainState& st) override {
+    if (st.params.size() != net_.layout().size || st.s1.size() != s1_.size() || st.s2.size() != s2_.size())
+      throw Error("set_state: the state does not match this model and optimizer");
+    net_.params() = st.params;
+    s1_ = st.s1;
+    s2_ = st.s2;
+    step_ = st.step;
+  }
+
   EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
-                        const ProgressFn& progress) override {
+                        const EpochControl& ctl) override {
     const FlushDenormals ftz;
-    EpochSums sums;
+    EpochSums sums = ctl.start;
     const BatchPlan plan(order, batch_);
     const long long n_batches = plan.count();
     const std::size_t px = static_cast<std::size_t>(data.pixels());
     const ParamLayout& layout = net_.layout();
-    for (long long b = 0; b < n_batches; ++b) {
+    for (long long b = ctl.first_batch; b < n_batches; ++b) {
+      if (ctl.stop && ctl.stop->load(std::memory_order_relaxed)) {
+        sums.stopped = true;
+        break;
+      }
       const int rows = plan.rows(b);
       gather_rows(data.images.data(), data.labels.data(), data.pixels(), plan.indices(b), rows, staging_.data(),
                   labels_.data());
@@ -99,7 +115,8 @@ class CpuBackend final : public Backend {
                             s1_.empty() ? nullptr : s1_.data(), s2_.empty() ? nullptr : s2_.data(),
                             layout.size, layout.n_weights);
       sums.samples += rows;
-      if (progress) progress(b + 1, n_batches);
+      sums.batches = b + 1;
+      if (ctl.progress) ctl.progress(b + 1, n_batches);
     }
     return sums;
   }

@@ -25,18 +25,30 @@ float epoch_lr(const TrainConfig& cfg, int epoch) {
   return static_cast<float>(lr * 0.5 * (1.0 + std::cos(pi * (epoch - 0.5) / cfg.epochs)));
 }
 
-TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backend,
-                  TrainObserver& observer) {
+TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backend, TrainObserver& observer,
+                  const TrainOptions& options) {
   using clock = std::chrono::steady_clock;
   TrainResult result;
-  for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
+  TrainProgress progress = options.resume;
+  for (const auto& m : progress.done) result.train_s += m.epoch_s;
+  for (int epoch = static_cast<int>(progress.done.size()) + 1; epoch <= cfg.epochs; ++epoch) {
     const float lr = epoch_lr(cfg, epoch);
     const std::vector<std::uint32_t> order = epoch_order(cfg.seed, epoch, data.train.count);
+    EpochControl ctl;
+    ctl.first_batch = progress.partial.batches;
+    ctl.start = progress.partial;
+    ctl.stop = options.stop;
+    ctl.progress = [&](long long done, long long total) { observer.on_batch(epoch, done, total); };
     const auto t0 = clock::now();
-    const EpochSums sums = backend.train_epoch(
-        data.train, order, lr,
-        [&](long long done, long long total) { observer.on_batch(epoch, done, total); });
-    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    const EpochSums sums = backend.train_epoch(data.train, order, lr, ctl);
+    const double dt = progress.partial_s + std::chrono::duration<double>(clock::now() - t0).count();
+    if (sums.stopped) {
+      progress.partial = sums;
+      progress.partial.stopped = false;
+      progress.partial_s = dt;
+      result.stopped = true;
+      break;
+    }
 
     EpochMetrics m;
     m.epoch = epoch;
@@ -53,10 +65,15 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     m.epoch_s = dt;
     m.samples_per_s = dt > 0 ? static_cast<double>(sums.samples) / dt : 0.0;
     result.train_s += dt;
-    result.epochs.push_back(m);
+    progress.done.push_back(m);
+    progress.partial = EpochSums{};
+    progress.partial_s = 0;
     observer.on_epoch(m);
+    observer.on_progress(progress);
   }
-  result.test = backend.evaluate(data.test);
+  result.epochs = progress.done;
+  result.progress = progress;
+  if (!result.stopped) result.test = backend.evaluate(data.test);
   return result;
 }
 

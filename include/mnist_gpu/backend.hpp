@@ -2,6 +2,7 @@
 // A backend owns the parameters, gradients, optimizer state and all workspace of one model.
 #pragma once
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -18,6 +19,8 @@ struct EpochSums {
   double loss_sum = 0;
   unsigned long long correct = 0;
   long long samples = 0;
+  long long batches = 0;  ///< batches of the epoch trained so far (the next one's index)
+  bool stopped = false;   ///< the stop flag ended the epoch early, after a whole step
 };
 
 /// Loss, accuracy and confusion matrix of the model on a dataset.
@@ -33,6 +36,23 @@ struct EvalResult {
 /// Called with (batches done, batches total) during an epoch; may be empty.
 using ProgressFn = std::function<void(long long, long long)>;
 
+/// How to run (part of) an epoch: from which batch, with which sums so far (a resumed epoch),
+/// and a flag checked between steps that ends the epoch early (SIGINT, SIGTERM).
+struct EpochControl {
+  long long first_batch = 0;
+  EpochSums start;
+  ProgressFn progress;
+  const std::atomic<bool>* stop = nullptr;
+};
+
+/// Everything a backend holds that training changes: with the seed, enough to continue a run
+/// exactly where it stopped.
+struct TrainState {
+  std::vector<float> params;  ///< (layout.size)
+  std::vector<float> s1, s2;  ///< optimizer state (momentum: s1; adam: s1 = m, s2 = v); empty if unused
+  long long step = 0;         ///< optimizer updates so far (Adam's bias correction)
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -42,10 +62,20 @@ class Backend {
   virtual std::string device() const = 0;
   virtual void set_params(const std::vector<float>& params) = 0;
   virtual std::vector<float> get_params() = 0;
+  virtual TrainState get_state() = 0;
+  virtual void set_state(const TrainState& state) = 0;
   /// One epoch of mini-batch training over `data` rows in `order` (batches of the configured
-  /// size, the last one partial), one optimizer update per batch at rate `lr`.
+  /// size, the last one partial), one optimizer update per batch at rate `lr`, from
+  /// ctl.first_batch on; stops after a whole step when *ctl.stop becomes true.
   virtual EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order,
-                                float lr, const ProgressFn& progress) = 0;
+                                float lr, const EpochControl& ctl) = 0;
+  /// The whole epoch, with progress reports.
+  EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
+                        const ProgressFn& progress) {
+    EpochControl ctl;
+    ctl.progress = progress;
+    return train_epoch(data, order, lr, ctl);
+  }
   virtual EvalResult evaluate(const Dataset& data) = 0;
 };
 

@@ -26,10 +26,21 @@ struct EpochMetrics {
   double samples_per_s = 0;  ///< training samples / epoch_s
 };
 
+/// Where a run stands: the epochs completed (their metrics) and, when it stopped inside an epoch,
+/// the partial sums of that epoch (its next batch is partial.batches). With the seed and the
+/// backend's TrainState this is all a resume needs: every epoch's order derives from (seed, epoch).
+struct TrainProgress {
+  std::vector<EpochMetrics> done;
+  EpochSums partial;      ///< sums of the unfinished epoch done.size() + 1 (batches 0 when none)
+  double partial_s = 0;   ///< training seconds spent in it so far
+};
+
 struct TrainResult {
   std::vector<EpochMetrics> epochs;
-  EvalResult test;
-  double train_s = 0;  ///< sum of epoch_s
+  EvalResult test;        ///< valid only when !stopped
+  double train_s = 0;     ///< sum of epoch_s
+  bool stopped = false;   ///< the stop flag ended the run early (after a whole step)
+  TrainProgress progress; ///< where it stands (for a checkpoint)
 };
 
 /// Receives progress from train(); the CLI logs it, tests may record it. Never called from a
@@ -39,6 +50,14 @@ class TrainObserver {
   virtual ~TrainObserver() = default;
   virtual void on_batch(int /*epoch*/, long long /*done*/, long long /*total*/) {}
   virtual void on_epoch(const EpochMetrics& /*m*/) {}
+  /// After each completed epoch, with everything done so far (the CLI writes a checkpoint).
+  virtual void on_progress(const TrainProgress& /*p*/) {}
+};
+
+/// Optional controls: resume from a checkpoint's progress, stop when *stop becomes true.
+struct TrainOptions {
+  TrainProgress resume;
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct TrainData {
@@ -50,6 +69,6 @@ struct TrainData {
 /// Trains for cfg.epochs epochs of cfg.seed's orders, evaluating on val after each epoch and on
 /// test at the end.
 TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backend,
-                  TrainObserver& observer);
+                  TrainObserver& observer, const TrainOptions& options = {});
 
 }  // namespace mnist_gpu

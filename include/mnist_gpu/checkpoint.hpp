@@ -1,0 +1,39 @@
+// Training checkpoints: the configuration, the backend's TrainState and the TrainProgress, enough
+// to resume a run exactly (every epoch's order derives from the seed and the epoch number).
+//
+// Format, version 1, little-endian:
+//   "MNGPUCKP"            8 bytes magic
+//   u32 version           1
+//   u64 header_bytes      length of the JSON header that follows
+//   header                JSON: {"config": {...}, "step": N, "done": [epoch metrics...],
+//                         "partial": {"loss_sum", "correct", "samples", "batches"}, "partial_s": s}
+//   u64 n_params, n_s1, n_s2
+//   f32 params[n_params], s1[n_s1], s2[n_s2]
+//   u32 crc32             zlib CRC-32 of every byte before it
+// A reader checks the size, magic, version and CRC before parsing, and every count against what
+// the configuration implies before allocating.
+#pragma once
+#include <filesystem>
+
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/config.hpp"
+#include "mnist_gpu/train.hpp"
+
+namespace mnist_gpu {
+
+inline constexpr std::uint32_t kCheckpointVersion = 1;
+
+struct Checkpoint {
+  TrainConfig config;  ///< the settings that determine the result (paths are not stored)
+  TrainState state;
+  TrainProgress progress;
+};
+
+/// Writes atomically (write_file_atomically): a crash leaves the previous checkpoint readable.
+void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ckpt);
+
+/// Reads and validates; Error naming the file and what is wrong (not a checkpoint, a newer
+/// version, checksum mismatch, truncated, absurd sizes, inconsistent counts).
+Checkpoint read_checkpoint(const std::filesystem::path& path);
+
+}  // namespace mnist_gpu
