@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
+#include <csignal>
+#include <functional>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -13,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/checkpoint.hpp"
 #include "mnist_gpu/cli.hpp"
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/device.hpp"
@@ -32,14 +36,28 @@ std::string join(const std::vector<int>& v, const char* sep) {
   return s;
 }
 
+json epoch_json(const EpochMetrics& m) {
+  return {{"epoch", m.epoch},
+          {"train_loss", m.train_loss},
+          {"train_acc", m.train_acc},
+          {"val_loss", std::isnan(m.val_loss) ? json(nullptr) : json(m.val_loss)},
+          {"val_acc", std::isnan(m.val_acc) ? json(nullptr) : json(m.val_acc)},
+          {"lr", m.lr},
+          {"epoch_s", m.epoch_s},
+          {"samples_per_s", m.samples_per_s}};
+}
+
 // A metrics file of JSON lines, each written whole and flushed, so that a crash loses at most the
-// line being written.
+// line being written. On resume it is rewritten with the checkpoint's epochs (so that an epoch
+// whose line was written before a crash but whose checkpoint was not is not listed twice), then
+// appended to.
 class MetricsFile {
  public:
-  explicit MetricsFile(const std::string& path) : path_(path) {
+  MetricsFile(const std::string& path, const std::vector<EpochMetrics>& history) : path_(path) {
     if (path.empty()) return;
     out_.open(path, std::ios::out | std::ios::trunc);
     if (!out_) throw Error("--metrics: cannot write '" + path + "' (" + std::strerror(errno) + ")");
+    for (const auto& m : history) write(epoch_json(m));
   }
   void write(const json& line) {
     if (path_.empty()) return;
@@ -57,7 +75,13 @@ class MetricsFile {
 // the metrics file.
 class CliObserver final : public TrainObserver {
  public:
-  CliObserver(int epochs, MetricsFile& metrics) : epochs_(epochs), metrics_(metrics), tty_(isatty(2) != 0) {}
+  using ProgressSink = std::function<void(const TrainProgress&)>;
+  CliObserver(int epochs, MetricsFile& metrics, ProgressSink checkpoint)
+      : epochs_(epochs), metrics_(metrics), checkpoint_(std::move(checkpoint)), tty_(isatty(2) != 0) {}
+
+  void on_progress(const TrainProgress& p) override {
+    if (checkpoint_) checkpoint_(p);
+  }
 
   void on_batch(int epoch, long long done, long long total) override {
     if (!tty_) return;
@@ -81,19 +105,13 @@ class CliObserver final : public TrainObserver {
     if (!std::isnan(m.val_acc)) val = fmt::format("val {:.2f}% (loss {:.4f})", 100 * m.val_acc, m.val_loss);
     spdlog::info("epoch {:>3}/{}  loss {:.4f}  train {:.2f}%  {}  {:.2f} s  {:.0f} samples/s", m.epoch,
                  epochs_, m.train_loss, 100 * m.train_acc, val, m.epoch_s, m.samples_per_s);
-    metrics_.write({{"epoch", m.epoch},
-                    {"train_loss", m.train_loss},
-                    {"train_acc", m.train_acc},
-                    {"val_loss", std::isnan(m.val_loss) ? json(nullptr) : json(m.val_loss)},
-                    {"val_acc", std::isnan(m.val_acc) ? json(nullptr) : json(m.val_acc)},
-                    {"lr", m.lr},
-                    {"epoch_s", m.epoch_s},
-                    {"samples_per_s", m.samples_per_s}});
+    metrics_.write(epoch_json(m));
   }
 
  private:
   int epochs_;
   MetricsFile& metrics_;
+  ProgressSink checkpoint_;
   bool tty_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point last_draw_{};
@@ -114,9 +132,64 @@ std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg) {
   return make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
 }
 
-int run_train(const TrainConfig& cfg) {
-  MetricsFile metrics(cfg.metrics_path);  // opened first: an unwritable path fails before training
+// SIGINT/SIGTERM ask the trainer to stop after the current step; the handler then restores the
+// default action, so a second signal ends the process at once. Process-wide by nature: the only
+// mutable globals in the program.
+std::atomic<bool> g_stop{false};
+volatile std::sig_atomic_t g_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  g_signal = sig;
+  g_stop.store(true);
+  std::signal(sig, SIG_DFL);
+}
+
+// With --resume, flags that change the result must agree with the checkpoint's settings.
+void check_resume_flags(const TrainConfig& flags, const TrainConfig& ck, const std::vector<std::string>& given,
+                        const std::string& path) {
+  auto f = [](double v) { return fmt::format("{}", v); };
+  const std::pair<const char*, std::pair<std::string, std::string>> pairs[] = {
+      {"--batch", {std::to_string(flags.batch), std::to_string(ck.batch)}},
+      {"--hidden", {join(flags.model.hidden, ","), join(ck.model.hidden, ",")}},
+      {"--activation", {to_string(flags.model.activation), to_string(ck.model.activation)}},
+      {"--loss", {to_string(flags.model.loss), to_string(ck.model.loss)}},
+      {"--optimizer", {to_string(flags.optimizer.kind), to_string(ck.optimizer.kind)}},
+      {"--lr", {f(flags.optimizer.lr), f(ck.optimizer.lr)}},
+      {"--momentum", {f(flags.optimizer.momentum), f(ck.optimizer.momentum)}},
+      {"--nesterov", {flags.optimizer.nesterov ? "on" : "off", ck.optimizer.nesterov ? "on" : "off"}},
+      {"--l2", {f(flags.optimizer.l2), f(ck.optimizer.l2)}},
+      {"--schedule", {to_string(flags.schedule), to_string(ck.schedule)}},
+      {"--epochs", {std::to_string(flags.epochs), std::to_string(ck.epochs)}},
+      {"--val", {std::to_string(flags.val), std::to_string(ck.val)}},
+      {"--seed", {std::to_string(flags.seed), std::to_string(ck.seed)}}};
+  for (const auto& [flag, values] : pairs) {
+    if (std::find(given.begin(), given.end(), flag) == given.end() || values.first == values.second) continue;
+    throw UsageError(std::string(flag) + ": the checkpoint " + path + " was trained with '" + values.second +
+                     "', not '" + values.first + "'; resume without " + flag + " or with the same value");
+  }
+}
+
+int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
+  // A resumed run takes every setting that shapes the result from its checkpoint.
+  TrainConfig cfg = flags;
+  Checkpoint resume;
+  if (!flags.resume_path.empty()) {
+    resume = read_checkpoint(flags.resume_path);
+    check_resume_flags(flags, resume.config, given, flags.resume_path);
+    cfg = resume.config;
+    cfg.data_dir = flags.data_dir;
+    cfg.device = flags.device;
+    cfg.metrics_path = flags.metrics_path;
+    cfg.resume_path = flags.resume_path;
+    cfg.checkpoint_path = flags.checkpoint_path.empty() ? flags.resume_path : flags.checkpoint_path;
+  }
+  MetricsFile metrics(cfg.metrics_path, resume.progress.done);  // opened first: an unwritable path fails early
   std::unique_ptr<Backend> backend = choose_backend(cfg);  // a missing GPU fails before loading data
+  if (!cfg.resume_path.empty()) {
+    backend->set_state(resume.state);
+    spdlog::info("resuming {} after epoch {} (batch {} of the next)", cfg.resume_path, resume.progress.done.size(),
+                 resume.progress.partial.batches);
+  }
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
   for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
@@ -135,8 +208,32 @@ int run_train(const TrainConfig& cfg) {
                to_string(cfg.model.activation), to_string(cfg.model.loss), layout.size,
                to_string(cfg.optimizer.kind), cfg.optimizer.lr, cfg.batch, cfg.seed, backend->describe());
 
-  CliObserver observer(cfg.epochs, metrics);
-  const TrainResult r = train(cfg, TrainData{train_set, val_set, files.test}, *backend, observer);
+  auto save = [&](const std::string& path, const TrainProgress& p) {
+    write_checkpoint(path, Checkpoint{cfg, backend->get_state(), p});
+  };
+  CliObserver::ProgressSink sink;
+  if (!cfg.checkpoint_path.empty()) sink = [&](const TrainProgress& p) { save(cfg.checkpoint_path, p); };
+  CliObserver observer(cfg.epochs, metrics, sink);
+  TrainOptions options;
+  options.resume = resume.progress;
+  options.stop = &g_stop;
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  const TrainResult r = train(cfg, TrainData{train_set, val_set, files.test}, *backend, observer, options);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+
+  if (r.stopped) {
+    const int sig = static_cast<int>(g_signal);
+    const std::string path = cfg.checkpoint_path.empty() ? "mnist_gpu-interrupted.ckpt" : cfg.checkpoint_path;
+    std::fprintf(stderr, "\n");
+    save(path, r.progress);
+    spdlog::info("stopped by {} in epoch {} after batch {}; checkpoint written to {}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                 r.progress.done.size() + 1, r.progress.partial.batches, path);
+    spdlog::info("resume with: mnist_gpu train --resume {}{}", path,
+                 cfg.data_dir.empty() ? "" : " --data " + cfg.data_dir);
+    return 128 + (sig ? sig : SIGINT);
+  }
 
   const auto errors = r.test.per_class_errors();
   spdlog::info("test: accuracy {:.2f}% ({} of {} wrong), loss {:.4f}; training {:.1f} s", 100 * r.test.acc,
@@ -223,7 +320,13 @@ int run_cli(int argc, const char* const* argv) {
     return 2;
   }
   try {
-    if (train_cmd->parsed()) return run_train(to_train_config(train_args));
+    if (train_cmd->parsed()) {
+      std::vector<std::string> given;
+      for (const char* flag : {"--batch", "--hidden", "--activation", "--loss", "--optimizer", "--lr", "--momentum",
+                               "--nesterov", "--l2", "--schedule", "--epochs", "--val", "--seed"})
+        if (train_cmd->count(flag) > 0) given.push_back(flag);
+      return run_train(to_train_config(train_args), given);
+    }
     if (verify_cmd->parsed()) return run_verify(to_train_config(verify_args));
     return 2;
   } catch (const UsageError& e) {

@@ -99,6 +99,10 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
   app.add_option("--epochs", a.epochs, "epochs, >= 1")->capture_default_str();
   app.add_option("--val", a.val, "training images held out for validation, 0..59999")->capture_default_str();
   app.add_option("--metrics", a.metrics, "write JSON lines (one per epoch, then a summary) to this file");
+  app.add_option("--checkpoint", a.checkpoint,
+                 "write a checkpoint here after every epoch and on SIGINT/SIGTERM (atomically)");
+  app.add_option("--resume", a.resume,
+                 "continue the run saved in this checkpoint (its settings are used; flags given must agree)");
 }
 
 TrainConfig to_train_config(const TrainArgs& a) {
@@ -108,7 +112,8 @@ TrainConfig to_train_config(const TrainArgs& a) {
       {"--data", &a.data},     {"--device", &a.device},     {"--batch", &a.batch},       {"--hidden", &a.hidden},
       {"--activation", &a.activation}, {"--loss", &a.loss}, {"--optimizer", &a.optimizer},
       {"--momentum", &a.momentum}, {"--l2", &a.l2},          {"--schedule", &a.schedule}, {"--epochs", &a.epochs},
-      {"--val", &a.val},       {"--seed", &a.seed},         {"--metrics", &a.metrics},   {"--lr", a.lr ? &*a.lr : nullptr}};
+      {"--val", &a.val},       {"--seed", &a.seed},         {"--metrics", &a.metrics},
+      {"--checkpoint", &a.checkpoint}, {"--resume", &a.resume},   {"--lr", a.lr ? &*a.lr : nullptr}};
   for (const auto& [flag, value] : values)
     if (value && value->rfind("--", 0) == 0)
       throw UsageError(std::string(flag) + ": expected a value, got the flag '" + *value + "'");
@@ -144,6 +149,8 @@ TrainConfig to_train_config(const TrainArgs& a) {
   if (errno == ERANGE) refuse("--seed", "an integer in 0..18446744073709551615", a.seed);
   c.seed = seed;
   c.metrics_path = a.metrics;
+  c.checkpoint_path = a.checkpoint;
+  c.resume_path = a.resume;
   if (a.nesterov && c.optimizer.kind != OptimizerKind::momentum)
     throw UsageError("--nesterov: applies to --optimizer momentum only, not '" + a.optimizer + "'");
   return c;

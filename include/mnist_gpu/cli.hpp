@@ -19,6 +19,7 @@ struct TrainArgs {
                     loss = "xent", optimizer = "adam", momentum = "0.9", l2 = "0",
                     schedule = "cosine", epochs = "10", val = "5000", seed = "1", metrics;
   std::optional<std::string> lr;  ///< absent: the optimizer's default; given empty: refused
+  std::string checkpoint, resume;
   bool nesterov = false;
 };
 

@@ -55,6 +55,8 @@ struct TrainConfig {
   int val = 5000;
   std::uint64_t seed = 1;
   std::string metrics_path;  ///< JSON lines; empty: none
+  std::string checkpoint_path;  ///< written after every epoch and on SIGINT/SIGTERM; empty: none
+  std::string resume_path;      ///< a checkpoint to continue from; empty: a fresh run
 };
 
 }  // namespace mnist_gpu
