@@ -6,6 +6,7 @@
 #include <limits>
 #include <numeric>
 
+#include "mnist_gpu/error.hpp"
 #include "mnist_gpu/rng.hpp"
 
 namespace mnist_gpu {
@@ -42,6 +43,12 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     const auto t0 = clock::now();
     const EpochSums sums = backend.train_epoch(data.train, order, lr, ctl);
     const double dt = progress.partial_s + std::chrono::duration<double>(clock::now() - t0).count();
+    // Divergence: the loss accumulator (on the device for the GPU, read once per epoch anyway)
+    // turns NaN or infinite. The last good checkpoint is the previous epoch's: none is written.
+    if (!std::isfinite(sums.loss_sum))
+      throw Error("training diverged in epoch " + std::to_string(epoch) + ": the loss became " +
+                  (std::isnan(sums.loss_sum) ? "NaN" : "infinite") + " at learning rate " + std::to_string(lr) +
+                  "; try a smaller --lr, --optimizer adam, or a smaller --batch");
     if (sums.stopped) {
       progress.partial = sums;
       progress.partial.stopped = false;
