@@ -1,0 +1,32 @@
+// Reading PNG and JPEG images (libpng, libjpeg) into a grey + alpha float image, with the size
+// checked before any pixel is decoded, and writing 8-bit grey PNGs.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+namespace mnist_gpu {
+
+/// Largest image accepted: each side at most 8192 pixels and at most 40 megapixels in all.
+constexpr int kMaxImageSide = 8192;
+constexpr long long kMaxImagePixels = 40'000'000;
+
+/// A decoded image: luminance and alpha in [0, 1] (0 black / transparent), row-major (height, width).
+struct GreyImage {
+  int width = 0, height = 0;
+  std::vector<float> grey;   // (height, width)
+  std::vector<float> alpha;  // (height, width); empty when the file has no alpha channel
+};
+
+/// Decodes a PNG (1..16 bit; grey, grey+alpha, RGB, RGBA, palette, with or without tRNS;
+/// interlaced or not) or a baseline/progressive JPEG (grey or colour), recognised by signature.
+/// Colour becomes luminance 0.299 R + 0.587 G + 0.114 B of the stored (gamma-encoded) values.
+/// Throws Error naming the file when it is not a PNG or JPEG, is corrupt or truncated (libpng and
+/// libjpeg errors become Errors, never an exit), or declares a size beyond the limits above
+/// (refused from the header, before pixels are decoded).
+GreyImage read_image(const std::filesystem::path& file);
+
+/// Writes an 8-bit greyscale PNG of `pixels` (height, width). Throws Error naming the file.
+void write_grey_png(const std::filesystem::path& file, int width, int height, const std::uint8_t* pixels);
+
+}  // namespace mnist_gpu
