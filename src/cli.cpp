@@ -18,10 +18,12 @@
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/checkpoint.hpp"
 #include "mnist_gpu/cli.hpp"
+#include "mnist_gpu/cli_models.hpp"
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/device.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
+#include "mnist_gpu/model_io.hpp"
 #include "mnist_gpu/train.hpp"
 #include "mnist_gpu/verify.hpp"
 
@@ -117,8 +119,9 @@ class CliObserver final : public TrainObserver {
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
-// Chooses the backend for --device; `auto` falls back to the CPU with a one-line notice.
-std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg) {
+}  // namespace
+
+std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work) {
   if (cfg.device != DeviceChoice::cpu) {
     const DeviceProbe probe = probe_device();
     if (probe.usable) {
@@ -127,10 +130,12 @@ std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg) {
       return make_cuda_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
     }
     if (cfg.device == DeviceChoice::cuda) throw Error("--device cuda: no usable GPU: " + probe.reason);
-    spdlog::info("notice: no usable GPU ({}); training on the CPU", probe.reason);
+    spdlog::info("notice: no usable GPU ({}); {} on the CPU", probe.reason, work);
   }
   return make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
 }
+
+namespace {
 
 // SIGINT/SIGTERM ask the trainer to stop after the current step; the handler then restores the
 // default action, so a second signal ends the process at once. Process-wide by nature: the only
@@ -182,8 +187,10 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
     cfg.metrics_path = flags.metrics_path;
     cfg.resume_path = flags.resume_path;
     cfg.checkpoint_path = flags.checkpoint_path.empty() ? flags.resume_path : flags.checkpoint_path;
+    cfg.save_path = flags.save_path;
   }
   MetricsFile metrics(cfg.metrics_path, resume.progress.done);  // opened first: an unwritable path fails early
+  if (!cfg.save_path.empty()) check_model_writable(cfg.save_path);
   std::unique_ptr<Backend> backend = choose_backend(cfg);  // a missing GPU fails before loading data
   if (!cfg.resume_path.empty()) {
     backend->set_state(resume.state);
@@ -262,6 +269,10 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
                  {"optimizer", to_string(cfg.optimizer.kind)},
                  {"lr", cfg.optimizer.lr},
                  {"dataset", files.dataset_name}});
+  if (!cfg.save_path.empty()) {
+    save_model(cfg.save_path, cfg.model, backend->get_params());
+    spdlog::info("model saved to {}", cfg.save_path);
+  }
   return 0;
 }
 
@@ -301,6 +312,12 @@ int run_cli(int argc, const char* const* argv) {
   CLI::App* train_cmd = app.add_subcommand("train", "train an MLP and report its test accuracy");
   TrainArgs train_args;
   add_train_options(*train_cmd, train_args);
+  CLI::App* eval_cmd = app.add_subcommand("eval", "evaluate a saved model on the test set (accuracy, confusion matrix)");
+  EvalArgs eval_args;
+  add_eval_options(*eval_cmd, eval_args);
+  CLI::App* predict_cmd = app.add_subcommand("predict", "classify PNG or JPEG images of digits with a saved model");
+  PredictArgs predict_args;
+  add_predict_options(*predict_cmd, predict_args);
   CLI::App* verify_cmd = app.add_subcommand(
       "verify", "check the GPU against the CPU: one training step of each activation and loss, tensor by tensor");
   TrainArgs verify_args;
@@ -328,6 +345,8 @@ int run_cli(int argc, const char* const* argv) {
       return run_train(to_train_config(train_args), given);
     }
     if (verify_cmd->parsed()) return run_verify(to_train_config(verify_args));
+    if (eval_cmd->parsed()) return run_eval(eval_args);
+    if (predict_cmd->parsed()) return run_predict(predict_args);
     return 2;
   } catch (const UsageError& e) {
     spdlog::error("error: {}", e.what());

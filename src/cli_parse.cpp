@@ -103,6 +103,7 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
                  "write a checkpoint here after every epoch and on SIGINT/SIGTERM (atomically)");
   app.add_option("--resume", a.resume,
                  "continue the run saved in this checkpoint (its settings are used; flags given must agree)");
+  app.add_option("--save", a.save, "write the trained model to this file (atomically; for eval and predict)");
 }
 
 TrainConfig to_train_config(const TrainArgs& a) {
@@ -113,7 +114,7 @@ TrainConfig to_train_config(const TrainArgs& a) {
       {"--activation", &a.activation}, {"--loss", &a.loss}, {"--optimizer", &a.optimizer},
       {"--momentum", &a.momentum}, {"--l2", &a.l2},          {"--schedule", &a.schedule}, {"--epochs", &a.epochs},
       {"--val", &a.val},       {"--seed", &a.seed},         {"--metrics", &a.metrics},
-      {"--checkpoint", &a.checkpoint}, {"--resume", &a.resume},   {"--lr", a.lr ? &*a.lr : nullptr}};
+      {"--checkpoint", &a.checkpoint}, {"--resume", &a.resume},   {"--save", &a.save},   {"--lr", a.lr ? &*a.lr : nullptr}};
   for (const auto& [flag, value] : values)
     if (value && value->rfind("--", 0) == 0)
       throw UsageError(std::string(flag) + ": expected a value, got the flag '" + *value + "'");
@@ -150,6 +151,7 @@ TrainConfig to_train_config(const TrainArgs& a) {
   c.seed = seed;
   c.metrics_path = a.metrics;
   c.checkpoint_path = a.checkpoint;
+  c.save_path = a.save;
   c.resume_path = a.resume;
   if (a.nesterov && c.optimizer.kind != OptimizerKind::momentum)
     throw UsageError("--nesterov: applies to --optimizer momentum only, not '" + a.optimizer + "'");

@@ -1,6 +1,7 @@
 // The command line: flag definitions, strict value parsing (each refusal names the flag and what
 // it accepts), and the entry point that maps errors to exit codes (0 ok, 1 runtime, 2 usage).
 #pragma once
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@ class App;
 
 namespace mnist_gpu {
 
+class Backend;
+
 /// The `train` flags as typed by the user, before validation.
 struct TrainArgs {
   std::string data, device = "auto", batch = "128", hidden = "512,256", activation = "relu",
@@ -20,6 +23,7 @@ struct TrainArgs {
                     schedule = "cosine", epochs = "10", val = "5000", seed = "1", metrics;
   std::optional<std::string> lr;  ///< absent: the optimizer's default; given empty: refused
   std::string checkpoint, resume;
+  std::string save;  ///< --save FILE: the trained model
   bool nesterov = false;
 };
 
@@ -38,6 +42,11 @@ TrainConfig parse_train_flags(const std::vector<std::string>& flags);
 
 /// "512,256" -> {512, 256}; "" -> {} (softmax regression). Throws UsageError (--hidden ...).
 std::vector<int> parse_hidden(const std::string& text);
+
+/// The backend for cfg.device with cfg's model, optimizer, batch and seed: `auto` falls back to
+/// the CPU with a one-line notice naming `work` ("training on the CPU"); `cuda` without a usable
+/// GPU throws Error.
+std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work = "training");
 
 /// The whole program: returns the process exit code. Logs to stderr.
 int run_cli(int argc, const char* const* argv);

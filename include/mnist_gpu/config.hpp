@@ -57,6 +57,7 @@ struct TrainConfig {
   std::string metrics_path;  ///< JSON lines; empty: none
   std::string checkpoint_path;  ///< written after every epoch and on SIGINT/SIGTERM; empty: none
   std::string resume_path;      ///< a checkpoint to continue from; empty: a fresh run
+  std::string save_path;        ///< the trained model (model_io.hpp), written at the end; empty: none
 };
 
 }  // namespace mnist_gpu

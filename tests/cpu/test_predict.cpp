@@ -453,3 +453,169 @@ TEST(Predict, ClassifierRefusesAModelOfTheWrongShape) {
   m.params.assign(1010, 0.0f);
   EXPECT_TRUE(contains(refusal([&] { DigitClassifier c(m); }), "needs 784 and 10"));
 }
+
+// --- the executable: train --save, eval, predict ------------------------------------------------
+
+namespace {
+
+struct ExeRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the executable with `args` (already shell-quoted), capturing stdout and stderr.
+ExeRun run_exe(const std::string& args) {
+  const std::string err_file = (fs::temp_directory_path() / ("mnist_gpu_predict_err_" + std::to_string(::getpid()))).string();
+  const std::string cmd = "'" + mnist_gpu::test::exe() + "' " + args + " 2>'" + err_file + "'";
+  ExeRun r;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) {
+    ADD_FAILURE() << "popen failed: " << cmd;
+    return r;
+  }
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(pipe);
+  const Bytes err = read_bytes(err_file);
+  r.err.assign(err.begin(), err.end());
+  fs::remove(err_file);
+  if (status == -1 || !WIFEXITED(status)) {
+    ADD_FAILURE() << "did not exit normally: " << cmd;
+    return r;
+  }
+  r.exit_code = WEXITSTATUS(status);
+  return r;
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+}  // namespace
+
+TEST(ModelsExe, TrainSaveThenEvalAndPredict) {
+  const fs::path dir = fresh_dir("exe");
+  const fs::path model = dir / "m.bin";
+  const ExeRun t = run_exe("train --device cpu --epochs 1 --hidden 32 --batch 256 --val 0 --save " + q(model));
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_TRUE(contains(t.err, "model saved to"));
+  const SavedModel saved = load_model(model);
+  EXPECT_EQ(saved.spec.hidden, std::vector<int>{32});
+
+  const ExeRun e = run_exe("eval --device cpu --model " + q(model) + " --json " + q(dir / "eval.json"));
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_TRUE(contains(e.err, "accuracy"));
+  EXPECT_TRUE(contains(e.err, "true\\pred"));
+  std::ifstream in(dir / "eval.json");
+  const nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_GE(j["test_acc"].get<double>(), 0.85);  // one epoch of a 32-wide net: ~93%
+  EXPECT_EQ(j["count"], 10000);
+  ASSERT_EQ(j["confusion"].size(), 10u);
+  unsigned long long total = 0, errors = 0;
+  for (const auto& row : j["confusion"]) {
+    ASSERT_EQ(row.size(), 10u);
+    for (const auto& c : row) total += c.get<unsigned long long>();
+  }
+  for (const auto& c : j["per_class_errors"]) errors += c.get<unsigned long long>();
+  EXPECT_EQ(total, 10000u);
+  EXPECT_NEAR(static_cast<double>(errors) / 10000.0, 1.0 - j["test_acc"].get<double>(), 1e-12);
+
+  // predict: the executable agrees with the library on the same saved model.
+  DigitClassifier clf(saved);
+  std::vector<fs::path> images;
+  for (int i = 0; i < 3; ++i) {
+    images.push_back(draw(dir, "d" + std::to_string(i), mnist_digit(i), Kind::palette));
+    images.push_back(draw(dir, "d" + std::to_string(i), mnist_digit(i), Kind::jpeg_rgb));
+  }
+  std::string args;
+  for (const auto& f : images) args += " " + q(f);
+  const ExeRun p = run_exe("predict --model " + q(model) + " --show " + q(dir / "shown") + args);
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  std::string expect;
+  for (const auto& f : images) {
+    const DigitImage d = prepare_digit(read_image(f));
+    const Prediction pr = clf.classify(d);
+    char pct[32];
+    std::snprintf(pct, sizeof pct, "%.1f", 100.0 * pr.prob);
+    expect += f.string() + ": " + std::to_string(pr.digit) + " (" + pct + "%)\n";
+    // --show wrote the 28x28 the model saw.
+    const GreyImage shown = read_image(dir / "shown" / (f.stem().string() + ".png"));
+    ASSERT_EQ(shown.width, 28);
+    ASSERT_EQ(shown.height, 28);
+    for (std::size_t k = 0; k < d.size(); ++k) ASSERT_EQ(std::lround(shown.grey[k] * 255), d[k]) << f << " pixel " << k;
+  }
+  EXPECT_EQ(p.out, expect);
+
+  const ExeRun pj = run_exe("predict --json --model " + q(model) + " " + q(images[0]));
+  ASSERT_EQ(pj.exit_code, 0) << pj.err;
+  const nlohmann::json line = nlohmann::json::parse(pj.out);
+  EXPECT_EQ(line["file"], images[0].string());
+  EXPECT_EQ(line["digit"], clf.classify(prepare_digit(read_image(images[0]))).digit);
+  ASSERT_EQ(line["probs"].size(), 10u);
+  double sum = 0;
+  for (const auto& v : line["probs"]) sum += v.get<double>();
+  EXPECT_NEAR(sum, 1.0, 1e-4);  // rounded to 6 decimals each
+  EXPECT_EQ(line["prob"], line["probs"][line["digit"].get<int>()]);
+  fs::remove_all(dir);
+}
+
+TEST(ModelsExe, RefusalsExitWithTheRightCodeAndMessage) {
+  const fs::path dir = fresh_dir("exe_refusals");
+  ModelSpec spec;
+  spec.hidden = {8};
+  std::vector<float> params(ParamLayout(spec).size);
+  init_params(spec, ParamLayout(spec), 1, params.data());
+  const fs::path model = dir / "m.bin";
+  save_model(model, spec, params);
+  Bytes corrupt = read_bytes(model);
+  corrupt[100] ^= 1;
+  write_bytes(dir / "corrupt.bin", corrupt);
+  const fs::path good = draw(dir, "seven", mnist_digit(0), Kind::rgb);
+  ASSERT_TRUE(write_png(dir / "blank.png", 40, 30, 8, PNG_COLOR_TYPE_GRAY, Bytes(1200, 255)));
+  write_bytes(dir / "notes.txt", Bytes{'h', 'i', '\n'});
+
+  struct Case {
+    std::string args;
+    int code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"eval", 2, "--model"},
+      {"eval --model " + q(dir / "missing.bin"), 1, "missing.bin"},
+      {"eval --model " + q(dir / "corrupt.bin"), 1, "checksum mismatch: the file is corrupt"},
+      {"eval --model " + q(good), 1, "not an mnist_gpu model file"},
+      {"eval --model " + q(model) + " --batch 0", 2, "--batch"},
+      {"eval --model " + q(model) + " --device gpu", 2, "--device"},
+      {"eval --model --json", 2, "--model"},
+      {"eval --model " + q(model) + " --data /nonexistent/mnist_gpu", 1, "/nonexistent/mnist_gpu"},
+      {"predict --model " + q(model), 2, "images"},
+      {"predict " + q(good), 2, "--model"},
+      {"predict --model " + q(dir / "corrupt.bin") + " " + q(good), 1, "checksum mismatch"},
+      {"predict --model " + q(model) + " " + q(dir / "notes.txt"), 1, "not an image"},
+      {"predict --model " + q(model) + " " + q(dir / "blank.png"), 1, "no ink found"},
+      {"train --epochs 1 --save " + q(dir / "no" / "such" / "m.bin"), 1, "cannot save the model here"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    const ExeRun r = run_exe(c.args);
+    EXPECT_EQ(r.exit_code, c.code) << r.err;
+    EXPECT_TRUE(contains(r.err, c.message));
+    EXPECT_EQ(r.err.find("epoch"), std::string::npos) << "refused only after training:\n" << r.err;
+  }
+
+  // One bad image among good ones: the good ones are still classified, the exit code is 1.
+  const ExeRun mixed = run_exe("predict --model " + q(model) + " " + q(dir / "notes.txt") + " " + q(good));
+  EXPECT_EQ(mixed.exit_code, 1);
+  EXPECT_TRUE(contains(mixed.out, good.string() + ": "));
+  EXPECT_TRUE(contains(mixed.err, (dir / "notes.txt").string()));
+  EXPECT_TRUE(contains(mixed.err, "1 of 2 images could not be classified"));
+
+  if (!probe_device().usable) {
+    const ExeRun r = run_exe("eval --device cuda --model " + q(model));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_TRUE(contains(r.err, "--device cuda: no usable GPU"));
+    const ExeRun a = run_exe("eval --device auto --model " + q(model));
+    EXPECT_EQ(a.exit_code, 0) << a.err;
+    EXPECT_TRUE(contains(a.err, "evaluating on the CPU"));
+  }
+  fs::remove_all(dir);
+}

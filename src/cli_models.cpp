@@ -1,0 +1,174 @@
+// The `eval` and `predict` commands: a saved model evaluated on the test set on the chosen device,
+// or classifying digit images. Human output to stderr (spdlog); predictions to stdout.
+#include "mnist_gpu/cli_models.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/cli.hpp"
+#include "mnist_gpu/dataset.hpp"
+#include "mnist_gpu/error.hpp"
+#include "mnist_gpu/file_io.hpp"
+#include "mnist_gpu/image_io.hpp"
+#include "mnist_gpu/image_prep.hpp"
+#include "mnist_gpu/model_io.hpp"
+#include "mnist_gpu/predict.hpp"
+
+namespace mnist_gpu {
+namespace {
+
+using json = nlohmann::json;
+
+// CLI11 takes the next word as a value even when it is a flag ("--model --json"): refuse it.
+void refuse_flag_values(std::initializer_list<std::pair<const char*, const std::string*>> values) {
+  for (const auto& [flag, value] : values)
+    if (value->rfind("--", 0) == 0)
+      throw UsageError(std::string(flag) + ": expected a value, got the flag '" + *value + "'");
+}
+
+std::string describe(const ModelSpec& s) {
+  std::string shape = std::to_string(s.inputs);
+  for (int w : s.hidden) shape += "-" + std::to_string(w);
+  return shape + "-" + std::to_string(s.outputs) + ", " + to_string(s.activation) + ", " + to_string(s.loss) + " loss";
+}
+
+void log_confusion(const EvalResult& r) {
+  const auto errors = r.per_class_errors();
+  spdlog::info("confusion (rows: true digit, columns: predicted)");
+  std::string head = "  true\\pred";
+  for (int p = 0; p < 10; ++p) head += fmt::format("{:>6}", p);
+  spdlog::info("{}  errors", head);
+  for (int t = 0; t < 10; ++t) {
+    std::string row = fmt::format("  {:>9}", t);
+    for (int p = 0; p < 10; ++p) row += fmt::format("{:>6}", r.confusion[static_cast<std::size_t>(t * 10 + p)]);
+    spdlog::info("{}  {:>6}", row, errors[static_cast<std::size_t>(t)]);
+  }
+}
+
+}  // namespace
+
+void add_eval_options(CLI::App& app, EvalArgs& a) {
+  app.add_option("--model", a.model, "a model saved by `train --save`")->required();
+  app.add_option("--data", a.data, "MNIST-format directory (default: $MNIST_GPU_DATA, else the bundled data/mnist)");
+  app.add_option("--device", a.device, "auto | cpu | cuda (auto: a usable GPU, else the CPU)")->capture_default_str();
+  app.add_option("--batch", a.batch, "evaluation batch size, 1..65536")->capture_default_str();
+  app.add_option("--json", a.json, "also write the results as JSON to this file");
+}
+
+void add_predict_options(CLI::App& app, PredictArgs& a) {
+  app.add_option("--model", a.model, "a model saved by `train --save`")->required();
+  app.add_flag("--json", a.json, "one JSON object per line: file, digit, prob, probs (10)");
+  app.add_option("--show", a.show, "write the 28x28 image the model saw to DIR/<name>.png");
+  app.add_option("images", a.images, "PNG or JPEG images of single digits")->required();
+}
+
+int run_eval(const EvalArgs& a) {
+  refuse_flag_values({{"--model", &a.model}, {"--data", &a.data}, {"--device", &a.device},
+                      {"--batch", &a.batch}, {"--json", &a.json}});
+  // --device and --batch mean what they mean for train, refusals included.
+  TrainArgs targs;
+  targs.device = a.device;
+  targs.batch = a.batch;
+  targs.data = a.data;
+  TrainConfig cfg = to_train_config(targs);
+
+  const SavedModel model = load_model(a.model);
+  if (model.spec.outputs != 10)
+    throw Error(a.model + ": the model has " + std::to_string(model.spec.outputs) + " outputs; eval needs 10 classes");
+  cfg.model = model.spec;
+  spdlog::info("model: {} ({}, {} parameters)", a.model, describe(model.spec), model.params.size());
+  std::unique_ptr<Backend> backend = choose_backend(cfg, "evaluating");
+  backend->set_params(model.params);
+  const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
+  const MnistFiles files = load_mnist_dir(dir, model.spec.inputs);
+  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
+
+  const EvalResult r = backend->evaluate(files.test);
+  const auto errors = r.per_class_errors();
+  unsigned long long wrong = 0;
+  for (auto e : errors) wrong += e;
+  spdlog::info("test ({} from {}, {} images) on {}: accuracy {:.2f}% ({} wrong), loss {:.4f}", files.dataset_name,
+               dir.string(), r.count, backend->describe(), 100 * r.acc, wrong, r.loss);
+  log_confusion(r);
+
+  if (!a.json.empty()) {
+    json confusion = json::array();
+    for (int t = 0; t < 10; ++t) {
+      json row = json::array();
+      for (int p = 0; p < 10; ++p) row.push_back(r.confusion[static_cast<std::size_t>(t * 10 + p)]);
+      confusion.push_back(row);
+    }
+    const json out = {{"model", a.model},
+                      {"dataset", files.dataset_name},
+                      {"count", r.count},
+                      {"test_acc", r.acc},
+                      {"test_loss", r.loss},
+                      {"per_class_errors", errors},
+                      {"confusion", confusion},
+                      {"device", backend->device()},
+                      {"device_name", backend->describe()},
+                      {"hidden", model.spec.hidden},
+                      {"activation", to_string(model.spec.activation)},
+                      {"loss", to_string(model.spec.loss)}};
+    const std::string text = out.dump() + "\n";
+    write_file_atomically(a.json, std::vector<std::uint8_t>(text.begin(), text.end()));
+  }
+  return 0;
+}
+
+int run_predict(const PredictArgs& a) {
+  refuse_flag_values({{"--model", &a.model}, {"--show", &a.show}});
+  const SavedModel model = load_model(a.model);
+  DigitClassifier classifier(model);
+  if (model.spec.loss == Loss::l2)
+    spdlog::info("notice: {} was trained with the l2 loss; its probabilities are the softmax of its outputs", a.model);
+  if (!a.show.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(a.show, ec);
+    if (ec) throw Error("--show: cannot create the directory '" + a.show + "' (" + ec.message() + ")");
+  }
+  int failed = 0;
+  for (const std::string& file : a.images) {
+    DigitImage digit;
+    try {
+      const GreyImage img = read_image(file);  // its errors name the file
+      try {
+        digit = prepare_digit(img);
+      } catch (const Error& e) {
+        throw Error(file + ": " + e.what());
+      }
+    } catch (const Error& e) {
+      spdlog::error("error: {}", e.what());
+      ++failed;
+      continue;
+    }
+    if (!a.show.empty())
+      write_grey_png(std::filesystem::path(a.show) / (std::filesystem::path(file).stem().string() + ".png"),
+                     kDigitSide, kDigitSide, digit.data());
+    const Prediction p = classifier.classify(digit);
+    std::string line;
+    if (a.json) {
+      auto rounded = [](float v) { return std::round(static_cast<double>(v) * 1e6) / 1e6; };  // 6 decimals
+      json probs = json::array();
+      for (float q : p.probs) probs.push_back(rounded(q));
+      line = json{{"file", file}, {"digit", p.digit}, {"prob", rounded(p.prob)}, {"probs", probs}}.dump();
+    } else {
+      line = fmt::format("{}: {} ({:.1f}%)", file, p.digit, 100.0 * p.prob);
+    }
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+  if (failed > 0) {
+    spdlog::error("error: {} of {} images could not be classified", failed, a.images.size());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace mnist_gpu
