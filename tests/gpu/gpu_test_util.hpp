@@ -1,0 +1,183 @@
+// Shared helpers of the GPU tests: skip without a usable device, copies to and from the device on
+// an explicit stream, NaN poisoning of outputs, seeded random inputs, and the comparison of a
+// result with its CPU reference that names the worst element and refuses an all-zero reference.
+#pragma once
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <iomanip>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cuda_check.hpp"
+#include "cuda_resources.hpp"
+#include "mnist_gpu/compare.hpp"
+#include "mnist_gpu/device.hpp"
+#include "mnist_gpu/rng.hpp"
+
+namespace mnist_gpu::test {
+
+/// The device probe, asked once per process.
+inline const DeviceProbe& device_probe() {
+  static const DeviceProbe probe = probe_device();
+  return probe;
+}
+
+/// Skips the current test (from a test body or SetUp) when there is no usable GPU, saying why.
+#define MNIST_GPU_SKIP_WITHOUT_GPU()                                                              \
+  do {                                                                                            \
+    const ::mnist_gpu::DeviceProbe& mnist_gpu_probe_ = ::mnist_gpu::test::device_probe();        \
+    if (!mnist_gpu_probe_.usable) GTEST_SKIP() << "no usable GPU: " << mnist_gpu_probe_.reason;   \
+  } while (0)
+
+/// A test with a stream and a cuBLAS handle bound to it (FP32, TF32 off), created only when a
+/// usable GPU exists; otherwise the test is skipped before its body runs.
+class GpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MNIST_GPU_SKIP_WITHOUT_GPU();
+    CUDA_CHECK(cudaSetDevice(0));
+    stream_.emplace();
+    cublas_.emplace(stream_->get());
+  }
+  void TearDown() override {
+    if (stream_) stream_->sync();  // a late asynchronous error fails this test, not the next one
+  }
+  cudaStream_t stream() const { return stream_->get(); }
+  cublasHandle_t cublas() const { return cublas_->get(); }
+
+ private:
+  std::optional<gpu::Stream> stream_;
+  std::optional<gpu::CublasHandle> cublas_;  // declared after the stream: destroyed before it
+};
+
+/// A device copy of h (synchronised: h may go away on return).
+template <class T>
+gpu::DeviceBuffer<T> upload(const std::vector<T>& h, cudaStream_t s) {
+  gpu::DeviceBuffer<T> d(h.size());
+  if (!h.empty()) CUDA_CHECK(cudaMemcpyAsync(d.get(), h.data(), d.bytes(), cudaMemcpyHostToDevice, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  return d;
+}
+
+/// Overwrites n elements at device address d with h's first n (synchronised).
+template <class T>
+void upload_to(T* d, const std::vector<T>& h, cudaStream_t s) {
+  if (!h.empty()) CUDA_CHECK(cudaMemcpyAsync(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+/// n elements from device address d, after everything queued on s (the streams are
+/// non-blocking, so a plain cudaMemcpy on the legacy stream would not wait for them).
+template <class T>
+std::vector<T> download(const T* d, std::size_t n, cudaStream_t s) {
+  std::vector<T> h(n);
+  if (n > 0) CUDA_CHECK(cudaMemcpyAsync(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  return h;
+}
+
+template <class T>
+std::vector<T> download(const gpu::DeviceBuffer<T>& d, cudaStream_t s) {
+  return download(d.get(), d.size(), s);
+}
+
+/// Fills n elements at d with bytes 0xFF (a NaN as float or double), so that an element the
+/// kernel fails to write fails the comparison.
+template <class T>
+void poison(T* d, std::size_t n, cudaStream_t s) {
+  if (n > 0) CUDA_CHECK(cudaMemsetAsync(d, 0xFF, n * sizeof(T), s));
+}
+
+template <class T>
+void poison(gpu::DeviceBuffer<T>& d, cudaStream_t s) {
+  poison(d.get(), d.size(), s);
+}
+
+// ---- seeded random inputs (RngStream::test_data, so that they never alias init or shuffles) ----
+
+inline Rng test_rng(std::uint64_t sub) { return Rng(20240601, RngStream::test_data, sub); }
+
+/// n floats uniform in [lo, hi).
+inline std::vector<float> uniform(Rng& rng, std::size_t n, double lo, double hi) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(lo + (hi - lo) * rng.uniform());
+  return v;
+}
+
+/// n integers in [lo, hi] as floats.
+inline std::vector<float> small_ints(Rng& rng, std::size_t n, int lo, int hi) {
+  std::vector<float> v(n);
+  const auto span = static_cast<std::uint64_t>(hi - lo + 1);
+  for (auto& x : v) x = static_cast<float>(lo + static_cast<int>(rng.below(span)));
+  return v;
+}
+
+/// n random bytes (all 256 values).
+inline std::vector<std::uint8_t> bytes(Rng& rng, std::size_t n) {
+  std::vector<std::uint8_t> v(n);
+  for (auto& x : v) x = static_cast<std::uint8_t>(rng.below(256));
+  return v;
+}
+
+/// n labels in [0, classes).
+inline std::vector<std::uint8_t> labels(Rng& rng, std::size_t n, int classes) {
+  std::vector<std::uint8_t> v(n);
+  for (auto& x : v) x = static_cast<std::uint8_t>(rng.below(static_cast<std::uint64_t>(classes)));
+  return v;
+}
+
+/// One of `choices`, uniformly.
+template <class T>
+T pick(Rng& rng, const std::vector<T>& choices) {
+  return choices[static_cast<std::size_t>(rng.below(choices.size()))];
+}
+
+// ---- comparison ----
+
+/// got[0..n) against the reference want[0..n) under tol; fails naming the worst element (with
+/// its row and column when `cols` > 0), both values, the error in tolerances and the tolerance.
+/// With `nonzero_reference`, an all-zero reference fails too: two empty results must not "match".
+template <class A, class B>
+::testing::AssertionResult matches(const std::string& what, const A* got, const B* want, std::size_t n,
+                                   const Tolerance& tol, std::size_t cols = 0, bool nonzero_reference = true) {
+  const Comparison c = compare(got, want, n, tol);
+  std::ostringstream where;
+  where << std::setprecision(9) << what << " (" << n << " elements, tolerance " << tol.name << ": atol "
+        << tol.atol << " rtol " << tol.rtol << ")";
+  if (!c.ok) {
+    std::ostringstream msg;
+    msg << std::setprecision(9) << where.str() << ": worst element " << c.worst;
+    if (cols > 0) msg << " (row " << c.worst / cols << ", col " << c.worst % cols << ")";
+    msg << " got " << c.got << " want " << c.want << ", error " << c.ratio << "x the tolerance; reference norm "
+        << c.want_norm;
+    return ::testing::AssertionFailure() << msg.str();
+  }
+  if (nonzero_reference && !(c.want_norm > 0))
+    return ::testing::AssertionFailure() << where.str() << ": the reference is all zeros, so the match means nothing";
+  return ::testing::AssertionSuccess();
+}
+
+template <class A, class B>
+::testing::AssertionResult matches(const std::string& what, const std::vector<A>& got, const std::vector<B>& want,
+                                   const Tolerance& tol, std::size_t cols = 0, bool nonzero_reference = true) {
+  if (got.size() != want.size())
+    return ::testing::AssertionFailure() << what << ": got " << got.size() << " elements, want " << want.size();
+  return matches(what, got.data(), want.data(), got.size(), tol, cols, nonzero_reference);
+}
+
+/// Whether every element is finite; otherwise names the first that is not.
+template <class T>
+::testing::AssertionResult all_finite(const std::string& what, const std::vector<T>& v) {
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(static_cast<double>(v[i])))
+      return ::testing::AssertionFailure() << what << ": element " << i << " is " << v[i];
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace mnist_gpu::test

@@ -1,0 +1,239 @@
+// Whole training steps, GPU vs CPU: GpuNet and CpuNet<float> from the same parameters and batch
+// (outputs, loss, correct count, every weight and bias gradient) for each activation x loss; and
+// three epochs on MNIST through the CUDA and CPU backends, whose test accuracies must agree.
+// Skipped where no usable GPU exists.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "gpu_net.hpp"
+#include "gpu_ops.hpp"
+#include "gpu_test_util.hpp"
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/config.hpp"
+#include "mnist_gpu/cpu_net.hpp"
+#include "mnist_gpu/cpu_ops.hpp"
+#include "mnist_gpu/dataset.hpp"
+#include "mnist_gpu/model.hpp"
+#include "mnist_gpu/train.hpp"
+#include "test_paths.hpp"
+
+namespace mnist_gpu {
+// Readable parameters in test listings (gtest finds these by argument-dependent lookup).
+static void PrintTo(Activation a, std::ostream* os) { *os << to_string(a); }
+static void PrintTo(Loss l, std::ostream* os) { *os << to_string(l); }
+}  // namespace mnist_gpu
+
+using namespace mnist_gpu;
+using namespace mnist_gpu::test;
+
+namespace {
+
+constexpr int kMaxBatch = 128;
+constexpr std::uint64_t kInitSeed = 7;
+
+// A float decision closer than this to its threshold may legitimately come out differently on
+// the two sides, whose sums run in different orders: a relu unit near z = 0 can pass its
+// gradient on one side and block it on the other, which moves a whole row of dW by ~1e-4 (far
+// outside kTolStep), and two outputs that close can swap the argmax behind `correct`. Measured
+// on the CPU for these models and batches, two float summation orders (OpenBLAS, a plain loop)
+// give pre-activations up to 5e-6 apart; the margin is 10x that, and the test batch is the first
+// seeded one (of up to 256; the default relu model at 128 rows needs ~120) with no decision closer.
+constexpr double kMargin = 5e-5;
+
+/// The smallest distance of such a decision from its threshold, in float64: |pre-activation| of
+/// every hidden unit (relu nets only) and the gap between the two largest outputs of each row.
+double decision_margin(const ModelSpec& spec, const ParamLayout& layout, const std::vector<float>& params,
+                       const std::vector<float>& x, int rows) {
+  const std::vector<double> p(params.begin(), params.end());
+  std::vector<double> in(x.begin(), x.end());
+  double margin = INFINITY;
+  const std::size_t n_layers = layout.layers.size();
+  for (std::size_t li = 0; li < n_layers; ++li) {
+    const LayerView& l = layout.layers[li];
+    std::vector<double> z(static_cast<std::size_t>(rows) * static_cast<std::size_t>(l.out));
+    cpu::dense_forward<double>(in.data(), p.data() + l.w, z.data(), rows, l.in, l.out);
+    cpu::bias_act_forward<double>(z.data(), p.data() + l.b, rows, l.out, Activation::identity);
+    if (li + 1 < n_layers) {
+      if (spec.activation == Activation::relu)
+        for (double v : z) margin = std::min(margin, std::fabs(v));
+      const std::vector<double> no_bias(static_cast<std::size_t>(l.out), 0.0);
+      cpu::bias_act_forward<double>(z.data(), no_bias.data(), rows, l.out, spec.activation);
+    } else {
+      for (int r = 0; r < rows; ++r) {
+        const double* row = z.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(l.out);
+        std::vector<double> sorted(row, row + l.out);
+        std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<double>());
+        margin = std::min(margin, sorted[0] - sorted[1]);
+      }
+    }
+    in = std::move(z);
+  }
+  return margin;
+}
+
+struct StepBatch {
+  std::vector<std::uint8_t> pixels;  // (rows, inputs)
+  std::vector<std::uint8_t> labels;  // (rows)
+  std::vector<float> x;              // (rows, inputs) = pixels / 255
+  double margin = 0;
+  int tries = 0;
+};
+
+/// The first seeded random batch whose decisions all clear kMargin (see above).
+StepBatch choose_batch(const ModelSpec& spec, const ParamLayout& layout, const std::vector<float>& params,
+                       int rows) {
+  StepBatch b;
+  const std::size_t n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(spec.inputs);
+  for (b.tries = 1; b.tries <= 256; ++b.tries) {
+    Rng rng = test_rng(1000 + static_cast<std::uint64_t>(b.tries));
+    b.pixels = bytes(rng, n);
+    b.labels = labels(rng, static_cast<std::size_t>(rows), spec.outputs);
+    b.x.assign(n, 0.0f);
+    cpu::u8_to_unit<float>(b.pixels.data(), b.x.data(), n);
+    b.margin = decision_margin(spec, layout, params, b.x, rows);
+    if (b.margin >= kMargin) break;
+  }
+  return b;
+}
+
+using StepParam = std::tuple<std::vector<int>, Activation, Loss, int>;  // hidden, activation, loss, rows
+
+class GpuStep : public GpuTest, public ::testing::WithParamInterface<StepParam> {};
+
+}  // namespace
+
+TEST_P(GpuStep, ForwardBackwardMatchesCpu) {
+  const auto& [hidden, act, loss, rows] = GetParam();
+  ModelSpec spec;
+  spec.hidden = hidden;
+  spec.activation = act;
+  spec.loss = loss;
+  CpuNet<float> cnet(spec, kMaxBatch);
+  const ParamLayout& layout = cnet.layout();
+  init_params(spec, layout, kInitSeed, cnet.params().data());
+  const StepBatch b = choose_batch(spec, layout, cnet.params(), rows);
+  ASSERT_GE(b.margin, kMargin) << "no batch in " << b.tries - 1 << " tries clears the decision margin";
+
+  gpu::GpuNet gnet(spec, kMaxBatch, stream(), cublas());
+  upload_to(gnet.params(), cnet.params(), stream());
+  auto d_pixels = upload(b.pixels, stream());
+  auto d_labels = upload(b.labels, stream());
+  gpu::DeviceBuffer<float> d_x(b.x.size());
+  poison(d_x, stream());
+  gpu::u8_to_unit(d_pixels.get(), d_x.get(), b.x.size(), stream());
+  ASSERT_TRUE(matches("input", download(d_x, stream()), b.x, kTolExact));
+
+  // Forward. The output buffer belongs to the net; it is poisoned so that an unwritten output fails.
+  const std::size_t n_out = static_cast<std::size_t>(rows) * static_cast<std::size_t>(spec.outputs);
+  poison(const_cast<float*>(gnet.output()), n_out, stream());
+  const float* d_out = gnet.forward(d_x.get(), rows);
+  EXPECT_EQ(d_out, gnet.output());
+  const std::vector<float> g_out = download(d_out, n_out, stream());
+  cnet.forward(b.x.data(), rows);
+  EXPECT_TRUE(matches("outputs", g_out.data(), cnet.output(), n_out, kTolStep, static_cast<std::size_t>(spec.outputs)));
+
+  // Backward into a poisoned gradient arena: every layer's dW and db must be written.
+  auto d_loss = upload(std::vector<double>{0.0}, stream());
+  auto d_correct = upload(std::vector<unsigned long long>{0}, stream());
+  poison(gnet.grads(), layout.size, stream());
+  gnet.backward(d_x.get(), d_labels.get(), rows, d_loss.get(), d_correct.get());
+  double c_loss = 0;
+  unsigned long long c_correct = 0;
+  cnet.backward(b.x.data(), b.labels.data(), rows, &c_loss, &c_correct);
+
+  const double g_loss = download(d_loss, stream())[0];
+  EXPECT_TRUE(matches("loss sum", &g_loss, &c_loss, 1, kTolStep));
+  EXPECT_EQ(download(d_correct, stream())[0], c_correct);
+  const std::vector<float> g_grads = download(gnet.grads(), layout.size, stream());
+  for (std::size_t li = 0; li < layout.layers.size(); ++li) {
+    const LayerView& l = layout.layers[li];
+    const std::string name = "layer " + std::to_string(li + 1);
+    EXPECT_TRUE(matches(name + " dW", g_grads.data() + l.w, cnet.grads().data() + l.w,
+                        static_cast<std::size_t>(l.in) * static_cast<std::size_t>(l.out), kTolStep,
+                        static_cast<std::size_t>(l.in)));
+    EXPECT_TRUE(matches(name + " db", g_grads.data() + l.b, cnet.grads().data() + l.b,
+                        static_cast<std::size_t>(l.out), kTolStep));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, GpuStep,
+    ::testing::Combine(::testing::Values(std::vector<int>{64, 32}, std::vector<int>{512, 256}),
+                       ::testing::Values(Activation::relu, Activation::sigmoid, Activation::tanh),
+                       ::testing::Values(Loss::xent, Loss::l2),
+                       ::testing::Values(96, kMaxBatch)),  // MNIST's last batch at 256, and a full one
+    [](const ::testing::TestParamInfo<StepParam>& p) {
+      std::string name = "h";
+      for (int h : std::get<0>(p.param)) name += "_" + std::to_string(h);
+      return name + "_" + to_string(std::get<1>(p.param)) + "_" + to_string(std::get<2>(p.param)) + "_rows" +
+             std::to_string(std::get<3>(p.param));
+    });
+
+namespace {
+
+class NullObserver : public TrainObserver {};
+
+}  // namespace
+
+// Three epochs of the same configuration from the same seed on each backend: the same init, the
+// same shuffles and batches, one update per batch. Rounding differs from the first step on, so
+// the runs drift apart, but not by more than 0.3 percentage points of test accuracy.
+TEST(GpuTrain, ThreeEpochsMatchCpuTestAccuracy) {
+  MNIST_GPU_SKIP_WITHOUT_GPU();
+  const MnistFiles files = load_mnist_dir(data_dir());
+  TrainConfig cfg;
+  cfg.epochs = 3;
+  cfg.batch = 256;
+  cfg.model.hidden = {128};  // keeps the CPU run to seconds
+  cfg.model.activation = Activation::relu;
+  cfg.model.loss = Loss::xent;
+  cfg.optimizer.kind = OptimizerKind::adam;
+  cfg.optimizer.lr = 0.002f;
+  cfg.schedule = Schedule::cosine;
+  cfg.val = 5000;
+  cfg.seed = 1;
+  const SplitIndices split = split_indices(files.train.count, cfg.val, cfg.seed);
+  const Dataset train_set = subset(files.train, split.train), val_set = subset(files.train, split.val);
+  const TrainData data{train_set, val_set, files.test};
+
+  auto gpu_backend = make_cuda_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
+  auto cpu_backend = make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
+  EXPECT_EQ(gpu_backend->device(), "cuda");
+  ASSERT_EQ(gpu_backend->get_params(), cpu_backend->get_params()) << "the backends must start from the same init";
+
+  NullObserver observer;
+  const TrainResult g = train(cfg, data, *gpu_backend, observer);
+  const TrainResult c = train(cfg, data, *cpu_backend, observer);
+
+  ASSERT_EQ(g.epochs.size(), 3u);
+  ASSERT_EQ(c.epochs.size(), 3u);
+  for (std::size_t e = 0; e < 3; ++e) {
+    SCOPED_TRACE("epoch " + std::to_string(e + 1));
+    // Means over the same 55,000 samples of nearly the same trajectory. For scale, measured on
+    // the CPU: perturbing every initial weight by 1% (10^5 times the rounding the backends
+    // differ by) moves these by <= 0.2% and the test accuracy by 0.04 points.
+    EXPECT_NEAR(g.epochs[e].train_loss, c.epochs[e].train_loss, 0.01 * c.epochs[e].train_loss);
+  }
+  EXPECT_EQ(g.test.count, 10000);
+  EXPECT_GT(c.test.acc, 0.95) << "the CPU reference itself did not learn";
+  EXPECT_NEAR(g.test.acc, c.test.acc, 0.003) << "GPU test accuracy " << g.test.acc << ", CPU " << c.test.acc;
+
+  // The GPU's confusion matrix accounts for every test image, and its diagonal is the accuracy.
+  unsigned long long total = 0, diagonal = 0;
+  for (int t = 0; t < 10; ++t)
+    for (int p = 0; p < 10; ++p) {
+      total += g.test.confusion[static_cast<std::size_t>(t * 10 + p)];
+      if (t == p) diagonal += g.test.confusion[static_cast<std::size_t>(t * 10 + p)];
+    }
+  EXPECT_EQ(total, 10000u);
+  EXPECT_DOUBLE_EQ(static_cast<double>(diagonal) / 10000.0, g.test.acc);
+}
