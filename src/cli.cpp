@@ -312,6 +312,10 @@ int run_cli(int argc, const char* const* argv) {
   CLI::App* train_cmd = app.add_subcommand("train", "train an MLP and report its test accuracy");
   TrainArgs train_args;
   add_train_options(*train_cmd, train_args);
+  CLI::App* bench_cmd = app.add_subcommand(
+      "bench", "measure training and inference throughput across batch sizes on the CPU and the GPU");
+  BenchArgs bench_args;
+  add_bench_options(*bench_cmd, bench_args);
   CLI::App* eval_cmd = app.add_subcommand("eval", "evaluate a saved model on the test set (accuracy, confusion matrix)");
   EvalArgs eval_args;
   add_eval_options(*eval_cmd, eval_args);
@@ -347,6 +351,7 @@ int run_cli(int argc, const char* const* argv) {
     if (verify_cmd->parsed()) return run_verify(to_train_config(verify_args));
     if (eval_cmd->parsed()) return run_eval(eval_args);
     if (predict_cmd->parsed()) return run_predict(predict_args);
+    if (bench_cmd->parsed()) return run_bench_command(bench_args);
     return 2;
   } catch (const UsageError& e) {
     spdlog::error("error: {}", e.what());

@@ -48,6 +48,15 @@ std::vector<int> parse_hidden(const std::string& text);
 /// GPU throws Error.
 std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work = "training");
 
+/// The `bench` flags: the model flags plus the measurement's own.
+struct BenchArgs {
+  TrainArgs model;
+  std::string device = "auto", batches = "32,64,128,256,512,1024,4096", samples = "32768", json;
+};
+void add_bench_options(CLI::App& app, BenchArgs& args);
+/// Runs `bench`: a table on stdout, JSON to --json; returns the exit code.
+int run_bench_command(const BenchArgs& args);
+
 /// The whole program: returns the process exit code. Logs to stderr.
 int run_cli(int argc, const char* const* argv);
 

@@ -1,0 +1,50 @@
+// `mnist_gpu bench`: training and inference throughput across batch sizes on the CPU and the GPU,
+// with the work counted (FLOPs per sample) and set against the machine's measured SGEMM ceiling.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mnist_gpu/config.hpp"
+#include "mnist_gpu/dataset.hpp"
+
+namespace mnist_gpu {
+
+struct BenchConfig {
+  std::vector<int> batches{32, 64, 128, 256, 512, 1024, 4096};
+  ModelSpec model;
+  OptimizerConfig optimizer;
+  std::vector<DeviceChoice> devices{DeviceChoice::cpu};  ///< cpu and/or cuda
+  long long samples_per_point = 32768;  ///< timed training samples per (device, batch), at least 10 steps
+  std::uint64_t seed = 1;
+};
+
+struct BenchRow {
+  std::string device;  ///< "cpu" or "cuda"
+  int batch = 0;
+  long long steps = 0;            ///< timed training steps (after a warm-up of steps / 10, at least 2)
+  double train_samples_per_s = 0;
+  double epoch_s = 0;             ///< 60000 / train_samples_per_s: one pass over the full training set
+  double infer_samples_per_s = 0; ///< evaluation of the 10000 test images (forward + loss + confusion)
+  double train_gflops = 0;        ///< achieved, from the counted FLOPs
+  double share_of_ceiling = 0;    ///< train_gflops / the device's measured SGEMM GFLOP/s
+};
+
+struct BenchResult {
+  double train_flops_per_sample = 0;  ///< 6 x multiply-adds: forward 2, backward (data + weights) 4
+  double infer_flops_per_sample = 0;  ///< 2 x multiply-adds
+  double cpu_sgemm_gflops = 0;        ///< measured ceiling (square SGEMM), 0 if not measured
+  double gpu_sgemm_gflops = 0;
+  std::vector<BenchRow> rows;
+};
+
+/// Runs every (device, batch) point; `on_row` sees each row as it is measured (may be empty).
+BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Dataset& test,
+                      const std::function<void(const BenchRow&)>& on_row);
+
+/// GFLOP/s of an n x n x n single-precision GEMM on the CPU (OpenBLAS; median of 5 after a warm-up).
+double measure_cpu_sgemm_gflops(int n);
+/// The same with cuBLAS on device 0 (FP32, no TF32), timed with CUDA events. Throws Error without a GPU.
+double measure_gpu_sgemm_gflops(int n);
+
+}  // namespace mnist_gpu

@@ -1,0 +1,94 @@
+// run_bench(): throughput of the backends' own training and evaluation paths, warm-up excluded.
+#include "mnist_gpu/bench.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/cpu_ops.hpp"
+#include "mnist_gpu/model.hpp"
+#include "mnist_gpu/train.hpp"
+
+
+namespace mnist_gpu {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// n rows of a seeded order over the training set, cycling when n exceeds it.
+std::vector<std::uint32_t> take_order(std::uint64_t seed, int count, long long n) {
+  const std::vector<std::uint32_t> order = epoch_order(seed, 1, count);
+  std::vector<std::uint32_t> out(static_cast<std::size_t>(n));
+  for (long long i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = order[static_cast<std::size_t>(i % count)];
+  return out;
+}
+
+}  // namespace
+
+double measure_cpu_sgemm_gflops(int n) {
+  std::vector<float> a(static_cast<std::size_t>(n) * n), b(a.size()), c(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = static_cast<float>(i % 7) * 0.25f - 0.5f;
+    b[i] = static_cast<float>(i % 5) * 0.125f - 0.25f;
+  }
+  std::vector<double> gflops;
+  for (int rep = 0; rep < 6; ++rep) {
+    const auto t0 = clock_type::now();
+    cpu::dense_forward(a.data(), b.data(), c.data(), n, n, n);  // c = a b^T: one n^3 SGEMM
+    const double s = seconds_since(t0);
+    if (rep > 0) gflops.push_back(2.0 * n * n * static_cast<double>(n) / s * 1e-9);
+  }
+  std::sort(gflops.begin(), gflops.end());
+  return gflops[gflops.size() / 2];
+}
+
+BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Dataset& test,
+                      const std::function<void(const BenchRow&)>& on_row) {
+  BenchResult result;
+  const double macs = forward_macs_per_sample(cfg.model);
+  result.train_flops_per_sample = 6.0 * macs;
+  result.infer_flops_per_sample = 2.0 * macs;
+  for (DeviceChoice dev : cfg.devices) {
+    double ceiling = 0;
+    if (dev == DeviceChoice::cpu) ceiling = result.cpu_sgemm_gflops = measure_cpu_sgemm_gflops(1024);
+    else ceiling = result.gpu_sgemm_gflops = measure_gpu_sgemm_gflops(4096);
+    for (int batch : cfg.batches) {
+      auto backend = dev == DeviceChoice::cpu ? make_cpu_backend(cfg.model, cfg.optimizer, batch, cfg.seed)
+                                              : make_cuda_backend(cfg.model, cfg.optimizer, batch, cfg.seed);
+      const long long steps = std::max<long long>(10, cfg.samples_per_point / batch);
+      const long long warm = std::max<long long>(2, steps / 10);
+      const auto warm_order = take_order(cfg.seed, train.count, warm * batch);
+      const auto timed_order = take_order(cfg.seed + 1, train.count, steps * batch);
+      backend->train_epoch(train, warm_order, cfg.optimizer.lr, ProgressFn{});
+      // train_epoch returns after the device has finished (it reads the loss once per call),
+      // so the wall clock around it covers the GPU work too.
+      const auto t0 = clock_type::now();
+      backend->train_epoch(train, timed_order, cfg.optimizer.lr, ProgressFn{});
+      const double train_s = seconds_since(t0);
+      backend->evaluate(test);
+      const auto t1 = clock_type::now();
+      backend->evaluate(test);
+      const double infer_s = seconds_since(t1);
+
+      BenchRow row;
+      row.device = dev == DeviceChoice::cpu ? "cpu" : "cuda";
+      row.batch = batch;
+      row.steps = steps;
+      row.train_samples_per_s = static_cast<double>(steps * batch) / train_s;
+      row.epoch_s = 60000.0 / row.train_samples_per_s;
+      row.infer_samples_per_s = test.count / infer_s;
+      row.train_gflops = row.train_samples_per_s * result.train_flops_per_sample * 1e-9;
+      row.share_of_ceiling = ceiling > 0 ? row.train_gflops / ceiling : 0;
+      result.rows.push_back(row);
+      if (on_row) on_row(row);
+    }
+  }
+  return result;
+}
+
+}  // namespace mnist_gpu

@@ -1,0 +1,124 @@
+// `mnist_gpu bench`: the throughput table across batch sizes on the CPU and the GPU.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "mnist_gpu/bench.hpp"
+#include "mnist_gpu/cli.hpp"
+#include "mnist_gpu/device.hpp"
+#include "mnist_gpu/error.hpp"
+#include "mnist_gpu/model.hpp"
+
+namespace mnist_gpu {
+namespace {
+
+// "32,64,128" -> {32, 64, 128}; each a whole number in 1..65536.
+std::vector<int> parse_batches(const std::string& text) {
+  const std::string expected = "a comma-separated list of batch sizes in 1..65536 such as 64,256,1024";
+  std::vector<int> out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    const long v = item.empty() || item.find_first_not_of("0123456789") != std::string::npos
+                       ? -1
+                       : std::strtol(item.c_str(), &end, 10);
+    if (v < 1 || v > 65536) throw UsageError("--batches: expected " + expected + ", got '" + text + "'");
+    out.push_back(static_cast<int>(v));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+}  // namespace
+
+void add_bench_options(CLI::App& app, BenchArgs& a) {
+  add_model_options(app, a.model);
+  app.add_option("--device", a.device, "auto (the CPU, and the GPU when usable) | cpu | cuda")->capture_default_str();
+  app.add_option("--batches", a.batches, "batch sizes to measure")->capture_default_str();
+  app.add_option("--samples", a.samples, "timed training samples per batch size (at least 10 steps)")
+      ->capture_default_str();
+  app.add_option("--json", a.json, "also write the results as JSON to this file");
+}
+
+int run_bench_command(const BenchArgs& a) {
+  const TrainConfig base = to_train_config(a.model);
+  BenchConfig cfg;
+  cfg.model = base.model;
+  cfg.optimizer = base.optimizer;
+  cfg.seed = base.seed;
+  cfg.batches = parse_batches(a.batches);
+  char* end = nullptr;
+  const long long samples = std::strtoll(a.samples.c_str(), &end, 10);
+  if (a.samples.empty() || *end != '\0' || samples < 1 || samples > (1LL << 32))
+    throw UsageError("--samples: expected a whole number of samples in 1..4294967296, got '" + a.samples + "'");
+  cfg.samples_per_point = samples;
+  const DeviceProbe probe = probe_device();
+  if (a.device == "cpu") {
+    cfg.devices = {DeviceChoice::cpu};
+  } else if (a.device == "cuda") {
+    if (!probe.usable) throw Error("--device cuda: no usable GPU: " + probe.reason);
+    cfg.devices = {DeviceChoice::cuda};
+  } else if (a.device == "auto") {
+    cfg.devices = {DeviceChoice::cpu};
+    if (probe.usable) cfg.devices.push_back(DeviceChoice::cuda);
+    else spdlog::info("notice: no usable GPU ({}); measuring the CPU only", probe.reason);
+  } else {
+    throw UsageError("--device: expected one of auto | cpu | cuda, got '" + a.device + "'");
+  }
+
+  const MnistFiles files = load_mnist_dir(resolve_data_dir(base.data_dir), cfg.model.inputs);
+  std::string widths;
+  for (int w : cfg.model.hidden) widths += std::to_string(w) + "-";
+  spdlog::info("bench: 784-{}10 {}, {} optimizer; {} timed samples per point", widths,
+               to_string(cfg.model.activation), to_string(cfg.optimizer.kind), cfg.samples_per_point);
+  const BenchResult r = run_bench(cfg, files.train, files.test, [](const BenchRow& row) {
+    spdlog::info("{} batch {}: {:.0f} training samples/s", row.device, row.batch, row.train_samples_per_s);
+  });
+
+  std::printf("training FLOPs per sample %.3g, inference %.3g; SGEMM ceiling: cpu %.1f GFLOP/s%s\n",
+              r.train_flops_per_sample, r.infer_flops_per_sample, r.cpu_sgemm_gflops,
+              r.gpu_sgemm_gflops > 0 ? fmt::format(", gpu {:.1f} GFLOP/s", r.gpu_sgemm_gflops).c_str() : "");
+  std::printf("| device | batch | train samples/s | epoch s | infer samples/s | GFLOP/s | share of SGEMM | GPU/CPU |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  nlohmann::json rows = nlohmann::json::array();
+  for (const BenchRow& row : r.rows) {
+    std::string speedup = "";
+    if (row.device == "cuda")
+      for (const BenchRow& c : r.rows)
+        if (c.device == "cpu" && c.batch == row.batch)
+          speedup = fmt::format("{:.1f}x", row.train_samples_per_s / c.train_samples_per_s);
+    std::printf("| %s | %d | %.0f | %.3f | %.0f | %.1f | %.0f%% | %s |\n", row.device.c_str(), row.batch,
+                row.train_samples_per_s, row.epoch_s, row.infer_samples_per_s, row.train_gflops,
+                100 * row.share_of_ceiling, speedup.c_str());
+    rows.push_back({{"device", row.device},
+                    {"batch", row.batch},
+                    {"steps", row.steps},
+                    {"samples_per_s", row.train_samples_per_s},
+                    {"epoch_s", row.epoch_s},
+                    {"infer_samples_per_s", row.infer_samples_per_s},
+                    {"train_gflops", row.train_gflops},
+                    {"share_of_sgemm_ceiling", row.share_of_ceiling}});
+  }
+  if (!a.json.empty()) {
+    std::ofstream out(a.json);
+    out << nlohmann::json{{"hidden", cfg.model.hidden},
+                          {"activation", to_string(cfg.model.activation)},
+                          {"optimizer", to_string(cfg.optimizer.kind)},
+                          {"train_flops_per_sample", r.train_flops_per_sample},
+                          {"infer_flops_per_sample", r.infer_flops_per_sample},
+                          {"cpu_sgemm_gflops", r.cpu_sgemm_gflops},
+                          {"gpu_sgemm_gflops", r.gpu_sgemm_gflops},
+                          {"rows", rows}}
+               .dump(1)
+        << '\n';
+    if (!out) throw Error("--json: cannot write '" + a.json + "'");
+  }
+  return 0;
+}
+
+}  // namespace mnist_gpu

@@ -1,0 +1,64 @@
+// run_bench's bookkeeping (not its speed: timing belongs in benchmarks, not tests).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <numeric>
+#include <string>
+
+#include "mnist_gpu/bench.hpp"
+#include "mnist_gpu/device.hpp"
+#include "mnist_gpu/error.hpp"
+#include "mnist_gpu/model.hpp"
+#include "test_paths.hpp"
+
+using namespace mnist_gpu;
+
+TEST(Bench, CountsWorkAndReportsEveryPoint) {
+  const MnistFiles f = load_mnist_dir(mnist_gpu::test::data_dir());
+  std::vector<std::uint32_t> idx(2000);
+  std::iota(idx.begin(), idx.end(), 0u);
+  const Dataset small = subset(f.train, idx), test = subset(f.test, idx);
+  BenchConfig cfg;
+  cfg.model.hidden = {16};
+  cfg.batches = {1, 33, 128};
+  cfg.samples_per_point = 256;
+  int seen = 0;
+  const BenchResult r = run_bench(cfg, small, test, [&](const BenchRow&) { ++seen; });
+  EXPECT_EQ(seen, 3);
+  ASSERT_EQ(r.rows.size(), 3u);
+  // 784*16 + 16*10 multiply-adds forward; training is 3x the forward work, 2 FLOPs each.
+  EXPECT_DOUBLE_EQ(r.train_flops_per_sample, 6.0 * (784 * 16 + 16 * 10));
+  EXPECT_DOUBLE_EQ(r.infer_flops_per_sample, 2.0 * (784 * 16 + 16 * 10));
+  EXPECT_GT(r.cpu_sgemm_gflops, 0.0);
+  EXPECT_EQ(r.rows[0].steps, 256);  // 256 samples at batch 1
+  EXPECT_EQ(r.rows[2].steps, 10);   // at least 10 steps
+  for (const auto& row : r.rows) {
+    EXPECT_EQ(row.device, "cpu");
+    EXPECT_GT(row.train_samples_per_s, 0.0);
+    EXPECT_GT(row.infer_samples_per_s, 0.0);
+    EXPECT_NEAR(row.epoch_s * row.train_samples_per_s, 60000.0, 1e-6);
+    EXPECT_NEAR(row.train_gflops, row.train_samples_per_s * r.train_flops_per_sample * 1e-9, 1e-9);
+  }
+}
+
+TEST(Bench, GpuCeilingWithoutGpuIsAnError) {
+  if (probe_device().usable) GTEST_SKIP() << "a usable GPU is present";
+  EXPECT_THROW(measure_gpu_sgemm_gflops(256), Error);
+}
+
+TEST(Bench, CommandRefusesBadValuesNamingTheFlag) {
+  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+           {"--batches 0", "--batches"}, {"--batches 64,,128", "--batches"}, {"--samples 0", "--samples"},
+           {"--device tpu", "--device"}, {"--hidden 0", "--hidden"}}) {
+    const std::string cmd = mnist_gpu::test::exe() + " bench " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[512];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    const int status = pclose(p);
+    EXPECT_EQ(WEXITSTATUS(status), 2) << args << "\n" << out;
+    EXPECT_NE(out.find(flag), std::string::npos) << args << "\n" << out;
+  }
+}
