@@ -44,6 +44,7 @@ void GpuNet::loss(const std::uint8_t* labels, int batch, double* loss_sum, unsig
 
 void GpuNet::backward(const float* x, const std::uint8_t* labels, int batch, double* loss_sum,
                       unsigned long long* correct) {
+  if (batch < 0 || batch > max_batch_) throw Error("GpuNet::backward: batch out of range");
   const float scale = 1.0f / static_cast<float>(std::max(batch, 1));
   float* delta = delta_a_.get();
   float* next = delta_b_.get();

@@ -47,10 +47,19 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   init_params(spec, layout, seed, cnet.params().data());
   CUDA_CHECK(cudaMemcpyAsync(gnet.params(), cnet.params().data(), layout.size * sizeof(float), cudaMemcpyHostToDevice, s));
 
-  // The first `rows` rows of epoch 1's order, as the trainer would draw them.
+  // Rows of epoch 1's order, as the trainer draws them, skipping the few whose decisions lie
+  // too close to a threshold for the two summation orders to agree (see kDecisionMargin).
   const std::vector<std::uint32_t> order = epoch_order(seed, 1, data.count);
-  std::vector<std::uint8_t> images(static_cast<std::size_t>(rows) * data.pixels()), labels(rows);
-  gather_rows(data.images.data(), data.labels.data(), data.pixels(), order.data(), rows, images.data(), labels.data());
+  const std::size_t px = static_cast<std::size_t>(data.pixels());
+  std::vector<std::uint32_t> chosen;
+  std::vector<float> row(px);
+  for (std::size_t i = 0; i < order.size() && static_cast<int>(chosen.size()) < rows; ++i) {
+    cpu::u8_to_unit(data.image(static_cast<int>(order[i])), row.data(), px);
+    if (decision_margin(spec, cnet.params(), row.data(), 1) >= kDecisionMargin) chosen.push_back(order[i]);
+  }
+  if (static_cast<int>(chosen.size()) < rows) throw Error("verify: too few rows clear the decision margin");
+  std::vector<std::uint8_t> images(static_cast<std::size_t>(rows) * px), labels(rows);
+  gather_rows(data.images.data(), data.labels.data(), data.pixels(), chosen.data(), rows, images.data(), labels.data());
   std::vector<float> x(images.size());
   cpu::u8_to_unit(images.data(), x.data(), x.size());
 

@@ -25,9 +25,21 @@ struct VerifyReport {
   const VerifyCheck* worst() const;
 };
 
+/// A float decision closer than this to its threshold may legitimately come out differently on
+/// the GPU and the CPU, whose sums run in different orders (measured: pre-activations up to 5e-6
+/// apart): a relu unit near 0 passes its gradient on one side and blocks it on the other, which
+/// moves a whole row of dW far outside kTolStep, and two near-equal outputs can swap the argmax.
+inline constexpr double kDecisionMargin = 5e-5;
+
+/// The smallest distance, in float64, of any decision from its threshold over rows x (rows,
+/// inputs): |pre-activation| of every hidden unit (relu nets only) and the gap between the two
+/// largest outputs of each row.
+double decision_margin(const ModelSpec& spec, const std::vector<float>& params, const float* x, int rows);
+
 /// For each activation x loss, at `batch` rows and at the ragged last batch of an epoch over
 /// `data`: outputs, loss, every weight and bias gradient, and one update of `opt` from identical
-/// gradients, GPU vs CPU. Throws Error when no usable GPU exists.
+/// gradients, GPU vs CPU. The batch takes the rows of the first epoch's order whose decisions
+/// clear kDecisionMargin (almost all do). Throws Error when no usable GPU exists.
 VerifyReport verify_gpu(const ModelSpec& spec, const OptimizerConfig& opt, const Dataset& data, int batch,
                         std::uint64_t seed);
 

@@ -19,6 +19,7 @@
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/device.hpp"
 #include "mnist_gpu/train.hpp"
+#include "mnist_gpu/verify.hpp"
 
 using namespace mnist_gpu;
 
@@ -223,4 +224,26 @@ TEST(Train, DivergenceIsCaughtInItsEpochWithAdvice) {
   EXPECT_NE(out.find("training diverged in epoch 1: the loss became"), std::string::npos) << out;
   EXPECT_NE(out.find("try a smaller --lr"), std::string::npos) << out;
   EXPECT_EQ(out.find("test: accuracy"), std::string::npos) << out;
+}
+
+// verify's batch filter: the margin is the gap between the two largest outputs (softmax
+// regression has no hidden decision), computed here by hand on a 2-input, 3-output model.
+TEST(DecisionMargin, IsTheSmallestGapToAThreshold) {
+  ModelSpec spec;
+  spec.inputs = 2;
+  spec.hidden = {};
+  spec.outputs = 3;
+  // W (3, 2) then b (3): outputs = (x0 + 0.1, x1, 0.5 x0 + 0.5 x1)
+  const std::vector<float> params{1, 0, 0, 1, 0.5f, 0.5f, 0.1f, 0, 0};
+  const float x[] = {0.5f, 0.25f, 0.0f, 1.0f};
+  // row 0: (0.6, 0.25, 0.375) -> gap 0.225; row 1: (0.1, 1, 0.5) -> gap 0.5
+  EXPECT_NEAR(decision_margin(spec, params, x, 2), 0.225, 1e-7);
+  EXPECT_NEAR(decision_margin(spec, params, x + 2, 1), 0.5, 1e-7);
+  // With a relu hidden layer the distance of a pre-activation from 0 counts too.
+  spec.hidden = {1};
+  spec.outputs = 2;
+  // W1 (1, 2), W2 (2, 1), b1 (1), b2 (2): z1 = x0 - x1 + 0.001; outputs = (relu(z1), -relu(z1) + 1)
+  const std::vector<float> p2{1, -1, 1, -1, 0.001f, 0, 1};
+  const float y[] = {0.5f, 0.5f};
+  EXPECT_NEAR(decision_margin(spec, p2, y, 1), 0.001, 1e-6);
 }
