@@ -8,6 +8,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/file_io.hpp"
@@ -56,6 +57,27 @@ json config_json(const TrainConfig& c) {
           {"schedule", to_string(c.schedule)}};
 }
 
+// An integer field, range-checked: nlohmann's get<int>() casts a float such as 1e30 to int, which
+// is undefined behaviour (found by fuzz_checkpoint), and wraps integers that do not fit.
+template <class T>
+T int_from(const json& j, const std::string& what) {
+  static_assert(std::is_integral_v<T>);
+  if (!j.is_number_integer()) throw Error(what + ": expected an integer, found " + j.dump());
+  if (j.is_number_unsigned()) {
+    const auto v = j.get<std::uint64_t>();
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) throw Error(what + ": integer " + j.dump() + " out of range");
+    return static_cast<T>(v);
+  }
+  const auto v = j.get<std::int64_t>();
+  if constexpr (std::is_unsigned_v<T>) {
+    if (v < 0) throw Error(what + ": integer " + j.dump() + " out of range");
+  } else if (v < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+             v > static_cast<std::int64_t>(std::numeric_limits<T>::max())) {
+    throw Error(what + ": integer " + j.dump() + " out of range");
+  }
+  return static_cast<T>(v);
+}
+
 template <class E>
 E enum_from(const std::string& s, std::initializer_list<E> values, const char* what) {
   for (E v : values)
@@ -65,9 +87,12 @@ E enum_from(const std::string& s, std::initializer_list<E> values, const char* w
 
 TrainConfig config_from(const json& j) {
   TrainConfig c;
-  c.model.inputs = j.at("inputs").get<int>();
-  c.model.hidden = j.at("hidden").get<std::vector<int>>();
-  c.model.outputs = j.at("outputs").get<int>();
+  c.model.inputs = int_from<int>(j.at("inputs"), "inputs");
+  const json& hidden = j.at("hidden");
+  if (!hidden.is_array()) throw Error("hidden: expected an array, found " + hidden.dump());
+  c.model.hidden.clear();
+  for (const json& w : hidden) c.model.hidden.push_back(int_from<int>(w, "hidden"));
+  c.model.outputs = int_from<int>(j.at("outputs"), "outputs");
   c.model.activation = enum_from(j.at("activation").get<std::string>(),
                                  {Activation::relu, Activation::sigmoid, Activation::tanh}, "activation");
   c.model.loss = enum_from(j.at("loss").get<std::string>(), {Loss::xent, Loss::l2}, "loss");
@@ -80,10 +105,10 @@ TrainConfig config_from(const json& j) {
   c.optimizer.beta2 = j.at("beta2").get<float>();
   c.optimizer.eps = j.at("eps").get<float>();
   c.optimizer.l2 = j.at("l2").get<float>();
-  c.batch = j.at("batch").get<int>();
-  c.epochs = j.at("epochs").get<int>();
-  c.val = j.at("val").get<int>();
-  c.seed = j.at("seed").get<std::uint64_t>();
+  c.batch = int_from<int>(j.at("batch"), "batch");
+  c.epochs = int_from<int>(j.at("epochs"), "epochs");
+  c.val = int_from<int>(j.at("val"), "val");
+  c.seed = int_from<std::uint64_t>(j.at("seed"), "seed");
   c.schedule = enum_from(j.at("schedule").get<std::string>(), {Schedule::constant, Schedule::cosine}, "schedule");
   return c;
 }
@@ -133,8 +158,10 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
 }
 
 Checkpoint read_checkpoint(const std::filesystem::path& path) {
-  const std::string name = path.string();
-  const std::vector<std::uint8_t> b = read_whole_file(path, kMaxFile);
+  return parse_checkpoint(read_whole_file(path, kMaxFile), path.string());
+}
+
+Checkpoint parse_checkpoint(const std::vector<std::uint8_t>& b, const std::string& name) {
   auto fail = [&](const std::string& what) -> Error { return Error(name + ": " + what); };
   const std::size_t fixed = 8 + 4 + 8 + 3 * 8 + 4;
   if (b.size() < 8 || std::memcmp(b.data(), kMagic, 8) != 0)
@@ -161,10 +188,10 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
     at += header_bytes;
     ck.config = config_from(header.at("config"));
     check_config(ck.config);
-    ck.state.step = header.at("step").get<long long>();
+    ck.state.step = int_from<long long>(header.at("step"), "step");
     for (const auto& m : header.at("done")) {
       EpochMetrics e;
-      e.epoch = m.at("epoch").get<int>();
+      e.epoch = int_from<int>(m.at("epoch"), "epoch");
       e.train_loss = m.at("train_loss").get<double>();
       e.train_acc = m.at("train_acc").get<double>();
       e.val_loss = null_to_nan(m.at("val_loss"));
@@ -176,9 +203,9 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
     }
     const json& p = header.at("partial");
     ck.progress.partial.loss_sum = p.at("loss_sum").get<double>();
-    ck.progress.partial.correct = p.at("correct").get<unsigned long long>();
-    ck.progress.partial.samples = p.at("samples").get<long long>();
-    ck.progress.partial.batches = p.at("batches").get<long long>();
+    ck.progress.partial.correct = int_from<unsigned long long>(p.at("correct"), "correct");
+    ck.progress.partial.samples = int_from<long long>(p.at("samples"), "samples");
+    ck.progress.partial.batches = int_from<long long>(p.at("batches"), "batches");
     ck.progress.partial_s = header.at("partial_s").get<double>();
   } catch (const json::exception& e) {
     throw fail(std::string("malformed header (") + e.what() + ")");
@@ -202,7 +229,9 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
     throw fail("file size does not match its arrays (truncated or trailing bytes)");
   auto take = [&](std::uint64_t n) {
     std::vector<float> v(static_cast<std::size_t>(n));
-    std::memcpy(v.data(), b.data() + at, v.size() * sizeof(float));
+    // An empty vector's data() may be null, and memcpy to null is undefined even for 0 bytes
+    // (sgd checkpoints have no optimizer state).
+    if (!v.empty()) std::memcpy(v.data(), b.data() + at, v.size() * sizeof(float));
     at += v.size() * sizeof(float);
     return v;
   };

@@ -99,9 +99,8 @@ class Md5 {
 
 // ---- reading ----------------------------------------------------------------------------------
 
-[[noreturn]] void fail(const fs::path& path, const std::string& what) {
-  throw Error(path.string() + ": " + what);
-}
+[[noreturn]] void fail(const std::string& name, const std::string& what) { throw Error(name + ": " + what); }
+[[noreturn]] void fail(const fs::path& path, const std::string& what) { fail(path.string(), what); }
 
 std::vector<std::uint8_t> read_file(const fs::path& path) {
   std::error_code ec;
@@ -116,13 +115,22 @@ std::vector<std::uint8_t> read_file(const fs::path& path) {
   return bytes;
 }
 
+// A view of a file's bytes held in memory (owned by the caller).
+struct ByteView {
+  const std::uint8_t* ptr;
+  std::size_t len;
+  const std::uint8_t* data() const { return ptr; }
+  std::size_t size() const { return len; }
+  bool empty() const { return len == 0; }
+  std::uint8_t operator[](std::size_t i) const { return ptr[i]; }
+};
+
 // The IDX bytes of a file held in memory: copied as they are, or inflated when the file is gzip.
 // A truncated or corrupt gzip stream, and garbage after it, are reported here (zlib's gzread
 // would hide the first until gzclose and ignore the last).
 class IdxStream {
  public:
-  IdxStream(const fs::path& path, const std::vector<std::uint8_t>& file, bool gzip)
-      : path_(path), file_(file), gzip_(gzip) {
+  IdxStream(const std::string& path, ByteView file, bool gzip) : path_(path), file_(file), gzip_(gzip) {
     if (gzip_ && inflateInit2(&zs_, 15 + 16) != Z_OK) fail(path_, "cannot initialise zlib");
   }
   ~IdxStream() {
@@ -195,8 +203,8 @@ class IdxStream {
     fail(path_, std::to_string(left) + " bytes of garbage after the end of the gzip stream");
   }
 
-  const fs::path& path_;
-  const std::vector<std::uint8_t>& file_;
+  const std::string& path_;  // the name errors start with
+  ByteView file_;
   bool gzip_;
   std::size_t pos_ = 0;  // next byte of file_ to copy (raw) or to hand to zlib (gzip)
   z_stream zs_{};
@@ -269,6 +277,17 @@ std::string bad_magic(const fs::path& path, bool gzip, const std::uint8_t* head,
 
 }  // namespace
 
+namespace {
+
+void check_expect(const char* who, const IdxExpect& expect) {
+  if (expect.ndims < 1 || expect.ndims > 255 ||
+      (!expect.tail.empty() && expect.tail.size() != static_cast<std::size_t>(expect.ndims - 1)))
+    throw Error(std::string(who) + ": IdxExpect wants " + std::to_string(expect.ndims) + " dimensions with " +
+                std::to_string(expect.tail.size()) + " tail sizes");
+}
+
+}  // namespace
+
 std::string md5_hex(const void* data, std::size_t size) {
   Md5 md5;
   md5.update(static_cast<const std::uint8_t*>(data), size);
@@ -276,11 +295,14 @@ std::string md5_hex(const void* data, std::size_t size) {
 }
 
 IdxArray read_idx(const std::filesystem::path& path, const IdxExpect& expect) {
-  if (expect.ndims < 1 || expect.ndims > 255 ||
-      (!expect.tail.empty() && expect.tail.size() != static_cast<std::size_t>(expect.ndims - 1)))
-    throw Error("read_idx: IdxExpect wants " + std::to_string(expect.ndims) + " dimensions with " +
-                std::to_string(expect.tail.size()) + " tail sizes");
+  check_expect("read_idx", expect);
   const std::vector<std::uint8_t> file = read_file(path);
+  return parse_idx(file.data(), file.size(), path.string(), expect);
+}
+
+IdxArray parse_idx(const std::uint8_t* data, std::size_t size, const std::string& path, const IdxExpect& expect) {
+  check_expect("parse_idx", expect);
+  const ByteView file{data, size};
   if (file.empty()) fail(path, "empty file (expected an IDX header, gzip-compressed or raw)");
   const bool gzip = file.size() >= 2 && file[0] == 0x1f && file[1] == 0x8b;
   IdxStream in(path, file, gzip);

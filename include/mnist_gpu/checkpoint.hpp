@@ -13,7 +13,10 @@
 // A reader checks the size, magic, version and CRC before parsing, and every count against what
 // the configuration implies before allocating.
 #pragma once
+#include <cstdint>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/config.hpp"
@@ -35,5 +38,9 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ckpt)
 /// Reads and validates; Error naming the file and what is wrong (not a checkpoint, a newer
 /// version, checksum mismatch, truncated, absurd sizes, inconsistent counts).
 Checkpoint read_checkpoint(const std::filesystem::path& path);
+
+/// The same checks as read_checkpoint on a file already in memory; `name` starts every error
+/// message, as the path does for read_checkpoint.
+Checkpoint parse_checkpoint(const std::vector<std::uint8_t>& bytes, const std::string& name);
 
 }  // namespace mnist_gpu

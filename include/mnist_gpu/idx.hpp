@@ -29,6 +29,11 @@ struct IdxArray {
 /// trailing bytes). Throws mnist_gpu::Error.
 IdxArray read_idx(const std::filesystem::path& path, const IdxExpect& expect);
 
+/// The same checks as read_idx on a file already in memory (`size` bytes at `data`, gzip or raw);
+/// `name` starts every error message, as the path does for read_idx. For fuzzing and for callers
+/// that hold the bytes already.
+IdxArray parse_idx(const std::uint8_t* data, std::size_t size, const std::string& name, const IdxExpect& expect);
+
 /// Hex md5 of a byte range (RFC 1321). Used to recognise known datasets, not for security.
 std::string md5_hex(const void* data, std::size_t size);
 
