@@ -294,7 +294,13 @@ TEST(Checkpoint, SigintAndSigtermStopAfterAStepSaveAndExitConventionally) {
     args.insert(args.end(), {"--checkpoint", ck.string()});
     const pid_t pid = spawn(args);
     ASSERT_GT(pid, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    // Signal once training is under way (the first epoch's checkpoint exists), however loaded
+    // the machine is: a signal during start-up would meet the default action, not the handler.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!fs::exists(ck) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_TRUE(fs::exists(ck)) << "no checkpoint after 120 s";
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // mid-epoch, most likely
     kill(pid, sig);
     EXPECT_EQ(wait_exit(pid), 128 + sig);
     ASSERT_TRUE(fs::exists(ck));
