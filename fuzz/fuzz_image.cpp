@@ -1,0 +1,50 @@
+// libFuzzer harness for the digit-image loader (read_image, which takes a path: each input goes
+// through one temporary file per process) and, on what it accepts, the MNIST-style preprocessing
+// (prepare_digit). An mnist_gpu::Error is an expected refusal; anything else is a crash.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "mnist_gpu/error.hpp"
+#include "mnist_gpu/image_io.hpp"
+#include "mnist_gpu/image_prep.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path& scratch() {
+  static const fs::path p = fs::temp_directory_path() / ("mnist_gpu_fuzz_image_" + std::to_string(::getpid()) + ".img");
+  return p;
+}
+
+struct RemoveScratch {
+  ~RemoveScratch() {
+    std::error_code ec;
+    fs::remove(scratch(), ec);
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static RemoveScratch cleanup;
+  std::FILE* f = std::fopen(scratch().c_str(), "wb");
+  if (!f) std::abort();
+  if (size > 0 && std::fwrite(data, 1, size, f) != size) std::abort();
+  if (std::fclose(f) != 0) std::abort();
+  try {
+    const mnist_gpu::GreyImage img = mnist_gpu::read_image(scratch());
+    const std::size_t n = static_cast<std::size_t>(img.width) * static_cast<std::size_t>(img.height);
+    if (img.width < 1 || img.height < 1 || img.grey.size() != n || (!img.alpha.empty() && img.alpha.size() != n))
+      std::abort();
+    (void)mnist_gpu::prepare_digit(img);
+  } catch (const mnist_gpu::Error&) {
+  }
+  return 0;
+}
