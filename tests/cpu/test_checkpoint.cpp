@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -198,6 +199,46 @@ TEST(Checkpoint, FailedWriteLeavesThePreviousFileIntact) {
     EXPECT_NE(std::string(e.what()).find((blocker / "x.ckpt").string() + ": cannot write"), std::string::npos) << e.what();
   }
   EXPECT_EQ(bytes_of(p), before);
+}
+
+// A full disk, simulated with a file-size limit in a child process (writes past it fail with
+// EFBIG): the error names the file, no temporary is left, the previous checkpoint is intact.
+TEST(Checkpoint, FullDiskLeavesThePreviousFileIntact) {
+  const fs::path p = temp_path("full.ckpt");
+  write_checkpoint(p, sample_checkpoint(OptimizerKind::sgd));
+  const auto before = bytes_of(p);
+  Checkpoint big = sample_checkpoint(OptimizerKind::adam);
+  big.config.model.hidden = {512, 256};
+  big.config.model.inputs = 784;
+  const std::size_t n = ParamLayout(big.config.model).size;
+  big.state.params.assign(n, 0.5f);
+  big.state.s1.assign(n, 0.0f);
+  big.state.s2.assign(n, 0.0f);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{};
+    lim.rlim_cur = lim.rlim_max = 1 << 20;  // 1 MiB: the 6 MiB checkpoint does not fit
+    setrlimit(RLIMIT_FSIZE, &lim);
+    try {
+      write_checkpoint(p, big);
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      _exit(m.find(p.string() + ": write failed") != std::string::npos &&
+                    m.find("the previous file, if any, is unchanged") != std::string::npos
+                ? 0
+                : 3);
+    }
+    _exit(4);  // no error: the limit did not bite
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "3: wrong message, 4: no error";
+  EXPECT_EQ(bytes_of(p), before);
+  for (const auto& e : fs::directory_iterator(p.parent_path()))
+    EXPECT_EQ(e.path().string().find("full.ckpt.tmp."), std::string::npos) << "left behind: " << e.path();
 }
 
 namespace {
