@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-/tmp/gpu-check}}
 mkdir -p "$OUT_DIR"
-export LD_LIBRARY_PATH="$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="$PWD/.gpu/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
 export MNIST_GPU_TEST_DATA="$PWD/data/mnist" MNIST_GPU_TEST_EXE="$PWD/.gpu/bin/mnist_gpu" MNIST_GPU_DATA="$PWD/data/mnist"
 export PYTHONUNBUFFERED=1
 ln -sfn "$PWD/data" .gpu/data  # resolve_data_dir's <exe>/../data/mnist

@@ -10,7 +10,7 @@ cp build-h200/mnist_gpu build-h200/tests/mnist_gpu_tests_cpu build-h200/tests/mn
 [ -f build-h200/bench/mnist_gpu_bench ] && cp build-h200/bench/mnist_gpu_bench .gpu/bin/
 # Non-CUDA shared libraries the binaries use (the CUDA runtime and cuBLAS are on the GPU machine).
 for bin in .gpu/bin/*; do
-  ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'spdlog|fmt|openblas|gfortran|quadmath|libgomp' || true
+  ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'spdlog|fmt|openblas|gfortran|quadmath|libgomp|libpng|libjpeg' || true
 done | sort -u | while read -r lib; do cp -L "$lib" .gpu/lib/; done
 [ -f ../shared/peers/torch_mlp.py ] && cp ../shared/peers/torch_mlp.py .gpu/ || true
 git rev-parse HEAD > .gpu/COMMIT
