@@ -11,11 +11,23 @@ OUT_DIR=${1:-${OUT:-/tmp/gpu-check}}
 mkdir -p "$OUT_DIR"
 export LD_LIBRARY_PATH="$PWD/.gpu/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
 export MNIST_GPU_TEST_DATA="$PWD/data/mnist" MNIST_GPU_TEST_EXE="$PWD/.gpu/bin/mnist_gpu" MNIST_GPU_DATA="$PWD/data/mnist"
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 PATH="/usr/local/cuda/bin:$PATH"
 ln -sfn "$PWD/data" .gpu/data  # resolve_data_dir's <exe>/../data/mnist
 BIN=.gpu/bin
 declare -a rows
 row() { rows+=("$(printf '| %-34s | %-8s | %s |' "$1" "$2" "$3")"); }
+ok() { [ "$1" = 0 ] && echo ok || echo "FAIL($1)"; }
+# Median samples/s over the epochs of a JSON-lines file (skipping the first epoch when there are more).
+median() {
+  python3 - "$1" "$2" <<'PY' 2>/dev/null || echo "n/a"
+import json, statistics, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+epochs = [l for l in lines if "epoch" in l]
+epochs = epochs[1:] if len(epochs) > 1 else epochs
+last = lines[-1]
+print(round(statistics.median(e["samples_per_s"] for e in epochs)), sys.argv[2], last.get(sys.argv[2]))
+PY
+}
 
 { nvidia-smi; nvcc --version; echo "commit: $(cat .gpu/COMMIT)"; } 2>&1 | tee "$OUT_DIR/machine.txt"
 
@@ -44,14 +56,17 @@ rc=$?; row "train (defaults, cuda)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(
 same="--batch 256 --hidden 512,256 --lr 0.05 --epochs 10"
 "$BIN/mnist_gpu" train --device cuda $same --optimizer momentum --schedule constant --val 0 \
   --metrics "$OUT_DIR/ours_b256.jsonl" >"$OUT_DIR/ours_b256.log" 2>&1
-row "ours cuda b256 (samples/s, median epoch)" "$?" "$(python3 -c "import json,statistics as s;L=[json.loads(l) for l in open('$OUT_DIR/ours_b256.jsonl')];print(round(s.median(x['samples_per_s'] for x in L if 'epoch' in x)), 'test_acc', L[-1]['test_acc'])")"
+row "ours cuda b256 (samples/s, median epoch)" "$(ok $?)" "$(median "$OUT_DIR/ours_b256.jsonl" test_acc)"
 if [ -f .gpu/torch_mlp.py ]; then
   for mode in eager compile; do
     flag=""; [ $mode = compile ] && flag="--compile"
     python3 .gpu/torch_mlp.py --data data/mnist --device cuda $same --optimizer sgd $flag >"$OUT_DIR/torch_$mode.jsonl" 2>"$OUT_DIR/torch_$mode.err"
-    row "torch $mode b256 (samples/s, median epoch)" "$?" "$(python3 -c "import json,statistics as s;L=[json.loads(l) for l in open('$OUT_DIR/torch_$mode.jsonl')];E=[x for x in L if 'epoch' in x];print(round(s.median(x['samples_per_s'] for x in E[1:] or E)), 'best_test_acc', L[-1].get('best_test_acc'))")"
+    row "torch $mode b256 (samples/s, median epoch)" "$(ok $?)" "$(median "$OUT_DIR/torch_$mode.jsonl" best_test_acc)"
   done
 fi
+
+"$BIN/mnist_gpu" bench --samples 16384 --json "$OUT_DIR/bench.json" >"$OUT_DIR/bench.md" 2>"$OUT_DIR/bench.log"
+row "bench (GPU vs CPU, batch 32..4096)" "$(ok $?)" "table in bench.md"
 
 {
   echo "| check | result | detail |"
