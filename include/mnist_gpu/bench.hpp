@@ -31,7 +31,7 @@ struct BenchRow {
 };
 
 struct BenchResult {
-  double train_flops_per_sample = 0;  ///< 6 x multiply-adds: forward 2, backward (data + weights) 4
+  double train_flops_per_sample = 0;  ///< forward 2 x MACs, weight grads 2 x MACs, data grads 2 x MACs past layer 1
   double infer_flops_per_sample = 0;  ///< 2 x multiply-adds
   double cpu_sgemm_gflops = 0;        ///< measured ceiling (square SGEMM), 0 if not measured
   double gpu_sgemm_gflops = 0;
@@ -42,7 +42,7 @@ struct BenchResult {
 BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Dataset& test,
                       const std::function<void(const BenchRow&)>& on_row);
 
-/// GFLOP/s of an n x n x n single-precision GEMM on the CPU (OpenBLAS; median of 5 after a warm-up).
+/// GFLOP/s of an n x n x n single-precision GEMM on the CPU (OpenBLAS; median of 5 after 3 warm-ups).
 double measure_cpu_sgemm_gflops(int n);
 /// The same with cuBLAS on device 0 (FP32, no TF32), timed with CUDA events. Throws Error without a GPU.
 double measure_gpu_sgemm_gflops(int n);

@@ -27,8 +27,9 @@ TEST(Bench, CountsWorkAndReportsEveryPoint) {
   const BenchResult r = run_bench(cfg, small, test, [&](const BenchRow&) { ++seen; });
   EXPECT_EQ(seen, 3);
   ASSERT_EQ(r.rows.size(), 3u);
-  // 784*16 + 16*10 multiply-adds forward; training is 3x the forward work, 2 FLOPs each.
-  EXPECT_DOUBLE_EQ(r.train_flops_per_sample, 6.0 * (784 * 16 + 16 * 10));
+  // 784*16 + 16*10 multiply-adds forward, the same again for the weight gradients, and 16*10
+  // for the one data gradient needed (none for the input images); 2 FLOPs each.
+  EXPECT_DOUBLE_EQ(r.train_flops_per_sample, 2.0 * (2 * (784 * 16 + 16 * 10) + 16 * 10));
   EXPECT_DOUBLE_EQ(r.infer_flops_per_sample, 2.0 * (784 * 16 + 16 * 10));
   EXPECT_GT(r.cpu_sgemm_gflops, 0.0);
   EXPECT_EQ(r.rows[0].steps, 256);  // 256 samples at batch 1
