@@ -59,15 +59,9 @@ struct Case {
 };
 
 std::string run(const fs::path& dir, int* code) {
-  const std::string cmd = mnist_gpu::test::exe() + " train --device cpu --epochs 1 --hidden 8 --val 5 --data '" +
-                          dir.string() + "' 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[1024];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  const int status = p ? pclose(p) : -1;
-  *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  const auto r = mnist_gpu::test::run_exe("train --device cpu --epochs 1 --hidden 8 --val 5 --data '" + dir.string() + "'");
+  *code = r.code;
+  return r.out;
 }
 
 }  // namespace

@@ -52,14 +52,8 @@ TEST(Bench, CommandRefusesBadValuesNamingTheFlag) {
   for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
            {"--batches 0", "--batches"}, {"--batches 64,,128", "--batches"}, {"--samples 0", "--samples"},
            {"--device tpu", "--device"}, {"--hidden 0", "--hidden"}}) {
-    const std::string cmd = mnist_gpu::test::exe() + " bench " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::string out;
-    char buf[512];
-    while (fgets(buf, sizeof buf, p)) out += buf;
-    const int status = pclose(p);
-    EXPECT_EQ(WEXITSTATUS(status), 2) << args << "\n" << out;
+    const auto [out, code] = mnist_gpu::test::run_exe("bench " + args);
+    EXPECT_EQ(code, 2) << args << "\n" << out;
     EXPECT_NE(out.find(flag), std::string::npos) << args << "\n" << out;
   }
 }

@@ -354,14 +354,8 @@ TEST(Checkpoint, SigintAndSigtermStopAfterAStepSaveAndExitConventionally) {
 TEST(Checkpoint, ResumeRefusesFlagsThatDisagree) {
   const fs::path ck = temp_path("flags.ckpt");
   write_checkpoint(ck, sample_checkpoint(OptimizerKind::adam));
-  const std::string cmd = mnist_gpu::test::exe() + " train --resume " + ck.string() + " --hidden 9,5 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  const int status = pclose(p);
-  EXPECT_EQ(WEXITSTATUS(status), 2);
+  const auto [out, code] = mnist_gpu::test::run_exe("train --resume " + ck.string() + " --hidden 9,5");
+  EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("--hidden: the checkpoint " + ck.string() + " was trained with '7,5', not '9,5'"), std::string::npos)
       << out;
 }

@@ -197,30 +197,16 @@ TEST(Train, ValZeroGivesNullValidationMetrics) {
 
 TEST(Train, DeviceCudaWithoutGpuIsAnErrorNotAFallback) {
   if (probe_device().usable) GTEST_SKIP() << "a usable GPU is present";
-  const std::string cmd = mnist_gpu::test::exe() + " train --device cuda --epochs 1 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  const int status = pclose(p);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const auto [out, code] = mnist_gpu::test::run_exe("train --device cuda --epochs 1");
+  EXPECT_EQ(code, 1);
   EXPECT_NE(out.find("--device cuda: no usable GPU"), std::string::npos) << out;
   EXPECT_EQ(out.find("epoch"), std::string::npos) << "must not train on the CPU instead:\n" << out;
 }
 
 TEST(Train, DivergenceIsCaughtInItsEpochWithAdvice) {
-  const std::string cmd = mnist_gpu::test::exe() +
-                          " train --device cpu --optimizer sgd --loss l2 --lr 10 --hidden 32 --epochs 3 --val 1000 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  const int status = pclose(p);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const auto [out, code] =
+      mnist_gpu::test::run_exe("train --device cpu --optimizer sgd --loss l2 --lr 10 --hidden 32 --epochs 3 --val 1000");
+  EXPECT_EQ(code, 1);
   EXPECT_NE(out.find("training diverged in epoch 1: the loss became"), std::string::npos) << out;
   EXPECT_NE(out.find("try a smaller --lr"), std::string::npos) << out;
   EXPECT_EQ(out.find("test: accuracy"), std::string::npos) << out;
