@@ -2,11 +2,15 @@
 // trees, overridable with $MNIST_GPU_TEST_DATA and $MNIST_GPU_TEST_EXE so that binaries built here
 // run from another checkout (the GPU machine).
 #pragma once
+#include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 namespace mnist_gpu::test {
 
@@ -19,6 +23,30 @@ inline std::string exe() {
   const char* env = std::getenv("MNIST_GPU_TEST_EXE");
   return env && *env ? env : MNIST_GPU_EXE;
 }
+
+/// A fresh directory under the system temp dir, named after the running test, removed with
+/// everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = std::filesystem::temp_directory_path() /
+            ("mnist_gpu_" + std::string(info ? info->name() : "none") + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 /// Output (stdout and stderr together) and exit code of `mnist_gpu ARGS` (a shell command line).
 struct RunResult {

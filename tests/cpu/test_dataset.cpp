@@ -30,26 +30,7 @@ namespace {
 
 const fs::path kBundled = mnist_gpu::test::data_dir();
 
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("mnist_gpu_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using mnist_gpu::test::TempDir;
 
 // Writes an unsigned-byte IDX file, gzip-compressed when the name ends in .gz.
 void put_idx(const fs::path& path, const std::vector<std::uint32_t>& dims, const Bytes& payload) {

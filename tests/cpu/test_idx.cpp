@@ -1,6 +1,8 @@
 // read_idx on small raw and gzip IDX files written to a temporary directory: round trips, and each
 // rejection with the words of its message; md5_hex against the RFC 1321 test vectors.
 #include <gtest/gtest.h>
+
+#include "test_paths.hpp"
 #include <unistd.h>
 #include <zlib.h>
 
@@ -22,25 +24,7 @@ using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("mnist_gpu_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using mnist_gpu::test::TempDir;
 
 // An IDX file: 00 00 type ndims, big-endian dims, payload.
 Bytes idx_bytes(const std::vector<std::uint32_t>& dims, const Bytes& payload, std::uint8_t type = 0x08) {
