@@ -13,33 +13,20 @@
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/image_io.hpp"
 #include "mnist_gpu/image_prep.hpp"
+#include "scratch_file.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path& scratch() {
-  static const fs::path p = fs::temp_directory_path() / ("mnist_gpu_fuzz_image_" + std::to_string(::getpid()) + ".img");
-  return p;
-}
-
-struct RemoveScratch {
-  ~RemoveScratch() {
-    std::error_code ec;
-    fs::remove(scratch(), ec);
-  }
-};
+const mnist_gpu_fuzz::ScratchFile scratch("mnist_gpu_fuzz_image");
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static RemoveScratch cleanup;
-  std::FILE* f = std::fopen(scratch().c_str(), "wb");
-  if (!f) std::abort();
-  if (size > 0 && std::fwrite(data, 1, size, f) != size) std::abort();
-  if (std::fclose(f) != 0) std::abort();
+  const std::filesystem::path& path = scratch.write(data, size);
   try {
-    const mnist_gpu::GreyImage img = mnist_gpu::read_image(scratch());
+    const mnist_gpu::GreyImage img = mnist_gpu::read_image(path);
     const std::size_t n = static_cast<std::size_t>(img.width) * static_cast<std::size_t>(img.height);
     if (img.width < 1 || img.height < 1 || img.grey.size() != n || (!img.alpha.empty() && img.alpha.size() != n))
       std::abort();

@@ -16,23 +16,18 @@
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/model_io.hpp"
+#include "scratch_file.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path& scratch() {
-  static const fs::path p = fs::temp_directory_path() / ("mnist_gpu_fuzz_model_" + std::to_string(::getpid()) + ".bin");
-  return p;
-}
+const mnist_gpu_fuzz::ScratchFile scratch("mnist_gpu_fuzz_model");
 
 void load_one(const std::vector<std::uint8_t>& bytes) {
-  std::FILE* f = std::fopen(scratch().c_str(), "wb");
-  if (!f) std::abort();
-  if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) std::abort();
-  if (std::fclose(f) != 0) std::abort();
+  const std::filesystem::path& path = scratch.write(bytes.data(), bytes.size());
   try {
-    const mnist_gpu::SavedModel m = mnist_gpu::load_model(scratch());
+    const mnist_gpu::SavedModel m = mnist_gpu::load_model(path);
     if (m.params.size() != mnist_gpu::ParamLayout(m.spec).size) std::abort();
     // An accepted file must be exactly what encode_model writes for it.
     if (mnist_gpu::encode_model(m.spec, m.params) != bytes) std::abort();
@@ -40,17 +35,10 @@ void load_one(const std::vector<std::uint8_t>& bytes) {
   }
 }
 
-struct RemoveScratch {
-  ~RemoveScratch() {
-    std::error_code ec;
-    fs::remove(scratch(), ec);
-  }
-};
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static RemoveScratch cleanup;
   load_one(std::vector<std::uint8_t>(data, data + size));
   load_one(mnist_gpu_fuzz::with_valid_crc(data, size));
   return 0;

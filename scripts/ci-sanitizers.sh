@@ -16,19 +16,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # --- packages -------------------------------------------------------------------------------
 packages=(clang libclang-rt-14-dev)
-missing=()
-if command -v dpkg-query >/dev/null 2>&1; then
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-fi
-if ((${#missing[@]})); then
-  echo "ci-sanitizers: installing ${missing[*]}" >&2
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+scripts/install-packages.sh "${packages[@]}"
 
 # configure DIR CXX CMAKE_ARGS...: a build directory configured for compiler CXX. One configured
 # with another compiler is wiped first: CMake would otherwise drop its cache itself on the change
