@@ -33,7 +33,7 @@ class CudaBackend final : public Backend {
   CudaBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed,
               const DeviceProbe& probe)
       : opt_(opt), batch_(batch), pixels_(spec.inputs), device_name_(probe.name), cublas_(compute_.get()),
-        net_(spec, batch, compute_.get(), cublas_.get()), x_(static_cast<std::size_t>(batch) * spec.inputs),
+        net_(spec, batch, compute_.get(), cublas_.get(), opt.dropout, seed), x_(static_cast<std::size_t>(batch) * spec.inputs),
         loss_sum_(1), correct_(1), confusion_(100) {
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) {
@@ -127,7 +127,7 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaStreamWaitEvent(cs, copied_[s].get(), 0));
 
       gpu::u8_to_unit(dev_images_[s].get(), x_.get(), static_cast<std::size_t>(rows) * pixels_, cs);
-      net_.forward(x_.get(), rows);
+      net_.forward(x_.get(), rows, step_ + 1);
       net_.backward(x_.get(), dev_labels_[s].get(), rows, loss_sum_.get(), correct_.get());
       consumed_[s].record(cs);
       ++step_;

@@ -1,5 +1,6 @@
 // Elementwise kernels: uint8 -> [0,1] conversion, bias + activation forward, activation backward,
-// the bias gradient (a column reduction) and the optimizer update over the flat arena.
+// dropout (forward and backward), the bias gradient (a column reduction) and the optimizer update
+// over the flat arena.
 #include <cstdint>
 #include <stdexcept>
 
@@ -45,6 +46,13 @@ __global__ void act_backward_kernel(float* __restrict__ dy, const float* __restr
       case Activation::identity: break;
     }
   }
+}
+
+// Inverted dropout: the mask is recomputed from its hash (dropout.hpp) in both directions.
+__global__ void dropout_kernel(const float* a, float* out, std::size_t n, DropoutMask mask) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    out[i] = dropout_keep(mask, i) ? a[i] * mask.scale : 0.0f;
 }
 
 // One thread per column, summing down the rows in order: coalesced across the warp (adjacent
@@ -108,6 +116,16 @@ void act_backward(float* dy, const float* y, std::size_t n, Activation act, cuda
   if (n == 0 || act == Activation::identity) return;
   act_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(dy, y, n, act);
   CUDA_CHECK_LAUNCH();
+}
+
+void dropout_forward(const float* a, float* out, std::size_t n, const DropoutMask& mask, cudaStream_t stream) {
+  if (n == 0) return;
+  dropout_kernel<<<grid_for(n), kThreads, 0, stream>>>(a, out, n, mask);
+  CUDA_CHECK_LAUNCH();
+}
+
+void dropout_backward(float* d, std::size_t n, const DropoutMask& mask, cudaStream_t stream) {
+  dropout_forward(d, d, n, mask, stream);
 }
 
 void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stream) {

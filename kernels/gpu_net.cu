@@ -7,29 +7,40 @@
 
 namespace mnist_gpu::gpu {
 
-GpuNet::GpuNet(const ModelSpec& spec, int max_batch, cudaStream_t stream, cublasHandle_t cublas)
-    : spec_(spec), layout_(spec), max_batch_(max_batch), stream_(stream), cublas_(cublas),
-      params_(layout_.size), grads_(layout_.size) {
+GpuNet::GpuNet(const ModelSpec& spec, int max_batch, cudaStream_t stream, cublasHandle_t cublas, float dropout,
+               std::uint64_t seed)
+    : spec_(spec), layout_(spec), max_batch_(max_batch), stream_(stream), cublas_(cublas), dropout_(dropout),
+      seed_(seed), params_(layout_.size), grads_(layout_.size) {
   int widest = spec.inputs;
-  for (const auto& l : layout_.layers) {
+  for (std::size_t li = 0; li < layout_.layers.size(); ++li) {
+    const LayerView& l = layout_.layers[li];
     acts_.emplace_back(static_cast<std::size_t>(max_batch) * l.out);
+    const bool hidden = li + 1 < layout_.layers.size();
+    kept_.emplace_back(hidden && dropout > 0.0f ? static_cast<std::size_t>(max_batch) * l.out : 0);
     widest = std::max(widest, l.out);
   }
   delta_a_ = DeviceBuffer<float>(static_cast<std::size_t>(max_batch) * widest);
   delta_b_ = DeviceBuffer<float>(static_cast<std::size_t>(max_batch) * widest);
 }
 
-const float* GpuNet::forward(const float* x, int batch) {
+const float* GpuNet::layer_input(const float* x, std::size_t li) const {
+  if (li == 0) return x;
+  return dropping() ? kept_[li - 1].get() : acts_[li - 1].get();
+}
+
+const float* GpuNet::forward(const float* x, int batch, long long step) {
   if (batch < 0 || batch > max_batch_) throw Error("GpuNet::forward: batch out of range");
-  const float* in = x;
+  step_ = step;
   const std::size_t n_layers = layout_.layers.size();
   for (std::size_t li = 0; li < n_layers; ++li) {
     const LayerView& l = layout_.layers[li];
     float* y = acts_[li].get();
-    dense_forward(in, params_.get() + l.w, y, batch, l.in, l.out, cublas_);
-    const Activation act = li + 1 == n_layers ? Activation::identity : spec_.activation;
-    bias_act_forward(y, params_.get() + l.b, batch, l.out, act, stream_);
-    in = y;
+    dense_forward(layer_input(x, li), params_.get() + l.w, y, batch, l.in, l.out, cublas_);
+    const bool hidden = li + 1 < n_layers;
+    bias_act_forward(y, params_.get() + l.b, batch, l.out, hidden ? spec_.activation : Activation::identity, stream_);
+    if (hidden && dropping())
+      dropout_forward(y, kept_[li].get(), static_cast<std::size_t>(batch) * l.out,
+                      make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li)), stream_);
   }
   return output();
 }
@@ -54,12 +65,14 @@ void GpuNet::backward(const float* x, const std::uint8_t* labels, int batch, dou
     l2_loss(output(), labels, delta, batch, spec_.outputs, scale, loss_sum, correct, stream_);
   for (std::size_t li = layout_.layers.size(); li-- > 0;) {
     const LayerView& l = layout_.layers[li];
-    const float* in = li == 0 ? x : acts_[li - 1].get();
-    dense_backward_weights(delta, in, grads_.get() + l.w, batch, l.in, l.out, cublas_);
+    dense_backward_weights(delta, layer_input(x, li), grads_.get() + l.w, batch, l.in, l.out, cublas_);
     bias_grad(delta, grads_.get() + l.b, batch, l.out, stream_);
     if (li == 0) break;
     dense_backward_data(delta, params_.get() + l.w, next, batch, l.in, l.out, cublas_);
-    act_backward(next, acts_[li - 1].get(), static_cast<std::size_t>(batch) * l.in, spec_.activation, stream_);
+    const std::size_t n = static_cast<std::size_t>(batch) * l.in;
+    if (dropping())
+      dropout_backward(next, n, make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li - 1)), stream_);
+    act_backward(next, acts_[li - 1].get(), n, spec_.activation, stream_);
     std::swap(delta, next);
   }
 }

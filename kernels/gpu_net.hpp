@@ -13,15 +13,18 @@ namespace mnist_gpu::gpu {
 class GpuNet {
  public:
   /// All device workspace for batches of up to `max_batch` rows; none is allocated in a step.
-  GpuNet(const ModelSpec& spec, int max_batch, cudaStream_t stream, cublasHandle_t cublas);
+  /// `dropout` > 0: training passes drop hidden units, with CpuNet's masks (dropout.hpp).
+  GpuNet(const ModelSpec& spec, int max_batch, cudaStream_t stream, cublasHandle_t cublas, float dropout = 0.0f,
+         std::uint64_t seed = 0);
 
   const ModelSpec& spec() const { return spec_; }
   const ParamLayout& layout() const { return layout_; }
   float* params() { return params_.get(); }  // (layout.size)
   float* grads() { return grads_.get(); }    // (layout.size)
 
-  /// x (batch, inputs) on the device; returns the device outputs (batch, outputs).
-  const float* forward(const float* x, int batch);
+  /// x (batch, inputs) on the device; returns the device outputs (batch, outputs). `step` > 0:
+  /// the training pass of optimizer step `step` (dropout on, when configured); 0: evaluation.
+  const float* forward(const float* x, int batch, long long step = 0);
   /// After forward: loss gradient back into grads(); accumulators are device pointers.
   void backward(const float* x, const std::uint8_t* labels, int batch, double* loss_sum,
                 unsigned long long* correct);
@@ -35,9 +38,16 @@ class GpuNet {
   int max_batch_;
   cudaStream_t stream_;
   cublasHandle_t cublas_;
+  float dropout_;
+  std::uint64_t seed_;
+  long long step_ = 0;                          // the last forward pass's step (0: evaluation)
   DeviceBuffer<float> params_, grads_;
   std::vector<DeviceBuffer<float>> acts_;       // acts_[l]: (max_batch, layers[l].out)
+  std::vector<DeviceBuffer<float>> kept_;       // kept_[l]: acts_[l] after dropout (hidden, dropout on)
   DeviceBuffer<float> delta_a_, delta_b_;       // (max_batch, widest) each
+
+  bool dropping() const { return dropout_ > 0.0f && step_ > 0; }
+  const float* layer_input(const float* x, std::size_t li) const;
 };
 
 }  // namespace mnist_gpu::gpu

@@ -27,6 +27,8 @@ void dense_backward_weights(const float* dy, const float* x, float* dw, int batc
 void bias_act_forward(float* y, const float* b, int batch, int out, Activation act, cudaStream_t stream);
 void act_backward(float* dy, const float* y, std::size_t n, Activation act, cudaStream_t stream);
 void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stream);
+void dropout_forward(const float* a, float* out, std::size_t n, const DropoutMask& mask, cudaStream_t stream);
+void dropout_backward(float* d, std::size_t n, const DropoutMask& mask, cudaStream_t stream);
 
 void softmax_xent(const float* logits, const std::uint8_t* labels, float* dlogits, int batch, int classes,
                   float grad_scale, double* loss_sum, unsigned long long* correct, cudaStream_t stream);

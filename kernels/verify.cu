@@ -41,8 +41,8 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   gpu::Stream stream;
   gpu::CublasHandle cublas(stream.get());
   cudaStream_t s = stream.get();
-  CpuNet<float> cnet(spec, batch);
-  gpu::GpuNet gnet(spec, batch, s, cublas.get());
+  CpuNet<float> cnet(spec, batch, opt.dropout, seed);
+  gpu::GpuNet gnet(spec, batch, s, cublas.get(), opt.dropout, seed);
   const ParamLayout& layout = cnet.layout();
   init_params(spec, layout, seed, cnet.params().data());
   CUDA_CHECK(cudaMemcpyAsync(gnet.params(), cnet.params().data(), layout.size * sizeof(float), cudaMemcpyHostToDevice, s));
@@ -73,14 +73,14 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   gpu::DeviceBuffer<unsigned long long> d_correct(1);
   CUDA_CHECK(cudaMemsetAsync(d_loss.get(), 0, sizeof(double), s));
   CUDA_CHECK(cudaMemsetAsync(d_correct.get(), 0, sizeof(unsigned long long), s));
-  gnet.forward(d_x.get(), rows);
+  gnet.forward(d_x.get(), rows, 1);  // a training pass (step 1): dropout's masks, when on
   const std::size_t n_out = static_cast<std::size_t>(rows) * spec.outputs;
   const std::vector<float> g_out = download(gnet.output(), n_out, s);
   gnet.backward(d_x.get(), d_labels.get(), rows, d_loss.get(), d_correct.get());
 
   double c_loss = 0;
   unsigned long long c_correct = 0;
-  cnet.forward(x.data(), rows);
+  cnet.forward(x.data(), rows, 1);
   add(report, tag + ": outputs", kTolStep, compare(g_out.data(), cnet.output(), n_out, kTolStep));
   cnet.backward(x.data(), labels.data(), rows, &c_loss, &c_correct);
   const double g_loss = download(d_loss.get(), 1, s)[0];

@@ -54,7 +54,14 @@ json config_json(const TrainConfig& c) {
           {"epochs", c.epochs},
           {"val", c.val},
           {"seed", c.seed},
-          {"schedule", to_string(c.schedule)}};
+          {"schedule", to_string(c.schedule)},
+          {"dropout", c.optimizer.dropout},
+          {"lr_step", c.lr_step},
+          {"lr_factor", c.lr_factor},
+          {"lr_patience", c.lr_patience},
+          {"min_lr", c.min_lr},
+          {"patience", c.patience},
+          {"min_delta", c.min_delta}};
 }
 
 // An integer field, range-checked: nlohmann's get<int>() casts a float such as 1e30 to int, which
@@ -109,7 +116,18 @@ TrainConfig config_from(const json& j) {
   c.epochs = int_from<int>(j.at("epochs"), "epochs");
   c.val = int_from<int>(j.at("val"), "val");
   c.seed = int_from<std::uint64_t>(j.at("seed"), "seed");
-  c.schedule = enum_from(j.at("schedule").get<std::string>(), {Schedule::constant, Schedule::cosine}, "schedule");
+  c.schedule = enum_from(j.at("schedule").get<std::string>(),
+                         {Schedule::constant, Schedule::cosine, Schedule::step}, "schedule");
+  // Added in version 2; a version-1 checkpoint has none of them (their defaults are "off").
+  if (j.contains("dropout")) {
+    c.optimizer.dropout = j.at("dropout").get<float>();
+    c.lr_step = int_from<int>(j.at("lr_step"), "lr_step");
+    c.lr_factor = j.at("lr_factor").get<float>();
+    c.lr_patience = int_from<int>(j.at("lr_patience"), "lr_patience");
+    c.min_lr = j.at("min_lr").get<float>();
+    c.patience = int_from<int>(j.at("patience"), "patience");
+    c.min_delta = j.at("min_delta").get<float>();
+  }
   return c;
 }
 
@@ -117,7 +135,9 @@ TrainConfig config_from(const json& j) {
 void check_config(const TrainConfig& c) {
   auto in = [](long long v, long long lo, long long hi) { return v >= lo && v <= hi; };
   bool ok = in(c.model.inputs, 1, 1 << 20) && in(c.model.outputs, 1, 1 << 16) && c.model.hidden.size() <= 64 &&
-            in(c.batch, 1, 1 << 16) && in(c.epochs, 1, 100000) && in(c.val, 0, 1 << 30);
+            in(c.batch, 1, 1 << 16) && in(c.epochs, 1, 100000) && in(c.val, 0, 1 << 30) &&
+            in(c.lr_step, 1, 100000) && in(c.lr_patience, 0, 100000) && in(c.patience, 0, 100000) &&
+            c.optimizer.dropout >= 0.0f && c.optimizer.dropout < 1.0f;
   for (int w : c.model.hidden) ok = ok && in(w, 1, 1 << 16);
   if (!ok) throw Error("absurd sizes in the configuration");
 }
@@ -150,9 +170,11 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
   put<std::uint64_t>(out, ck.state.params.size());
   put<std::uint64_t>(out, ck.state.s1.size());
   put<std::uint64_t>(out, ck.state.s2.size());
+  put<std::uint64_t>(out, ck.progress.best_params.size());
   put_floats(out, ck.state.params);
   put_floats(out, ck.state.s1);
   put_floats(out, ck.state.s2);
+  put_floats(out, ck.progress.best_params);
   put<std::uint32_t>(out, static_cast<std::uint32_t>(crc32(0L, out.data(), static_cast<uInt>(out.size()))));
   write_file_atomically(path, out);
 }
@@ -163,17 +185,20 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
 
 Checkpoint parse_checkpoint(const std::vector<std::uint8_t>& b, const std::string& name) {
   auto fail = [&](const std::string& what) -> Error { return Error(name + ": " + what); };
-  const std::size_t fixed = 8 + 4 + 8 + 3 * 8 + 4;
+  // Version 1 has three array counts; version 2 adds the best epoch's parameters (early stopping).
+  const std::size_t fixed_v1 = 8 + 4 + 8 + 3 * 8 + 4;
   if (b.size() < 8 || std::memcmp(b.data(), kMagic, 8) != 0)
     throw fail("not an mnist_gpu checkpoint (no MNGPUCKP magic)");
-  if (b.size() < fixed) throw fail("truncated (" + std::to_string(b.size()) + " bytes)");
+  if (b.size() < fixed_v1) throw fail("truncated (" + std::to_string(b.size()) + " bytes)");
   std::size_t at = 8;
   auto get_u32 = [&] { std::uint32_t v; std::memcpy(&v, b.data() + at, 4); at += 4; return v; };
   auto get_u64 = [&] { std::uint64_t v; std::memcpy(&v, b.data() + at, 8); at += 8; return v; };
   const std::uint32_t version = get_u32();
-  if (version != kCheckpointVersion)
-    throw fail("checkpoint format version " + std::to_string(version) + ", this build reads version " +
+  if (version < 1 || version > kCheckpointVersion)
+    throw fail("checkpoint format version " + std::to_string(version) + ", this build reads versions 1 to " +
                std::to_string(kCheckpointVersion) + (version > kCheckpointVersion ? " (written by a newer mnist_gpu)" : ""));
+  const std::size_t fixed = fixed_v1 + (version >= 2 ? 8 : 0);
+  if (b.size() < fixed) throw fail("truncated (" + std::to_string(b.size()) + " bytes)");
   std::uint32_t stored_crc;
   std::memcpy(&stored_crc, b.data() + b.size() - 4, 4);
   if (static_cast<std::uint32_t>(crc32(0L, b.data(), static_cast<uInt>(b.size() - 4))) != stored_crc)
@@ -219,13 +244,16 @@ Checkpoint parse_checkpoint(const std::vector<std::uint8_t>& b, const std::strin
     if (ck.progress.done[i].epoch != static_cast<int>(i) + 1) throw fail("inconsistent progress (epoch numbers)");
 
   const std::uint64_t n_params = get_u64(), n_s1 = get_u64(), n_s2 = get_u64();
+  const std::uint64_t n_best = version >= 2 ? get_u64() : 0;
   const std::uint64_t expect = ParamLayout(ck.config.model).size;
   const bool needs_s1 = ck.config.optimizer.kind != OptimizerKind::sgd;
   const bool needs_s2 = ck.config.optimizer.kind == OptimizerKind::adam;
-  if (n_params != expect || n_s1 != (needs_s1 ? expect : 0) || n_s2 != (needs_s2 ? expect : 0))
+  if (n_params != expect || n_s1 != (needs_s1 ? expect : 0) || n_s2 != (needs_s2 ? expect : 0) ||
+      (n_best != 0 && n_best != expect))
     throw fail("array sizes (" + std::to_string(n_params) + ", " + std::to_string(n_s1) + ", " + std::to_string(n_s2) +
-               ") do not match the model's " + std::to_string(expect) + " parameters and its optimizer");
-  if (b.size() - 4 - at != (n_params + n_s1 + n_s2) * sizeof(float))
+               ", " + std::to_string(n_best) + ") do not match the model's " + std::to_string(expect) +
+               " parameters and its optimizer");
+  if (b.size() - 4 - at != (n_params + n_s1 + n_s2 + n_best) * sizeof(float))
     throw fail("file size does not match its arrays (truncated or trailing bytes)");
   auto take = [&](std::uint64_t n) {
     std::vector<float> v(static_cast<std::size_t>(n));
@@ -238,6 +266,7 @@ Checkpoint parse_checkpoint(const std::vector<std::uint8_t>& b, const std::strin
   ck.state.params = take(n_params);
   ck.state.s1 = take(n_s1);
   ck.state.s2 = take(n_s2);
+  ck.progress.best_params = take(n_best);
   return ck;
 }
 

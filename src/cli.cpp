@@ -105,8 +105,8 @@ class CliObserver final : public TrainObserver {
     }
     std::string val = "val -";
     if (!std::isnan(m.val_acc)) val = fmt::format("val {:.2f}% (loss {:.4f})", 100 * m.val_acc, m.val_loss);
-    spdlog::info("epoch {:>3}/{}  loss {:.4f}  train {:.2f}%  {}  {:.2f} s  {:.0f} samples/s", m.epoch,
-                 epochs_, m.train_loss, 100 * m.train_acc, val, m.epoch_s, m.samples_per_s);
+    spdlog::info("epoch {:>3}/{}  loss {:.4f}  train {:.2f}%  {}  lr {:.3g}  {:.2f} s  {:.0f} samples/s", m.epoch,
+                 epochs_, m.train_loss, 100 * m.train_acc, val, m.lr, m.epoch_s, m.samples_per_s);
     metrics_.write(epoch_json(m));
   }
 
@@ -164,6 +164,13 @@ void check_resume_flags(const TrainConfig& flags, const TrainConfig& ck, const s
       {"--nesterov", {flags.optimizer.nesterov ? "on" : "off", ck.optimizer.nesterov ? "on" : "off"}},
       {"--l2", {f(flags.optimizer.l2), f(ck.optimizer.l2)}},
       {"--schedule", {to_string(flags.schedule), to_string(ck.schedule)}},
+      {"--dropout", {f(flags.optimizer.dropout), f(ck.optimizer.dropout)}},
+      {"--lr-step", {std::to_string(flags.lr_step), std::to_string(ck.lr_step)}},
+      {"--lr-factor", {f(flags.lr_factor), f(ck.lr_factor)}},
+      {"--lr-patience", {std::to_string(flags.lr_patience), std::to_string(ck.lr_patience)}},
+      {"--min-lr", {f(flags.min_lr), f(ck.min_lr)}},
+      {"--patience", {std::to_string(flags.patience), std::to_string(ck.patience)}},
+      {"--min-delta", {f(flags.min_delta), f(ck.min_delta)}},
       {"--epochs", {std::to_string(flags.epochs), std::to_string(ck.epochs)}},
       {"--val", {std::to_string(flags.val), std::to_string(ck.val)}},
       {"--seed", {std::to_string(flags.seed), std::to_string(ck.seed)}}};
@@ -242,6 +249,13 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
     return 128 + (sig ? sig : SIGINT);
   }
 
+  if (r.stopped_early)
+    spdlog::info("early stopping after epoch {}: no better validation loss for {} epochs", r.epochs.size(),
+                 cfg.patience);
+  if (r.restored_best)
+    spdlog::info("testing the best epoch's weights: epoch {} (validation loss {:.4f}, accuracy {:.2f}%)", r.best_epoch,
+                 r.epochs[static_cast<std::size_t>(r.best_epoch - 1)].val_loss,
+                 100 * r.epochs[static_cast<std::size_t>(r.best_epoch - 1)].val_acc);
   const auto errors = r.test.per_class_errors();
   spdlog::info("test: accuracy {:.2f}% ({} of {} wrong), loss {:.4f}; training {:.1f} s", 100 * r.test.acc,
                std::lround((1 - r.test.acc) * static_cast<double>(r.test.count)), r.test.count, r.test.loss,
@@ -262,6 +276,12 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
                  {"seed", cfg.seed},
                  {"train_s", r.train_s},
                  {"epochs", cfg.epochs},
+                 {"epochs_run", r.epochs.size()},
+                 {"best_epoch", r.best_epoch},
+                 {"stopped_early", r.stopped_early},
+                 {"restored_best", r.restored_best},
+                 {"dropout", cfg.optimizer.dropout},
+                 {"schedule", to_string(cfg.schedule)},
                  {"batch", cfg.batch},
                  {"hidden", cfg.model.hidden},
                  {"activation", to_string(cfg.model.activation)},
@@ -344,7 +364,8 @@ int run_cli(int argc, const char* const* argv) {
     if (train_cmd->parsed()) {
       std::vector<std::string> given;
       for (const char* flag : {"--batch", "--hidden", "--activation", "--loss", "--optimizer", "--lr", "--momentum",
-                               "--nesterov", "--l2", "--schedule", "--epochs", "--val", "--seed"})
+                               "--nesterov", "--l2", "--schedule", "--epochs", "--val", "--seed", "--dropout",
+                               "--lr-step", "--lr-factor", "--lr-patience", "--min-lr", "--patience", "--min-delta"})
         if (train_cmd->count(flag) > 0) given.push_back(flag);
       return run_train(to_train_config(train_args), given);
     }

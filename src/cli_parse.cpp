@@ -89,13 +89,30 @@ void add_model_options(CLI::App& app, TrainArgs& a) {
   app.add_option("--momentum", a.momentum, "momentum in [0, 1) (optimizer momentum)")->capture_default_str();
   app.add_flag("--nesterov", a.nesterov, "Nesterov momentum (optimizer momentum)");
   app.add_option("--l2", a.l2, "L2 regularisation on the weights, >= 0")->capture_default_str();
+  app.add_option("--dropout", a.dropout, "probability of dropping each hidden unit while training, in [0, 1)")
+      ->capture_default_str();
   app.add_option("--seed", a.seed, "seed of the initialisation, split and shuffles")->capture_default_str();
 }
 
 void add_train_options(CLI::App& app, TrainArgs& a) {
   add_model_options(app, a);
   app.add_option("--device", a.device, "auto | cpu | cuda (auto: a usable GPU, else the CPU)")->capture_default_str();
-  app.add_option("--schedule", a.schedule, "learning-rate schedule: constant | cosine (to 0 over the epochs)")->capture_default_str();
+  app.add_option("--schedule", a.schedule,
+                 "learning-rate schedule: constant | cosine (to 0 over the epochs) | step (x --lr-factor every --lr-step epochs)")
+      ->capture_default_str();
+  app.add_option("--lr-step", a.lr_step, "step schedule: epochs between cuts, >= 1")->capture_default_str();
+  app.add_option("--lr-factor", a.lr_factor, "rate multiplier of a step or plateau cut, in (0, 1)")->capture_default_str();
+  app.add_option("--lr-patience", a.lr_patience,
+                 "cut the rate by --lr-factor after this many epochs without a better validation loss (0: off)")
+      ->capture_default_str();
+  app.add_option("--min-lr", a.min_lr, "plateau cuts never take the rate below this, >= 0")->capture_default_str();
+  app.add_option("--patience", a.patience,
+                 "early stopping: stop after this many epochs without a better validation loss and test the best "
+                 "epoch's weights (0: off)")
+      ->capture_default_str();
+  app.add_option("--min-delta", a.min_delta,
+                 "relative improvement that counts as better: loss < best * (1 - min-delta), in [0, 1)")
+      ->capture_default_str();
   app.add_option("--epochs", a.epochs, "epochs, >= 1")->capture_default_str();
   app.add_option("--val", a.val, "training images held out for validation, 0..59999")->capture_default_str();
   app.add_option("--metrics", a.metrics, "write JSON lines (one per epoch, then a summary) to this file");
@@ -114,7 +131,10 @@ TrainConfig to_train_config(const TrainArgs& a) {
       {"--activation", &a.activation}, {"--loss", &a.loss}, {"--optimizer", &a.optimizer},
       {"--momentum", &a.momentum}, {"--l2", &a.l2},          {"--schedule", &a.schedule}, {"--epochs", &a.epochs},
       {"--val", &a.val},       {"--seed", &a.seed},         {"--metrics", &a.metrics},
-      {"--checkpoint", &a.checkpoint}, {"--resume", &a.resume},   {"--save", &a.save},   {"--lr", a.lr ? &*a.lr : nullptr}};
+      {"--checkpoint", &a.checkpoint}, {"--resume", &a.resume},   {"--save", &a.save},
+      {"--dropout", &a.dropout}, {"--lr-step", &a.lr_step}, {"--lr-factor", &a.lr_factor},
+      {"--lr-patience", &a.lr_patience}, {"--min-lr", &a.min_lr}, {"--patience", &a.patience},
+      {"--min-delta", &a.min_delta},   {"--lr", a.lr ? &*a.lr : nullptr}};
   for (const auto& [flag, value] : values)
     if (value && value->rfind("--", 0) == 0)
       throw UsageError(std::string(flag) + ": expected a value, got the flag '" + *value + "'");
@@ -139,8 +159,18 @@ TrainConfig to_train_config(const TrainArgs& a) {
                                      "a finite number in [0, 1)");
   c.optimizer.nesterov = a.nesterov;
   c.optimizer.l2 = parse_float("--l2", a.l2, 0.0, false, 1e6, false, "a finite number >= 0");
-  c.schedule = parse_choice<Schedule>("--schedule", a.schedule,
-                                      {{"constant", Schedule::constant}, {"cosine", Schedule::cosine}});
+  c.optimizer.dropout = parse_float("--dropout", a.dropout, 0.0, false, 1.0, true, "a probability in [0, 1)");
+  c.schedule = parse_choice<Schedule>(
+      "--schedule", a.schedule,
+      {{"constant", Schedule::constant}, {"cosine", Schedule::cosine}, {"step", Schedule::step}});
+  c.lr_step = static_cast<int>(parse_int("--lr-step", a.lr_step, 1, 100000, "a whole number of epochs in 1..100000"));
+  c.lr_factor = parse_float("--lr-factor", a.lr_factor, 0.0, true, 1.0, true, "a factor in (0, 1)");
+  c.lr_patience = static_cast<int>(
+      parse_int("--lr-patience", a.lr_patience, 0, 100000, "a whole number of epochs in 0..100000 (0: off)"));
+  c.min_lr = parse_float("--min-lr", a.min_lr, 0.0, false, 1e6, false, "a finite number >= 0");
+  c.patience = static_cast<int>(
+      parse_int("--patience", a.patience, 0, 100000, "a whole number of epochs in 0..100000 (0: off)"));
+  c.min_delta = parse_float("--min-delta", a.min_delta, 0.0, false, 1.0, true, "a relative threshold in [0, 1)");
   c.epochs = static_cast<int>(parse_int("--epochs", a.epochs, 1, 100000, "a whole number of epochs in 1..100000"));
   c.val = static_cast<int>(parse_int("--val", a.val, 0, 59999, "a whole number of images in 0..59999"));
   if (a.seed.empty() || a.seed.find_first_not_of("0123456789") != std::string::npos)
@@ -153,6 +183,12 @@ TrainConfig to_train_config(const TrainArgs& a) {
   c.checkpoint_path = a.checkpoint;
   c.save_path = a.save;
   c.resume_path = a.resume;
+  if (c.patience > 0 && c.val == 0)
+    throw UsageError("--patience: early stopping watches the validation loss; it needs --val > 0");
+  if (c.lr_patience > 0 && c.val == 0)
+    throw UsageError("--lr-patience: plateau cuts watch the validation loss; they need --val > 0");
+  if (c.optimizer.dropout > 0 && c.model.hidden.empty())
+    throw UsageError("--dropout: drops hidden units, and --hidden is empty (no hidden layer)");
   if (a.nesterov && c.optimizer.kind != OptimizerKind::momentum)
     throw UsageError("--nesterov: applies to --optimizer momentum only, not '" + a.optimizer + "'");
   return c;

@@ -33,7 +33,14 @@ const char* to_string(DeviceChoice d) {
   return "?";
 }
 
-const char* to_string(Schedule s) { return s == Schedule::cosine ? "cosine" : "constant"; }
+const char* to_string(Schedule s) {
+  switch (s) {
+    case Schedule::constant: return "constant";
+    case Schedule::cosine: return "cosine";
+    case Schedule::step: return "step";
+  }
+  return "?";
+}
 
 std::vector<int> ModelSpec::widths() const {
   std::vector<int> w;

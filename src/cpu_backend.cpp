@@ -55,7 +55,7 @@ class FlushDenormals {
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed)
-      : opt_(opt), batch_(batch), net_(spec, batch),
+      : opt_(opt), batch_(batch), net_(spec, batch, opt.dropout, seed),
         staging_(static_cast<std::size_t>(batch) * spec.inputs),
         labels_(static_cast<std::size_t>(batch)),
         x_(static_cast<std::size_t>(batch) * spec.inputs) {
@@ -107,7 +107,7 @@ class CpuBackend final : public Backend {
       gather_rows(data.images.data(), data.labels.data(), data.pixels(), plan.indices(b), rows, staging_.data(),
                   labels_.data());
       cpu::u8_to_unit(staging_.data(), x_.data(), rows * px);
-      net_.forward(x_.data(), rows);
+      net_.forward(x_.data(), rows, step_ + 1);
       net_.backward(x_.data(), labels_.data(), rows, &sums.loss_sum, &sums.correct);
       ++step_;
       const OptimStep s = make_optim_step(opt_, lr, step_);

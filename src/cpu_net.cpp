@@ -8,11 +8,15 @@
 namespace mnist_gpu {
 
 template <class T>
-CpuNet<T>::CpuNet(const ModelSpec& spec, int max_batch)
-    : spec_(spec), layout_(spec), max_batch_(max_batch), params_(layout_.size), grads_(layout_.size) {
+CpuNet<T>::CpuNet(const ModelSpec& spec, int max_batch, float dropout, std::uint64_t seed)
+    : spec_(spec), layout_(spec), max_batch_(max_batch), params_(layout_.size), grads_(layout_.size),
+      dropout_(dropout), seed_(seed) {
   int widest = spec.inputs;
-  for (const auto& l : layout_.layers) {
+  for (std::size_t li = 0; li < layout_.layers.size(); ++li) {
+    const LayerView& l = layout_.layers[li];
     acts_.emplace_back(static_cast<std::size_t>(max_batch) * l.out);
+    const bool hidden = li + 1 < layout_.layers.size();
+    kept_.emplace_back(hidden && dropout > 0.0f ? static_cast<std::size_t>(max_batch) * l.out : 0);
     widest = std::max(widest, l.out);
   }
   delta_a_.resize(static_cast<std::size_t>(max_batch) * widest);
@@ -20,16 +24,24 @@ CpuNet<T>::CpuNet(const ModelSpec& spec, int max_batch)
 }
 
 template <class T>
-const T* CpuNet<T>::forward(const T* x, int batch) {
-  const T* in = x;
+const T* CpuNet<T>::layer_input(const T* x, std::size_t li) const {
+  if (li == 0) return x;
+  return dropping() ? kept_[li - 1].data() : acts_[li - 1].data();
+}
+
+template <class T>
+const T* CpuNet<T>::forward(const T* x, int batch, long long step) {
+  step_ = step;
   const std::size_t n_layers = layout_.layers.size();
   for (std::size_t li = 0; li < n_layers; ++li) {
     const LayerView& l = layout_.layers[li];
     T* y = acts_[li].data();
-    cpu::dense_forward(in, params_.data() + l.w, y, batch, l.in, l.out);
-    const Activation act = li + 1 == n_layers ? Activation::identity : spec_.activation;
-    cpu::bias_act_forward(y, params_.data() + l.b, batch, l.out, act);
-    in = y;
+    cpu::dense_forward(layer_input(x, li), params_.data() + l.w, y, batch, l.in, l.out);
+    const bool hidden = li + 1 < n_layers;
+    cpu::bias_act_forward(y, params_.data() + l.b, batch, l.out, hidden ? spec_.activation : Activation::identity);
+    if (hidden && dropping())
+      cpu::dropout_forward(y, kept_[li].data(), static_cast<std::size_t>(batch) * l.out,
+                           make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li)));
   }
   return acts_.back().data();
 }
@@ -60,13 +72,13 @@ void CpuNet<T>::backward(const T* x, const std::uint8_t* labels, int batch, doub
   for (std::size_t li = layout_.layers.size(); li-- > 0;) {
     const LayerView& l = layout_.layers[li];
     // delta is dLoss/d(pre-activation) of layer li: (batch, l.out).
-    const T* in = li == 0 ? x : acts_[li - 1].data();
-    cpu::dense_backward_weights(delta, in, grads_.data() + l.w, batch, l.in, l.out);
+    cpu::dense_backward_weights(delta, layer_input(x, li), grads_.data() + l.w, batch, l.in, l.out);
     cpu::bias_grad(delta, grads_.data() + l.b, batch, l.out);
     if (li == 0) break;
     cpu::dense_backward_data(delta, params_.data() + l.w, next, batch, l.in, l.out);
-    cpu::act_backward(next, acts_[li - 1].data(), static_cast<std::size_t>(batch) * l.in,
-                      spec_.activation);
+    const std::size_t n = static_cast<std::size_t>(batch) * l.in;
+    if (dropping()) cpu::dropout_backward(next, n, make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li - 1)));
+    cpu::act_backward(next, acts_[li - 1].data(), n, spec_.activation);
     std::swap(delta, next);
   }
 }

@@ -254,6 +254,17 @@ void optimizer_update(const OptimStep& s, T* w, const T* g, T* s1, T* s2, std::s
   update_range<T>(s, w, g, s1, s2, n_decay, n, T(0));
 }
 
+template <class T>
+void dropout_forward(const T* a, T* out, std::size_t n, const DropoutMask& mask) {
+  const T scale = static_cast<T>(mask.scale);
+  for (std::size_t i = 0; i < n; ++i) out[i] = dropout_keep(mask, i) ? a[i] * scale : T(0);
+}
+
+template <class T>
+void dropout_backward(T* d, std::size_t n, const DropoutMask& mask) {
+  dropout_forward<T>(d, d, n, mask);
+}
+
 #define MNIST_GPU_INSTANTIATE(T)                                                                   \
   template void u8_to_unit<T>(const std::uint8_t*, T*, std::size_t);                              \
   template void dense_forward<T>(const T*, const T*, T*, int, int, int);                           \
@@ -262,6 +273,8 @@ void optimizer_update(const OptimStep& s, T* w, const T* g, T* s1, T* s2, std::s
   template void bias_act_forward<T>(T*, const T*, int, int, Activation);                           \
   template void act_backward<T>(T*, const T*, std::size_t, Activation);                            \
   template void bias_grad<T>(const T*, T*, int, int);                                              \
+  template void dropout_forward<T>(const T*, T*, std::size_t, const DropoutMask&);                 \
+  template void dropout_backward<T>(T*, std::size_t, const DropoutMask&);                          \
   template void softmax_xent<T>(const T*, const std::uint8_t*, T*, int, int, T, double*,           \
                                 unsigned long long*);                                              \
   template void l2_loss<T>(const T*, const std::uint8_t*, T*, int, int, T, double*,                \

@@ -1,6 +1,7 @@
 // train(): epochs of seeded shuffles over a backend, with validation after each epoch.
 #include "mnist_gpu/train.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -21,9 +22,44 @@ std::vector<std::uint32_t> epoch_order(std::uint64_t seed, int epoch, int n) {
 
 float epoch_lr(const TrainConfig& cfg, int epoch) {
   const double lr = cfg.optimizer.lr;
-  if (cfg.schedule == Schedule::constant) return static_cast<float>(lr);
+  switch (cfg.schedule) {
+    case Schedule::constant: return static_cast<float>(lr);
+    case Schedule::step:
+      return static_cast<float>(lr * std::pow(static_cast<double>(cfg.lr_factor), (epoch - 1) / std::max(1, cfg.lr_step)));
+    case Schedule::cosine: break;
+  }
   const double pi = 3.14159265358979323846;
   return static_cast<float>(lr * 0.5 * (1.0 + std::cos(pi * (epoch - 0.5) / cfg.epochs)));
+}
+
+ValidationState replay_validation(const TrainConfig& cfg, const std::vector<EpochMetrics>& done) {
+  ValidationState st;
+  for (const EpochMetrics& m : done) {
+    if (std::isnan(m.val_loss)) continue;  // no validation set: nothing to decide
+    const bool improved = st.best_epoch == 0 || m.val_loss < st.best_loss * (1.0 - static_cast<double>(cfg.min_delta));
+    if (improved) {
+      st.best_epoch = m.epoch;
+      st.best_loss = m.val_loss;
+      st.since_best = st.since_cut = 0;
+      continue;
+    }
+    ++st.since_best;
+    ++st.since_cut;
+    if (cfg.lr_patience > 0 && st.since_cut >= cfg.lr_patience) {
+      st.lr_scale *= cfg.lr_factor;
+      ++st.cuts;
+      st.since_cut = 0;
+    }
+    if (cfg.patience > 0 && st.since_best >= cfg.patience) st.stop = true;
+  }
+  return st;
+}
+
+float next_epoch_lr(const TrainConfig& cfg, int epoch, const std::vector<EpochMetrics>& done) {
+  const ValidationState st = replay_validation(cfg, done);
+  double lr = static_cast<double>(epoch_lr(cfg, epoch)) * st.lr_scale;
+  if (st.cuts > 0) lr = std::max(lr, static_cast<double>(cfg.min_lr));
+  return static_cast<float>(lr);
 }
 
 TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backend, TrainObserver& observer,
@@ -32,8 +68,13 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
   TrainResult result;
   TrainProgress progress = options.resume;
   for (const auto& m : progress.done) result.train_s += m.epoch_s;
+  const bool early_stopping = cfg.patience > 0 && data.val.count > 0;
   for (int epoch = static_cast<int>(progress.done.size()) + 1; epoch <= cfg.epochs; ++epoch) {
-    const float lr = epoch_lr(cfg, epoch);
+    if (early_stopping && replay_validation(cfg, progress.done).stop) {  // resumed after the stop
+      result.stopped_early = true;
+      break;
+    }
+    const float lr = next_epoch_lr(cfg, epoch, progress.done);
     const std::vector<std::uint32_t> order = epoch_order(cfg.seed, epoch, data.train.count);
     EpochControl ctl;
     ctl.first_batch = progress.partial.batches;
@@ -75,12 +116,24 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     progress.done.push_back(m);
     progress.partial = EpochSums{};
     progress.partial_s = 0;
+    const ValidationState st = replay_validation(cfg, progress.done);
+    if (early_stopping && st.best_epoch == epoch) progress.best_params = backend.get_params();
     observer.on_epoch(m);
     observer.on_progress(progress);
+    if (early_stopping && st.stop) {
+      result.stopped_early = epoch < cfg.epochs;
+      break;
+    }
   }
   result.epochs = progress.done;
+  result.best_epoch = replay_validation(cfg, progress.done).best_epoch;
   result.progress = progress;
-  if (!result.stopped) result.test = backend.evaluate(data.test);
+  if (result.stopped) return result;
+  if (early_stopping && !progress.best_params.empty()) {
+    backend.set_params(progress.best_params);
+    result.restored_best = true;
+  }
+  result.test = backend.evaluate(data.test);
   return result;
 }
 

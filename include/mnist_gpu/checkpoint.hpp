@@ -1,14 +1,15 @@
 // Training checkpoints: the configuration, the backend's TrainState and the TrainProgress, enough
 // to resume a run exactly (every epoch's order derives from the seed and the epoch number).
 //
-// Format, version 1, little-endian:
+// Format, version 2, little-endian (version 1, still read, lacks n_best and best):
 //   "MNGPUCKP"            8 bytes magic
-//   u32 version           1
+//   u32 version           2
 //   u64 header_bytes      length of the JSON header that follows
 //   header                JSON: {"config": {...}, "step": N, "done": [epoch metrics...],
 //                         "partial": {"loss_sum", "correct", "samples", "batches"}, "partial_s": s}
-//   u64 n_params, n_s1, n_s2
-//   f32 params[n_params], s1[n_s1], s2[n_s2]
+//   u64 n_params, n_s1, n_s2, n_best
+//   f32 params[n_params], s1[n_s1], s2[n_s2], best[n_best]   (best: the best epoch's parameters
+//                         kept for early stopping's restore; n_best is 0 or n_params)
 //   u32 crc32             zlib CRC-32 of every byte before it
 // A reader checks the size, magic, version and CRC before parsing, and every count against what
 // the configuration implies before allocating.
@@ -24,7 +25,7 @@
 
 namespace mnist_gpu {
 
-inline constexpr std::uint32_t kCheckpointVersion = 1;
+inline constexpr std::uint32_t kCheckpointVersion = 2;
 
 struct Checkpoint {
   TrainConfig config;  ///< the settings that determine the result (paths are not stored)

@@ -24,6 +24,8 @@ struct TrainArgs {
   std::optional<std::string> lr;  ///< absent: the optimizer's default; given empty: refused
   std::string checkpoint, resume;
   std::string save;  ///< --save FILE: the trained model
+  std::string dropout = "0", lr_step = "5", lr_factor = "0.5", lr_patience = "0", min_lr = "0", patience = "0",
+              min_delta = "1e-4";
   bool nesterov = false;
 };
 

@@ -12,8 +12,9 @@ enum class Activation { relu, sigmoid, tanh, identity };
 enum class Loss { xent, l2 };
 enum class OptimizerKind { sgd, momentum, adam };
 enum class DeviceChoice { automatic, cpu, cuda };
-/// Learning-rate schedule over epochs: constant, or cosine from lr down to 0 at the last epoch's end.
-enum class Schedule { constant, cosine };
+/// Learning-rate schedule over epochs: constant; cosine from lr down to 0 at the last epoch's end;
+/// step: lr multiplied by TrainConfig::lr_factor every TrainConfig::lr_step epochs.
+enum class Schedule { constant, cosine, step };
 
 const char* to_string(Activation a);
 const char* to_string(Loss l);
@@ -39,6 +40,7 @@ struct OptimizerConfig {
   bool nesterov = false;  ///< momentum only
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  ///< adam only
   float l2 = 0.0f;        ///< L2 regularisation (weight decay on weights, not biases)
+  float dropout = 0.0f;   ///< probability of dropping each hidden unit in training, [0, 1)
 };
 
 /// The default learning rate of each optimizer (used when --lr is not given).
@@ -51,6 +53,17 @@ struct TrainConfig {
   ModelSpec model;
   OptimizerConfig optimizer;
   Schedule schedule = Schedule::cosine;
+  int lr_step = 5;          ///< step schedule: epochs between rate cuts
+  float lr_factor = 0.5f;   ///< the cut of the step schedule and of plateau halving
+  /// Plateau cuts: after this many epochs in a row without a better validation loss, the rate is
+  /// multiplied by lr_factor (on top of the schedule), never below min_lr. 0: off.
+  int lr_patience = 0;
+  float min_lr = 0.0f;
+  /// Early stopping: stop after this many epochs in a row without a better validation loss and
+  /// restore the best epoch's weights. 0: off.
+  int patience = 0;
+  /// "Better" is relative: below best * (1 - min_delta).
+  float min_delta = 1e-4f;
   int epochs = 10;
   int val = 5000;
   std::uint64_t seed = 1;

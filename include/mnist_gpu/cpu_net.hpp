@@ -13,7 +13,9 @@ template <class T>
 class CpuNet {
  public:
   /// All workspace is allocated here, for batches of up to `max_batch` rows; none in a step.
-  CpuNet(const ModelSpec& spec, int max_batch);
+  /// `dropout` > 0: training steps drop hidden units with that probability, masks drawn from
+  /// (seed, step, layer) as dropout.hpp defines.
+  CpuNet(const ModelSpec& spec, int max_batch, float dropout = 0.0f, std::uint64_t seed = 0);
 
   const ModelSpec& spec() const { return spec_; }
   const ParamLayout& layout() const { return layout_; }
@@ -21,11 +23,14 @@ class CpuNet {
   std::vector<T>& params() { return params_; }  // (layout.size)
   const std::vector<T>& grads() const { return grads_; }  // (layout.size)
 
-  /// Runs x (batch, inputs) through the net; returns the outputs (batch, outputs).
-  const T* forward(const T* x, int batch);
+  /// Runs x (batch, inputs) through the net; returns the outputs (batch, outputs). `step` > 0
+  /// marks a training forward pass of optimizer step `step` (1-based): dropout applies (when on)
+  /// with that step's masks. 0: evaluation, no dropout.
+  const T* forward(const T* x, int batch, long long step = 0);
 
-  /// After forward(x, batch): the loss's gradient (mean over the batch) back through every layer
-  /// into grads(). Adds the summed loss and the correct count to the accumulators.
+  /// After forward(x, batch, step): the loss's gradient (mean over the batch) back through every
+  /// layer (and the same dropout masks) into grads(). Adds the summed loss and the correct count
+  /// to the accumulators.
   void backward(const T* x, const std::uint8_t* labels, int batch, double* loss_sum,
                 unsigned long long* correct);
 
@@ -40,8 +45,16 @@ class CpuNet {
   ParamLayout layout_;
   int max_batch_;
   std::vector<T> params_, grads_;
+  float dropout_;
+  std::uint64_t seed_;
+  long long step_ = 0;                // the last forward pass's step (0: evaluation)
   std::vector<std::vector<T>> acts_;  // acts_[l]: (max_batch, layers[l].out), after activation
+  std::vector<std::vector<T>> kept_;  // kept_[l]: acts_[l] after dropout (hidden layers, dropout on)
   std::vector<T> delta_a_, delta_b_;  // (max_batch, max(width)) each: ping-pong for backprop
+
+  bool dropping() const { return dropout_ > 0.0f && step_ > 0; }
+  // The input of layer li in the last forward pass: x, or the previous layer's (kept) outputs.
+  const T* layer_input(const T* x, std::size_t li) const;
 };
 
 extern template class CpuNet<float>;

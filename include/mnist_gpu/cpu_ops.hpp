@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "mnist_gpu/config.hpp"
+#include "mnist_gpu/dropout.hpp"
 
 namespace mnist_gpu {
 
@@ -52,6 +53,14 @@ template <class T>
 void act_backward(T* dy, const T* y, std::size_t n, Activation act);
 
 /// db (out) = column sums of dy (batch, out); overwrites db.
+/// Inverted dropout (dropout.hpp), forward: out[i] = keep(i) ? a[i] * scale : 0. a may equal out.
+template <class T>
+void dropout_forward(const T* a, T* out, std::size_t n, const DropoutMask& mask);
+
+/// Dropout backward, in place: d[i] = keep(i) ? d[i] * scale : 0 (the same mask as forward).
+template <class T>
+void dropout_backward(T* d, std::size_t n, const DropoutMask& mask);
+
 template <class T>
 void bias_grad(const T* dy, T* db, int batch, int out);
 

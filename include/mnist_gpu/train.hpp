@@ -13,8 +13,9 @@ namespace mnist_gpu {
 /// drawn from (seed, epoch) alone, the same for every backend and after a resume.
 std::vector<std::uint32_t> epoch_order(std::uint64_t seed, int epoch, int n);
 
-/// The learning rate of epoch `epoch` (1-based) of `epochs` under cfg's schedule: cosine uses
-/// the rate at the epoch's midpoint, lr * 0.5 * (1 + cos(pi * (epoch - 0.5) / epochs)).
+/// The learning rate of epoch `epoch` (1-based) of `epochs` under cfg's schedule alone: cosine
+/// uses the rate at the epoch's midpoint, lr * 0.5 * (1 + cos(pi * (epoch - 0.5) / epochs));
+/// step: lr * lr_factor^floor((epoch - 1) / lr_step).
 float epoch_lr(const TrainConfig& cfg, int epoch);
 
 struct EpochMetrics {
@@ -26,6 +27,24 @@ struct EpochMetrics {
   double samples_per_s = 0;  ///< training samples / epoch_s
 };
 
+/// What the validation losses of the epochs done so far decide, replayed from them alone (so a
+/// resumed run decides as the uninterrupted one did). An epoch "improves" when its validation
+/// loss is below best * (1 - min_delta): relative, as PyTorch's ReduceLROnPlateau's default.
+struct ValidationState {
+  int best_epoch = 0;        ///< 0: none yet (or no validation set)
+  double best_loss = 0;      ///< the best epoch's validation loss
+  int since_best = 0;        ///< epochs since the best one (early stopping's count)
+  int since_cut = 0;         ///< epochs without improvement since the best one or the last cut
+  double lr_scale = 1;       ///< product of the plateau cuts so far
+  int cuts = 0;              ///< plateau cuts so far
+  bool stop = false;         ///< early stopping: since_best reached cfg.patience
+};
+ValidationState replay_validation(const TrainConfig& cfg, const std::vector<EpochMetrics>& done);
+
+/// The rate epoch `epoch` trains at after the epochs `done`: the schedule's rate times the
+/// plateau cuts, never below cfg.min_lr when a cut applied (the schedule alone may go lower).
+float next_epoch_lr(const TrainConfig& cfg, int epoch, const std::vector<EpochMetrics>& done);
+
 /// Where a run stands: the epochs completed (their metrics) and, when it stopped inside an epoch,
 /// the partial sums of that epoch (its next batch is partial.batches). With the seed and the
 /// backend's TrainState this is all a resume needs: every epoch's order derives from (seed, epoch).
@@ -33,6 +52,8 @@ struct TrainProgress {
   std::vector<EpochMetrics> done;
   EpochSums partial;      ///< sums of the unfinished epoch done.size() + 1 (batches 0 when none)
   double partial_s = 0;   ///< training seconds spent in it so far
+  /// Early stopping: the parameters after the best epoch so far (empty when off or none yet).
+  std::vector<float> best_params;
 };
 
 struct TrainResult {
@@ -40,6 +61,9 @@ struct TrainResult {
   EvalResult test;        ///< valid only when !stopped
   double train_s = 0;     ///< sum of epoch_s
   bool stopped = false;   ///< the stop flag ended the run early (after a whole step)
+  bool stopped_early = false;  ///< early stopping ended the run before cfg.epochs
+  int best_epoch = 0;     ///< the best validation epoch (0: no validation set)
+  bool restored_best = false;  ///< the test ran on the best epoch's weights (early stopping on)
   TrainProgress progress; ///< where it stands (for a checkpoint)
 };
 
@@ -67,7 +91,9 @@ struct TrainData {
 };
 
 /// Trains for cfg.epochs epochs of cfg.seed's orders, evaluating on val after each epoch and on
-/// test at the end.
+/// test at the end. With cfg.patience > 0 it stops after that many epochs without improvement
+/// and (whether it stopped early or not) restores the best epoch's parameters before the test;
+/// with cfg.lr_patience > 0 it cuts the rate on plateaus (ValidationState).
 TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backend,
                   TrainObserver& observer, const TrainOptions& options = {});
 

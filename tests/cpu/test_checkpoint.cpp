@@ -144,10 +144,11 @@ TEST(Checkpoint, RefusesForeignCorruptTruncatedAndAbsurdFiles) {
   EXPECT_NE(read_error(p).find("not an mnist_gpu checkpoint"), std::string::npos) << read_error(p);
 
   auto newer = b;
-  newer[8] = 2;
+  newer[8] = 3;
   fix_crc(newer);
   write_bytes(p, newer);
-  EXPECT_NE(read_error(p).find("version 2, this build reads version 1 (written by a newer mnist_gpu)"), std::string::npos)
+  EXPECT_NE(read_error(p).find("version 3, this build reads versions 1 to 2 (written by a newer mnist_gpu)"),
+            std::string::npos)
       << read_error(p);
 
   auto flipped = b;

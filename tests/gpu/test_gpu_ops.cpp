@@ -215,6 +215,30 @@ TEST_F(GpuOps, ActBackwardMatchesCpu) {
   }
 }
 
+// Dropout's masks come from the same hash on both sides, so the results are bit-identical
+// (one multiply per kept element); ragged sizes and an extreme p included.
+TEST_F(GpuOps, DropoutMatchesCpuExactly) {
+  Rng rng = test_rng(13);
+  for (const std::size_t n : {std::size_t{1}, std::size_t{255}, std::size_t{4097}, std::size_t{256 * 512 + 3}}) {
+    for (const float p : {0.0f, 0.2f, 0.5f, 0.999f}) {
+      SCOPED_TRACE("n " + std::to_string(n) + " p " + std::to_string(p));
+      const DropoutMask m = make_dropout_mask(p, 1234, 17, 1);
+      const std::vector<float> a = uniform(rng, n, -3, 3);
+      auto d_a = upload(a, stream());
+      gpu::DeviceBuffer<float> d_out(n);
+      poison(d_out, stream());
+      gpu::dropout_forward(d_a.get(), d_out.get(), n, m, stream());
+      std::vector<float> want(n);
+      cpu::dropout_forward<float>(a.data(), want.data(), n, m);
+      EXPECT_TRUE(matches("dropout_forward out", download(d_out, stream()), want, kTolExact));
+      gpu::dropout_backward(d_a.get(), n, m, stream());  // in place
+      std::vector<float> back = a;
+      cpu::dropout_backward<float>(back.data(), n, m);
+      EXPECT_TRUE(matches("dropout_backward d", download(d_a, stream()), back, kTolExact));
+    }
+  }
+}
+
 TEST_F(GpuOps, BiasGradMatchesCpu) {
   Rng rng = test_rng(7);
   for (const RowShape& s : kRowShapes) {

@@ -71,25 +71,34 @@ StepBatch choose_batch(const ModelSpec& spec, const std::vector<float>& params,
   return b;
 }
 
-using StepParam = std::tuple<std::vector<int>, Activation, Loss, int>;  // hidden, activation, loss, rows
+using StepParam = std::tuple<std::vector<int>, Activation, Loss, int, float>;  // hidden, activation, loss, rows, dropout
 
 class GpuStep : public GpuTest, public ::testing::WithParamInterface<StepParam> {};
+
+std::string step_name(const ::testing::TestParamInfo<StepParam>& p) {
+  std::string name = "h";
+  for (int h : std::get<0>(p.param)) name += "_" + std::to_string(h);
+  name += "_" + std::string(to_string(std::get<1>(p.param))) + "_" + to_string(std::get<2>(p.param)) + "_rows" +
+          std::to_string(std::get<3>(p.param));
+  if (std::get<4>(p.param) > 0) name += "_dropout";
+  return name;
+}
 
 }  // namespace
 
 TEST_P(GpuStep, ForwardBackwardMatchesCpu) {
-  const auto& [hidden, act, loss, rows] = GetParam();
+  const auto& [hidden, act, loss, rows, dropout] = GetParam();
   ModelSpec spec;
   spec.hidden = hidden;
   spec.activation = act;
   spec.loss = loss;
-  CpuNet<float> cnet(spec, kMaxBatch);
+  CpuNet<float> cnet(spec, kMaxBatch, dropout, kInitSeed);
   const ParamLayout& layout = cnet.layout();
   init_params(spec, layout, kInitSeed, cnet.params().data());
   const StepBatch b = choose_batch(spec, cnet.params(), rows);
   ASSERT_GE(b.margin, kMargin) << "no batch in " << b.tries - 1 << " tries clears the decision margin";
 
-  gpu::GpuNet gnet(spec, kMaxBatch, stream(), cublas());
+  gpu::GpuNet gnet(spec, kMaxBatch, stream(), cublas(), dropout, kInitSeed);
   upload_to(gnet.params(), cnet.params(), stream());
   auto d_pixels = upload(b.pixels, stream());
   auto d_labels = upload(b.labels, stream());
@@ -101,10 +110,11 @@ TEST_P(GpuStep, ForwardBackwardMatchesCpu) {
   // Forward. The output buffer belongs to the net; it is poisoned so that an unwritten output fails.
   const std::size_t n_out = static_cast<std::size_t>(rows) * static_cast<std::size_t>(spec.outputs);
   poison(const_cast<float*>(gnet.output()), n_out, stream());
-  const float* d_out = gnet.forward(d_x.get(), rows);
+  const long long step = 5;  // a training pass: dropout's masks of step 5, when on
+  const float* d_out = gnet.forward(d_x.get(), rows, step);
   EXPECT_EQ(d_out, gnet.output());
   const std::vector<float> g_out = download(d_out, n_out, stream());
-  cnet.forward(b.x.data(), rows);
+  cnet.forward(b.x.data(), rows, step);
   EXPECT_TRUE(matches("outputs", g_out.data(), cnet.output(), n_out, kTolStep, static_cast<std::size_t>(spec.outputs)));
 
   // Backward into a poisoned gradient arena: every layer's dW and db must be written.
@@ -118,7 +128,12 @@ TEST_P(GpuStep, ForwardBackwardMatchesCpu) {
 
   const double g_loss = download(d_loss, stream())[0];
   EXPECT_TRUE(matches("loss sum", &g_loss, &c_loss, 1, kTolStep));
-  EXPECT_EQ(download(d_correct, stream())[0], c_correct);
+  // The batch was chosen clear of decision thresholds without dropout; with it, one borderline
+  // row may round to the other side.
+  if (dropout == 0.0f)
+    EXPECT_EQ(download(d_correct, stream())[0], c_correct);
+  else
+    EXPECT_NEAR(static_cast<double>(download(d_correct, stream())[0]), static_cast<double>(c_correct), 1.0);
   const std::vector<float> g_grads = download(gnet.grads(), layout.size, stream());
   for (std::size_t li = 0; li < layout.layers.size(); ++li) {
     const LayerView& l = layout.layers[li];
@@ -136,13 +151,18 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(std::vector<int>{64, 32}, std::vector<int>{512, 256}),
                        ::testing::Values(Activation::relu, Activation::sigmoid, Activation::tanh),
                        ::testing::Values(Loss::xent, Loss::l2),
-                       ::testing::Values(96, kMaxBatch)),  // MNIST's last batch at 256, and a full one
-    [](const ::testing::TestParamInfo<StepParam>& p) {
-      std::string name = "h";
-      for (int h : std::get<0>(p.param)) name += "_" + std::to_string(h);
-      return name + "_" + to_string(std::get<1>(p.param)) + "_" + to_string(std::get<2>(p.param)) + "_rows" +
-             std::to_string(std::get<3>(p.param));
-    });
+                       ::testing::Values(96, kMaxBatch),  // MNIST's last batch at 256, and a full one
+                       ::testing::Values(0.0f)),
+    step_name);
+
+// Dropout on: the same masks (dropout.hpp's hash) on both sides.
+INSTANTIATE_TEST_SUITE_P(
+    Dropout, GpuStep,
+    ::testing::Combine(::testing::Values(std::vector<int>{64, 32}),
+                       ::testing::Values(Activation::relu, Activation::sigmoid, Activation::tanh),
+                       ::testing::Values(Loss::xent, Loss::l2), ::testing::Values(96, kMaxBatch),
+                       ::testing::Values(0.3f)),
+    step_name);
 
 namespace {
 

@@ -1,0 +1,393 @@
+// Training control: the step schedule, plateau cuts and early stopping decided from a scripted
+// validation curve (a stand-in backend whose evaluation returns the script), the best weights
+// restored, a resumed run deciding as the uninterrupted one, and dropout (masks, their
+// statistics, finite differences through them, the executable's flags).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/checkpoint.hpp"
+#include "mnist_gpu/cpu_net.hpp"
+#include "mnist_gpu/cpu_ops.hpp"
+#include "mnist_gpu/dropout.hpp"
+#include "mnist_gpu/error.hpp"
+#include "mnist_gpu/rng.hpp"
+#include "mnist_gpu/train.hpp"
+#include "test_paths.hpp"
+
+using namespace mnist_gpu;
+
+namespace {
+
+class NullObserver : public TrainObserver {};
+
+std::vector<EpochMetrics> curve(const std::vector<double>& val_losses) {
+  std::vector<EpochMetrics> done;
+  for (std::size_t i = 0; i < val_losses.size(); ++i) {
+    EpochMetrics m;
+    m.epoch = static_cast<int>(i) + 1;
+    m.val_loss = val_losses[i];
+    m.val_acc = 0.5;
+    done.push_back(m);
+  }
+  return done;
+}
+
+// A backend that trains nothing: its parameter is the number of epochs trained (so the restored
+// weights name their epoch), and its validation loss follows a script, one value per evaluation
+// of the validation set. The test set (a different count) reports accuracy = params[0] / 100.
+class ScriptedBackend final : public Backend {
+ public:
+  ScriptedBackend(std::vector<double> script, int val_count) : script_(std::move(script)), val_count_(val_count) {}
+  std::string describe() const override { return "scripted"; }
+  std::string device() const override { return "cpu"; }
+  void set_params(const std::vector<float>& p) override {
+    params_ = p;
+    ++set_params_calls;
+  }
+  std::vector<float> get_params() override { return params_; }
+  TrainState get_state() override { return TrainState{params_, {}, {}, 0}; }
+  void set_state(const TrainState& s) override { params_ = s.params; }
+  EpochSums train_epoch(const Dataset&, const std::vector<std::uint32_t>& order, float lr,
+                        const EpochControl& ctl) override {
+    lrs.push_back(lr);
+    params_[0] += 1.0f;
+    EpochSums s = ctl.start;
+    s.samples = static_cast<long long>(order.size());
+    s.batches = 1;
+    return s;
+  }
+  EvalResult evaluate(const Dataset& data) override {
+    EvalResult r;
+    r.count = data.count;
+    if (data.count == val_count_) {
+      r.loss = script_.at(evals_++);
+      r.acc = 1.0 - r.loss;
+    } else {
+      r.acc = params_[0] / 100.0;
+    }
+    return r;
+  }
+  std::vector<float> lrs;
+  int set_params_calls = 0;
+
+ private:
+  std::vector<double> script_;
+  int val_count_;
+  std::size_t evals_ = 0;
+  std::vector<float> params_{0.0f};
+};
+
+Dataset rows(int n) {
+  Dataset d;
+  d.count = n;
+  d.rows = 1;
+  d.cols = 1;
+  d.images.assign(static_cast<std::size_t>(n), 0);
+  d.labels.assign(static_cast<std::size_t>(n), 0);
+  return d;
+}
+
+}  // namespace
+
+TEST(Schedule, StepCutsByTheFactorEveryLrStepEpochs) {
+  TrainConfig cfg;
+  cfg.optimizer.lr = 0.08f;
+  cfg.schedule = Schedule::step;
+  cfg.lr_step = 2;
+  cfg.lr_factor = 0.5f;
+  const float expect[] = {0.08f, 0.08f, 0.04f, 0.04f, 0.02f};
+  for (int e = 1; e <= 5; ++e) EXPECT_FLOAT_EQ(epoch_lr(cfg, e), expect[e - 1]) << "epoch " << e;
+}
+
+TEST(Plateau, CutsAfterLrPatienceEpochsWithoutARelativeImprovement) {
+  TrainConfig cfg;
+  cfg.schedule = Schedule::constant;
+  cfg.optimizer.lr = 0.1f;
+  cfg.lr_patience = 2;
+  cfg.lr_factor = 0.5f;
+  cfg.min_delta = 0.01f;  // better means below best * 0.99
+  // 1.0 best; 0.995 is not 1% better (no improvement); 0.98 is; then flat.
+  const std::vector<double> losses{1.0, 0.995, 0.98, 0.98, 0.99, 0.985, 0.981, 0.975};
+  const float expect_next[] = {0.1f, 0.1f, 0.1f, 0.1f, 0.05f, 0.05f, 0.025f, 0.025f};
+  for (std::size_t n = 1; n <= losses.size(); ++n) {
+    const std::vector<double> head(losses.begin(), losses.begin() + static_cast<std::ptrdiff_t>(n));
+    EXPECT_FLOAT_EQ(next_epoch_lr(cfg, static_cast<int>(n) + 1, curve(head)), expect_next[n - 1])
+        << "after " << n << " epochs";
+  }
+  const ValidationState st = replay_validation(cfg, curve(losses));
+  EXPECT_EQ(st.best_epoch, 3);
+  EXPECT_EQ(st.cuts, 2);
+  EXPECT_EQ(st.since_best, 5);  // 0.975 < 0.98 but not by 1%
+  EXPECT_FALSE(st.stop);        // early stopping is off
+}
+
+TEST(Plateau, NeverCutsBelowMinLrAndComposesWithTheSchedule) {
+  TrainConfig cfg;
+  cfg.schedule = Schedule::step;
+  cfg.lr_step = 100;
+  cfg.optimizer.lr = 0.1f;
+  cfg.lr_patience = 1;
+  cfg.lr_factor = 0.1f;
+  cfg.min_lr = 0.002f;
+  EXPECT_FLOAT_EQ(next_epoch_lr(cfg, 2, curve({1.0})), 0.1f);
+  EXPECT_FLOAT_EQ(next_epoch_lr(cfg, 3, curve({1.0, 1.0})), 0.01f);
+  EXPECT_FLOAT_EQ(next_epoch_lr(cfg, 4, curve({1.0, 1.0, 1.0})), 0.002f);  // 0.001 floored
+  EXPECT_FLOAT_EQ(next_epoch_lr(cfg, 5, curve({1.0, 1.0, 1.0, 1.0})), 0.002f);
+  // Without a validation set (NaN losses) nothing is decided.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_FLOAT_EQ(next_epoch_lr(cfg, 4, curve({nan, nan, nan})), 0.1f);
+  EXPECT_EQ(replay_validation(cfg, curve({nan, nan})).best_epoch, 0);
+}
+
+TEST(EarlyStopping, StopsAfterPatienceEpochsAndTestsTheBestWeights) {
+  TrainConfig cfg;
+  cfg.epochs = 20;
+  cfg.patience = 3;
+  cfg.schedule = Schedule::constant;
+  const Dataset train_set = rows(40), val = rows(7), test = rows(11);
+  // Best at epoch 4 (0.5); 5..7 are worse: stop after epoch 7.
+  ScriptedBackend be({0.9, 0.7, 0.6, 0.5, 0.55, 0.51, 0.6, 0.1, 0.1}, val.count);
+  NullObserver obs;
+  const TrainResult r = train(cfg, TrainData{train_set, val, test}, be, obs);
+  EXPECT_EQ(r.epochs.size(), 7u);
+  EXPECT_TRUE(r.stopped_early);
+  EXPECT_EQ(r.best_epoch, 4);
+  EXPECT_TRUE(r.restored_best);
+  EXPECT_FLOAT_EQ(be.get_params()[0], 4.0f) << "the test must run on the weights after epoch 4";
+  EXPECT_NEAR(r.test.acc, 0.04, 1e-12);
+  ASSERT_EQ(r.progress.best_params.size(), 1u);
+  EXPECT_FLOAT_EQ(r.progress.best_params[0], 4.0f);
+}
+
+TEST(EarlyStopping, RunningOutOfEpochsStillRestoresTheBestAndOffChangesNothing) {
+  TrainConfig cfg;
+  cfg.epochs = 4;
+  cfg.patience = 10;
+  const Dataset train_set = rows(40), val = rows(7), test = rows(11);
+  NullObserver obs;
+  {
+    ScriptedBackend be({0.9, 0.3, 0.4, 0.5}, val.count);
+    const TrainResult r = train(cfg, TrainData{train_set, val, test}, be, obs);
+    EXPECT_EQ(r.epochs.size(), 4u);
+    EXPECT_FALSE(r.stopped_early);
+    EXPECT_EQ(r.best_epoch, 2);
+    EXPECT_FLOAT_EQ(be.get_params()[0], 2.0f);
+  }
+  cfg.patience = 0;
+  ScriptedBackend be({0.9, 0.3, 0.4, 0.5}, val.count);
+  const TrainResult r = train(cfg, TrainData{train_set, val, test}, be, obs);
+  EXPECT_FALSE(r.restored_best);
+  EXPECT_EQ(be.set_params_calls, 0);
+  EXPECT_FLOAT_EQ(be.get_params()[0], 4.0f);  // the last epoch's weights
+}
+
+TEST(EarlyStopping, PlateauRatesReachTheBackendAndAResumeDecidesAsTheFirstRun) {
+  TrainConfig cfg;
+  cfg.epochs = 9;
+  cfg.schedule = Schedule::constant;
+  cfg.optimizer.lr = 0.2f;
+  cfg.lr_patience = 1;
+  cfg.lr_factor = 0.5f;
+  cfg.patience = 3;
+  const Dataset train_set = rows(40), val = rows(7), test = rows(11);
+  const std::vector<double> script{1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.72, 0.71, 0.6};
+  NullObserver obs;
+  ScriptedBackend whole(script, val.count);
+  const TrainResult a = train(cfg, TrainData{train_set, val, test}, whole, obs);
+  const std::vector<float> expect{0.2f, 0.2f, 0.2f, 0.1f, 0.05f, 0.05f, 0.025f, 0.0125f};
+  EXPECT_EQ(whole.lrs, expect);
+  EXPECT_EQ(a.epochs.size(), 8u);  // best 5, then 6, 7, 8 without improvement
+  EXPECT_EQ(a.best_epoch, 5);
+  EXPECT_FLOAT_EQ(whole.get_params()[0], 5.0f);
+
+  // Stop after 3 epochs (as a checkpoint would hold them), then resume from that progress on a
+  // fresh backend: the same rates, the same stop, the same restored weights.
+  TrainConfig first = cfg;
+  first.epochs = 3;
+  ScriptedBackend part(script, val.count);
+  TrainResult p = train(first, TrainData{train_set, val, test}, part, obs);
+  ScriptedBackend rest(std::vector<double>(script.begin() + 3, script.end()), val.count);
+  rest.set_params({3.0f});  // the state a checkpoint after epoch 3 holds (taken before any restore)
+  TrainOptions opt;
+  opt.resume = p.progress;
+  const TrainResult b = train(cfg, TrainData{train_set, val, test}, rest, obs, opt);
+  EXPECT_EQ(rest.lrs, std::vector<float>(expect.begin() + 3, expect.end()));
+  EXPECT_EQ(b.epochs.size(), 8u);
+  EXPECT_EQ(b.best_epoch, 5);
+  EXPECT_FLOAT_EQ(rest.get_params()[0], 5.0f);
+}
+
+TEST(EarlyStopping, BestWeightsSurviveACheckpointAndVersionOneStillReads) {
+  Checkpoint ck;
+  ck.config.model.inputs = 3;
+  ck.config.model.hidden = {2};
+  ck.config.model.outputs = 2;
+  ck.config.optimizer.kind = OptimizerKind::sgd;
+  ck.config.patience = 2;
+  ck.config.lr_patience = 1;
+  ck.config.optimizer.dropout = 0.25f;
+  ck.config.schedule = Schedule::step;
+  const std::size_t n = ParamLayout(ck.config.model).size;
+  ck.state.params.assign(n, 0.5f);
+  ck.progress.best_params.assign(n, 0.25f);
+  test::TempDir dir;
+  const std::string path = (dir.path() / "c.ckpt").string();
+  write_checkpoint(path, ck);
+  const Checkpoint back = read_checkpoint(path);
+  EXPECT_EQ(back.progress.best_params, ck.progress.best_params);
+  EXPECT_EQ(back.config.patience, 2);
+  EXPECT_EQ(back.config.lr_patience, 1);
+  EXPECT_FLOAT_EQ(back.config.optimizer.dropout, 0.25f);
+  EXPECT_EQ(back.config.schedule, Schedule::step);
+
+  // A best array of the wrong length is refused.
+  Checkpoint bad = ck;
+  bad.progress.best_params.assign(n - 1, 0.0f);
+  write_checkpoint(path, bad);
+  try {
+    read_checkpoint(path);
+    ADD_FAILURE() << "a short best array was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("do not match the model's"), std::string::npos) << e.what();
+  }
+}
+
+// --- dropout -------------------------------------------------------------------------------------
+
+TEST(Dropout, KeepsOneMinusPOfTheUnitsScaledAndIsAPureFunctionOfItsKey) {
+  const std::size_t n = 1 << 20;
+  std::vector<float> a(n, 1.0f), out(n);
+  for (const float p : {0.1f, 0.5f, 0.9f}) {
+    const DropoutMask m = make_dropout_mask(p, 42, 7, 1);
+    cpu::dropout_forward(a.data(), out.data(), n, m);
+    std::size_t kept = 0;
+    double sum = 0;
+    for (float v : out) {
+      kept += v != 0.0f;
+      sum += v;
+      ASSERT_TRUE(v == 0.0f || v == m.scale);
+    }
+    const double frac = static_cast<double>(kept) / n;
+    const double sigma = std::sqrt(p * (1 - p) / n);
+    EXPECT_NEAR(frac, 1 - p, 6 * sigma) << "p " << p;
+    EXPECT_NEAR(sum / n, 1.0, 6 * sigma / (1 - p)) << "inverted dropout keeps the mean, p " << p;
+  }
+  // p = 0 keeps everything unscaled.
+  cpu::dropout_forward(a.data(), out.data(), n, make_dropout_mask(0.0f, 42, 7, 1));
+  EXPECT_EQ(out, a);
+  // Same key, same mask; another step, layer or seed, another mask (and uncorrelated: ~half agree).
+  auto mask_bits = [&](const DropoutMask& m) {
+    std::vector<bool> bits(4096);
+    for (std::size_t i = 0; i < bits.size(); ++i) bits[i] = dropout_keep(m, i);
+    return bits;
+  };
+  const auto base = mask_bits(make_dropout_mask(0.5f, 42, 7, 1));
+  EXPECT_EQ(base, mask_bits(make_dropout_mask(0.5f, 42, 7, 1)));
+  for (const DropoutMask& other : {make_dropout_mask(0.5f, 42, 8, 1), make_dropout_mask(0.5f, 42, 7, 0),
+                                   make_dropout_mask(0.5f, 43, 7, 1)}) {
+    const auto bits = mask_bits(other);
+    std::size_t same = 0;
+    for (std::size_t i = 0; i < bits.size(); ++i) same += bits[i] == base[i];
+    EXPECT_NEAR(static_cast<double>(same) / static_cast<double>(bits.size()), 0.5, 0.05);
+  }
+  // Extreme p: 0.999 keeps ~0.1%, scaled by 1000, all finite.
+  const DropoutMask hi = make_dropout_mask(0.999f, 1, 1, 0);
+  cpu::dropout_forward(a.data(), out.data(), n, hi);
+  for (float v : out) ASSERT_TRUE(std::isfinite(v));
+  // Backward applies the same mask in place.
+  std::vector<float> d(n, 2.0f);
+  const DropoutMask m = make_dropout_mask(0.3f, 5, 2, 0);
+  cpu::dropout_forward(a.data(), out.data(), n, m);
+  cpu::dropout_backward(d.data(), n, m);
+  for (std::size_t i = 0; i < n; i += 997) ASSERT_EQ(d[i], 2.0f * out[i]);
+}
+
+// Finite differences through the dropped units: with the step fixed the masks are fixed, so the
+// loss is a smooth function of the parameters (tanh and sigmoid: no kinks) and backward must be
+// its gradient. Tolerances as in test_gradients.cpp (float64, central differences, h = 1e-6).
+TEST(Dropout, BackwardMatchesCentralDifferencesThroughTheMasks) {
+  for (const Activation act : {Activation::tanh, Activation::sigmoid}) {
+    for (const Loss loss : {Loss::xent, Loss::l2}) {
+      SCOPED_TRACE(std::string(to_string(act)) + "/" + to_string(loss));
+      ModelSpec spec;
+      spec.inputs = 13;
+      spec.hidden = {9, 7};
+      spec.activation = act;
+      spec.loss = loss;
+      const int batch = 6;
+      const long long step = 3;
+      CpuNet<double> net(spec, batch, 0.4f, 11);
+      init_params(spec, net.layout(), 1, net.params().data());
+      Rng rng(77, RngStream::test_data);
+      std::vector<double> x(static_cast<std::size_t>(batch) * spec.inputs);
+      for (auto& v : x) v = rng.uniform();
+      std::vector<std::uint8_t> labels(batch);
+      for (auto& y : labels) y = static_cast<std::uint8_t>(rng.below(10));
+      auto mean_loss = [&] {
+        net.forward(x.data(), batch, step);
+        double s = 0;
+        unsigned long long c = 0;
+        net.loss(labels.data(), batch, &s, &c);
+        return s / batch;
+      };
+      net.forward(x.data(), batch, step);
+      double s = 0;
+      unsigned long long c = 0;
+      net.backward(x.data(), labels.data(), batch, &s, &c);
+      const std::vector<double> g = net.grads();
+      // Dropout really acts: evaluation (step 0) gives another loss.
+      net.forward(x.data(), batch, 0);
+      double s0 = 0;
+      net.loss(labels.data(), batch, &s0, &c);
+      EXPECT_GT(std::abs(s0 - s), 1e-6);
+      std::vector<double>& p = net.params();
+      int failures = 0, zero_rows = 0;
+      for (std::size_t k = 0; k < p.size(); ++k) {
+        const double saved = p[k];
+        p[k] = saved + 1e-6;
+        const double up = mean_loss();
+        p[k] = saved - 1e-6;
+        const double down = mean_loss();
+        p[k] = saved;
+        const double fd = (up - down) / 2e-6;
+        zero_rows += g[k] == 0.0;
+        if (std::abs(fd - g[k]) > 1e-8 + 1e-6 * std::abs(fd)) {
+          if (++failures <= 5) ADD_FAILURE() << "param " << k << ": backward " << g[k] << ", differences " << fd;
+        }
+      }
+      EXPECT_EQ(failures, 0);
+      EXPECT_GT(zero_rows, 0) << "dropped units must get no gradient into their outgoing weights";
+    }
+  }
+}
+
+TEST(Dropout, TrainsOnTheCpuAndItsFlagsAreCheckedAndDocumented) {
+  const auto [out, code] = test::run_exe(
+      "train --device cpu --hidden 64 --epochs 1 --val 1000 --dropout 0.2 --patience 2 --lr-patience 1 --schedule step");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("test: accuracy 9"), std::string::npos) << "one epoch with dropout 0.2 reaches 90%+:\n" << out;
+  EXPECT_NE(out.find("testing the best epoch's weights: epoch 1"), std::string::npos) << out;
+  const std::pair<const char*, const char*> refusals[] = {
+      {"--dropout 1", "--dropout: expected a probability in [0, 1), got '1'"},
+      {"--dropout -0.1", "--dropout: expected a probability in [0, 1)"},
+      {"--hidden '' --dropout 0.5", "--dropout: drops hidden units, and --hidden is empty"},
+      {"--patience 3 --val 0", "--patience: early stopping watches the validation loss; it needs --val > 0"},
+      {"--lr-patience 2 --val 0", "--lr-patience: plateau cuts watch the validation loss"},
+      {"--lr-factor 1", "--lr-factor: expected a factor in (0, 1), got '1'"},
+      {"--lr-step 0", "--lr-step: expected a whole number of epochs in 1..100000"},
+      {"--min-delta 2", "--min-delta: expected a relative threshold in [0, 1)"},
+      {"--patience x", "--patience: expected a whole number of epochs"},
+      {"--schedule linear", "--schedule: expected one of constant | cosine | step, got 'linear'"}};
+  for (const auto& [flags, message] : refusals) {
+    const auto [o, c] = test::run_exe(std::string("train --device cpu --epochs 1 ") + flags);
+    EXPECT_EQ(c, 2) << flags << "\n" << o;
+    EXPECT_NE(o.find(message), std::string::npos) << flags << "\n" << o;
+  }
+}
