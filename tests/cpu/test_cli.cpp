@@ -216,7 +216,7 @@ TEST(CliParse, RefusesUnknownChoices) {
                    {{"--activation", "identity"}, "--activation"},  // internal only
                    {{"--loss", "hinge"}, "--loss"},
                    {{"--optimizer", "rmsprop"}, "--optimizer"},
-                   {{"--schedule", "step"}, "--schedule"},
+                   {{"--schedule", "linear"}, "--schedule"},
                    {{"--device", "tpu"}, "--device"},
                    {{"--device", "CPU"}, "--device"}});
   // The message lists what is accepted.
@@ -274,7 +274,7 @@ TEST(CliExe, BadFlagsExitTwoAndNameTheFlag) {
                                       {{"--hidden", "512,,256"}, "--hidden"},
                                       {{"--lr", "nan"}, "--lr"},
                                       {{"--optimizer", "rmsprop"}, "--optimizer"},
-                   {{"--schedule", "step"}, "--schedule"},
+                   {{"--schedule", "linear"}, "--schedule"},
                                       {{"--bogus"}, "--bogus"},
                                       {{"--val", "60000"}, "--val"}};
   for (const Refusal& c : cases) {
