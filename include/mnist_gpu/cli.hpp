@@ -24,6 +24,7 @@ struct TrainArgs {
   std::optional<std::string> lr;  ///< absent: the optimizer's default; given empty: refused
   std::string checkpoint, resume;
   std::string save;  ///< --save FILE: the trained model
+  std::string report;  ///< --report DIR: report.html and its images
   bool nesterov = false;
 };
 
