@@ -49,6 +49,14 @@ std::string mix(const char* a, const char* b, double t) {
   return out;
 }
 
+// A probability as a percentage: whole percents, two decimals above 99.5% so that a confident
+// mistake never reads as 100%.
+std::string percent_text(float p) {
+  const double v = 100.0 * static_cast<double>(p);
+  if (v < 99.5) return fmt::format("{:.0f}%", v);
+  return fmt::format("{:.2f}%", std::min(99.99, std::floor(v * 100) / 100));
+}
+
 bool has_validation(const std::vector<EpochMetrics>& epochs) {
   return std::any_of(epochs.begin(), epochs.end(), [](const EpochMetrics& m) { return !std::isnan(m.val_acc); });
 }
@@ -269,10 +277,10 @@ std::string gallery_section(const ReportInput& in) {
   for (std::size_t i = 0; i < shown; ++i) {
     const Mistake& m = mistakes[i];
     o += fmt::format("<figure class=\"mistake\"><img src=\"data:image/png;base64,{}\" width=\"56\" height=\"56\" "
-                     "alt=\"test image {}: true {}, predicted {}\"><figcaption>true {} &rarr; {} ({:.0f}%)"
-                     "<span>#{}</span></figcaption></figure>\n",
+                     "alt=\"test image {}: true {}, predicted {}\"><figcaption>true {} &rarr; {} <span class=\"conf\">"
+                     "({})</span><span class=\"idx\">test #{}</span></figcaption></figure>\n",
                      base64_encode(detail::digit_png(*in.test_set, m.index)), m.index, m.label, m.predicted, m.label,
-                     m.predicted, 100.0 * m.prob, m.index);
+                     m.predicted, percent_text(m.prob), m.index);
   }
   return o + "</div></section>\n";
 }
@@ -340,7 +348,8 @@ table.heat th.corner { font-size: 11px; color: #5b6475; white-space: normal; wid
 .mistake img { width: 56px; height: 56px; image-rendering: pixelated; border: 1px solid #d5d9e0; display: block;
   margin: 0 auto 3px; }
 .mistake figcaption { font-size: 12px; line-height: 1.3; }
-.mistake figcaption span { display: block; color: #8a91a0; font-size: 10.5px; }
+.mistake figcaption .conf { display: block; font-weight: 600; }
+.mistake figcaption .idx { display: block; color: #8a91a0; font-size: 10.5px; }
 footer { color: #8a91a0; font-size: 12px; text-align: center; margin-top: 8px; }
 )css" + "</style>\n</head>\n<body>\n<main>\n";
 }
