@@ -24,6 +24,8 @@
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/model_io.hpp"
+#include "mnist_gpu/predict.hpp"
+#include "mnist_gpu/report.hpp"
 #include "mnist_gpu/train.hpp"
 #include "mnist_gpu/verify.hpp"
 
@@ -195,9 +197,11 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
     cfg.resume_path = flags.resume_path;
     cfg.checkpoint_path = flags.checkpoint_path.empty() ? flags.resume_path : flags.checkpoint_path;
     cfg.save_path = flags.save_path;
+    cfg.report_path = flags.report_path;
   }
   MetricsFile metrics(cfg.metrics_path, resume.progress.done);  // opened first: an unwritable path fails early
   if (!cfg.save_path.empty()) check_model_writable(cfg.save_path);
+  if (!cfg.report_path.empty()) check_report_dir(cfg.report_path);
   std::unique_ptr<Backend> backend = choose_backend(cfg);  // a missing GPU fails before loading data
   if (!cfg.resume_path.empty()) {
     backend->set_state(resume.state);
@@ -292,6 +296,20 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
   if (!cfg.save_path.empty()) {
     save_model(cfg.save_path, cfg.model, backend->get_params());
     spdlog::info("model saved to {}", cfg.save_path);
+  }
+  if (!cfg.report_path.empty()) {
+    ReportInput report;
+    report.cfg = cfg;
+    report.device_name = backend->describe();
+    report.dataset_name = files.dataset_name;
+    report.epochs = r.epochs;
+    report.test = r.test;
+    report.train_s = r.train_s;
+    report.test_set = &files.test;
+    // The gallery needs per-sample predictions: the final parameters re-run on the CPU (any backend).
+    report.test_predictions = predict_dataset(cfg.model, backend->get_params(), files.test, cfg.batch);
+    write_train_report(cfg.report_path, report);
+    spdlog::info("report written to {}", (std::filesystem::path(cfg.report_path) / "report.html").string());
   }
   return 0;
 }

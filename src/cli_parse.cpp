@@ -121,6 +121,8 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
   app.add_option("--resume", a.resume,
                  "continue the run saved in this checkpoint (its settings are used; flags given must agree)");
   app.add_option("--save", a.save, "write the trained model to this file (atomically; for eval and predict)");
+  app.add_option("--report", a.report,
+                 "write DIR/report.html (curves, confusion heat map, misclassified digits) and its images to DIR");
 }
 
 TrainConfig to_train_config(const TrainArgs& a) {
@@ -182,6 +184,8 @@ TrainConfig to_train_config(const TrainArgs& a) {
   c.metrics_path = a.metrics;
   c.checkpoint_path = a.checkpoint;
   c.save_path = a.save;
+  if (a.report.rfind("--", 0) == 0) throw UsageError("--report: expected a value, got the flag '" + a.report + "'");
+  c.report_path = a.report;
   c.resume_path = a.resume;
   if (c.patience > 0 && c.val == 0)
     throw UsageError("--patience: early stopping watches the validation loss; it needs --val > 0");

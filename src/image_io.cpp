@@ -221,6 +221,32 @@ bool png_write_all(png_structp png, png_infop info, std::FILE* f, int width, int
   return true;
 }
 
+// libpng's write callbacks for encoding into a std::vector. No exception may cross libpng's C
+// frames: a failed allocation becomes a libpng error (a longjmp, taken outside the try block).
+void png_append_cb(png_structp png, png_bytep data, png_size_t n) {
+  bool ok = true;
+  try {
+    auto* out = static_cast<std::vector<std::uint8_t>*>(png_get_io_ptr(png));
+    out->insert(out->end(), data, data + n);
+  } catch (...) {
+    ok = false;
+  }
+  if (!ok) png_error(png, "out of memory");
+}
+void png_flush_cb(png_structp) {}
+
+bool png_encode_all(png_structp png, png_infop info, std::vector<std::uint8_t>* out, int width, int height,
+                    png_bytepp rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_write_fn(png, out, png_append_cb, png_flush_cb);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8, PNG_COLOR_TYPE_GRAY,
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  png_write_image(png, rows);
+  png_write_end(png, nullptr);
+  return true;
+}
+
 }  // namespace
 
 GreyImage read_image(const std::filesystem::path& file) {
@@ -258,6 +284,28 @@ void write_grey_png(const std::filesystem::path& file, int width, int height, co
   if (!png_write_all(png, info, f.get(), width, height, rows.data()))
     throw Error(name + ": cannot write the PNG (" + err.msg + ")");
   if (std::fflush(f.get()) != 0 || std::ferror(f.get())) throw Error(name + ": write failed (" + std::strerror(errno) + ")");
+}
+
+std::vector<std::uint8_t> encode_grey_png(int width, int height, const std::uint8_t* pixels) {
+  check_size("encode_grey_png", width < 0 ? 0 : static_cast<unsigned long long>(width),
+             height < 0 ? 0 : static_cast<unsigned long long>(height));
+  PngError err;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_cb, png_warning_cb);
+  if (!png) throw Error("encode_grey_png: cannot initialise libpng");
+  png_infop info = png_create_info_struct(png);
+  struct Owner {
+    png_structp* png;
+    png_infop* info;
+    ~Owner() { png_destroy_write_struct(png, info); }
+  } owner{&png, &info};
+  if (!info) throw Error("encode_grey_png: cannot initialise libpng");
+  std::vector<png_bytep> rows(static_cast<std::size_t>(height));
+  for (int y = 0; y < height; ++y)
+    rows[static_cast<std::size_t>(y)] = const_cast<png_bytep>(pixels + static_cast<std::size_t>(y) * width);
+  std::vector<std::uint8_t> out;
+  if (!png_encode_all(png, info, &out, width, height, rows.data()))
+    throw Error(std::string("encode_grey_png: cannot encode the PNG (") + err.msg + ")");
+  return out;
 }
 
 }  // namespace mnist_gpu

@@ -29,4 +29,8 @@ GreyImage read_image(const std::filesystem::path& file);
 /// Writes an 8-bit greyscale PNG of `pixels` (height, width). Throws Error naming the file.
 void write_grey_png(const std::filesystem::path& file, int width, int height, const std::uint8_t* pixels);
 
+/// The bytes of an 8-bit greyscale PNG of `pixels` (height, width), encoded in memory (for
+/// data: URLs and atomic writes). Throws Error on a libpng failure or a size outside the limits.
+std::vector<std::uint8_t> encode_grey_png(int width, int height, const std::uint8_t* pixels);
+
 }  // namespace mnist_gpu

@@ -1,15 +1,18 @@
-// Classifying prepared 28x28 digits with a saved model on the CPU (one image is tiny work).
+// Classifying prepared 28x28 digits with a saved model on the CPU (one image is tiny work), and
+// per-sample predictions over a whole dataset (the report's gallery of mistakes).
 #pragma once
 #include <array>
+#include <vector>
 
 #include "mnist_gpu/cpu_net.hpp"
+#include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/image_prep.hpp"
 #include "mnist_gpu/model_io.hpp"
 
 namespace mnist_gpu {
 
 struct Prediction {
-  int digit = 0;                ///< the most probable class
+  int digit = 0;                ///< the most probable class (the first maximum of the outputs)
   float prob = 0;               ///< its probability
   std::array<float, 10> probs{};  ///< softmax of the model's 10 outputs (for an l2 model too)
 };
@@ -25,5 +28,13 @@ class DigitClassifier {
  private:
   CpuNet<float> net_;
 };
+
+/// The model (`spec`, `params`) on every row of `data` (CpuNet<float> in batches of `batch`, as the
+/// CPU backend evaluates): one Prediction per row, in order. `digit` is the first maximum of the
+/// outputs, as in EvalResult's confusion matrix, so on the CPU the rows whose digit differs from
+/// their label are exactly the confusion's off-diagonal. Throws Error when the model does not
+/// take data.pixels() inputs and give 10 outputs, or params has the wrong size.
+std::vector<Prediction> predict_dataset(const ModelSpec& spec, const std::vector<float>& params, const Dataset& data,
+                                        int batch);
 
 }  // namespace mnist_gpu

@@ -1,0 +1,133 @@
+// Reports: one self-contained HTML page per training run (inline CSS, inline SVG curves and
+// confusion heat map, the misclassified digits as inline PNGs) with the curves and the mistakes
+// also as image files of their own; and one page comparing the runs of a sweep. Nothing is
+// fetched when a page opens: it works offline in any browser.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/config.hpp"
+#include "mnist_gpu/dataset.hpp"
+#include "mnist_gpu/predict.hpp"
+#include "mnist_gpu/train.hpp"
+
+namespace mnist_gpu {
+
+// --- charts -----------------------------------------------------------------------------------
+
+/// One line of a chart: the point (x[i], y[i]) for each i; a NaN y leaves a gap.
+struct CurveSeries {
+  std::string label;
+  std::vector<double> x, y;
+  std::string colour = "#1f77b4";  ///< a CSS colour
+  bool dashed = false;
+};
+
+/// A labelled vertical line across a chart (e.g. the best epoch).
+struct CurveMark {
+  double x = 0;
+  std::string label;
+};
+
+/// A line chart of `series` over epochs as SVG 1.1 with its xmlns, so the same text is a valid
+/// standalone .svg file and inline HTML5: title, legend, axes with "nice" ticks (integers on x),
+/// grid lines, the y axis labelled `y_label`, each point with a <title> tooltip. With `percent`
+/// the values are fractions shown as percentages. Each series' line is a <path class="series">
+/// whose data-label is the series' label. All text is escaped.
+std::string curves_svg(const std::vector<CurveSeries>& series, const std::string& title, const std::string& y_label,
+                       bool percent, const std::vector<CurveMark>& marks = {});
+
+// --- the training report ----------------------------------------------------------------------
+
+/// Everything a training report shows. The accuracies and the confusion matrix come from the
+/// trainer's own results (so the page agrees with the --metrics file); the gallery comes from
+/// `test_predictions` (predict_dataset on `test_set`, row for row).
+struct ReportInput {
+  TrainConfig cfg;
+  std::string device_name;   ///< e.g. Backend::describe()
+  std::string dataset_name;  ///< e.g. "MNIST"; empty: not shown
+  std::vector<EpochMetrics> epochs;
+  EvalResult test;
+  double train_s = 0;
+  const Dataset* test_set = nullptr;        ///< the images of the gallery; null: no gallery
+  std::vector<Prediction> test_predictions;  ///< one per row of *test_set
+  int best_epoch = 0;  ///< 0: none; otherwise marked on the curves and in the epoch table
+};
+
+/// The most misclassified test digits the page and misclassified.png show.
+constexpr int kReportGalleryMax = 100;
+
+/// A misclassified row of a dataset.
+struct Mistake {
+  int index = 0;      ///< row of the dataset
+  int label = 0;      ///< the true digit
+  int predicted = 0;  ///< the model's digit
+  float prob = 0;     ///< the model's probability for `predicted`
+};
+
+/// The rows whose prediction differs from their label, most confident first (ties: lower row
+/// first). Throws Error when `predictions` and `data` differ in length.
+std::vector<Mistake> find_mistakes(const Dataset& data, const std::vector<Prediction>& predictions);
+
+/// An 8-bit grey image, row-major (height, width).
+struct GreyPixels {
+  int width = 0, height = 0;
+  std::vector<std::uint8_t> pixels;  // (height, width)
+};
+
+/// Cells of the mistakes grid: the digit at 2x (dark ink on white) above a label strip "7>2".
+constexpr int kGridCellWidth = 64, kGridCellHeight = 84, kGridColumns = 10;
+
+/// The first `max_cells` of `mistakes` as a labelled grid, kGridColumns wide (fewer when there are
+/// fewer mistakes); with no mistakes, one blank cell.
+GreyPixels mistakes_grid(const Dataset& data, const std::vector<Mistake>& mistakes, int max_cells = kReportGalleryMax);
+
+/// The report page for `in` (see write_train_report).
+std::string train_report_html(const ReportInput& in);
+
+/// Creates `dir` when missing and checks that files can be written there (by creating and
+/// removing a probe file), so that `train --report` fails before training rather than after.
+/// Throws Error naming the directory.
+void check_report_dir(const std::filesystem::path& dir);
+
+/// Writes into `dir` (created when missing), each file atomically: report.html (summary,
+/// settings, loss and accuracy curves, per-epoch table, confusion heat map, errors per digit,
+/// gallery of the kReportGalleryMax most confident mistakes), loss.svg and accuracy.svg (the
+/// page's curves), misclassified.png (mistakes_grid). Throws Error naming the file that failed.
+void write_train_report(const std::filesystem::path& dir, const ReportInput& in);
+
+// --- the sweep report -------------------------------------------------------------------------
+
+/// One run of a sweep, as the comparison page shows it.
+struct SweepRunSummary {
+  std::string label;  ///< e.g. "hidden 512,256 lr 0.002"
+  std::vector<EpochMetrics> epochs;
+  double test_acc = 0, test_loss = 0, train_s = 0, samples_per_s = 0;
+  int best_epoch = 0;       ///< 0: taken from `epochs` (the first epoch of highest val_acc), if any
+  double best_val_acc = 0;  ///< used when best_epoch > 0
+};
+
+/// One self-contained page comparing `runs`: their validation-accuracy and training-loss curves
+/// overlaid (a distinct colour per run, the labels in the legend) and a table of label, test
+/// accuracy and loss, best validation accuracy and its epoch, training time and samples/s, the
+/// best test accuracy highlighted.
+std::string sweep_report_html(const std::string& title, const std::vector<SweepRunSummary>& runs);
+
+/// Writes sweep_report_html to `html_path` atomically (its directory created when missing).
+/// Throws Error naming the path.
+void write_sweep_report(const std::filesystem::path& html_path, const std::string& title,
+                        const std::vector<SweepRunSummary>& runs);
+
+// --- text helpers (also used by the tests) ----------------------------------------------------
+
+/// `text` with & < > " ' replaced by character references: safe in element text and in
+/// attribute values of HTML and SVG.
+std::string html_escape(const std::string& text);
+
+/// Standard base64 (RFC 4648, with '=' padding) of `bytes`.
+std::string base64_encode(const std::vector<std::uint8_t>& bytes);
+
+}  // namespace mnist_gpu
