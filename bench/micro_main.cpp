@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (reporter.errors() > 0) {
-    std::cerr << reporter.errors() << " benchmark(s) ended in an error (ERROR OCCURRED above) and were not timed\n";
+    std::cerr << reporter.errors() << " benchmark(s) ended in an error (the lines above say why) and were not timed\n";
     return 1;
   }
   return 0;
