@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Markdown table from a micro-benchmark JSON file (--benchmark_out=F --benchmark_out_format=json).
 
-Each row: time per call, GFLOP/s (products) or GB/s (memory-bound ops, 1 GB = 1e9 bytes), and
+Each row (the median when the run had --benchmark_repetitions): time per call, GFLOP/s (products) or GB/s (memory-bound ops, 1 GB = 1e9 bytes), and
 the share of the same run's ceiling: BM_sgemm_ceiling for products, BM_copy_ceiling for the rest.
 Benchmarks that ended in an error are listed with their message; the exit status is 1 if any did.
 
@@ -22,7 +22,12 @@ def main():
     args = ap.parse_args()
     with open(args.json_file) as f:
         doc = json.load(f)
-    runs = [b for b in doc["benchmarks"] if b.get("run_type", "iteration") == "iteration"]
+    # With --benchmark_repetitions=N, the medians; otherwise each single run. Errors either way.
+    all_runs = doc["benchmarks"]
+    medians = any(b.get("aggregate_name") == "median" for b in all_runs)
+    runs = [b for b in all_runs
+            if b.get("error_occurred")
+            or (b.get("aggregate_name") == "median" if medians else b.get("run_type", "iteration") == "iteration")]
 
     def rate(prefix, key):
         for b in runs:
@@ -42,7 +47,7 @@ def main():
     print("|---|---:|---:|---:|---:|")
     errors = 0
     for b in runs:
-        name = re.sub(r"/(real|manual)_time$", "", b["name"])
+        name = re.sub(r"/(real|manual)_time$", "", re.sub(r"_median$", "", b["name"]))
         if args.filter and not re.search(args.filter, name):
             continue
         if b.get("error_occurred"):
