@@ -4,7 +4,8 @@
 # 1. prints nvidia-smi and nvcc --version; 2. runs every test, GPU tests included (a skipped GPU
 # test is a failure here); 3. compute-sanitizer memcheck over the GPU tests; 4. `verify`, the
 # default training run on the GPU, and the PyTorch peer on the same GPU (eager and compiled) at
-# the same settings; 5. a summary table last. Full logs go to OUT_DIR.
+# the same settings, and the micro-benchmarks of every op (bench/micro_gpu.cpp); 5. a summary
+# table last. Full logs go to OUT_DIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-/tmp/gpu-check}}
@@ -67,6 +68,17 @@ fi
 
 "$BIN/mnist_gpu" bench --samples 16384 --json "$OUT_DIR/bench.json" >"$OUT_DIR/bench.md" 2>"$OUT_DIR/bench.log"
 row "bench (GPU vs CPU, batch 32..4096)" "$(ok $?)" "table in bench.md"
+
+# Micro-benchmarks: every kernel and cuBLAS product at the model's shapes, each checked against its
+# CPU twin before it is timed. The binary exits 1 when any benchmark ended in an error (a mismatch,
+# a CUDA failure, no usable GPU); the error lines are counted as well, in case it could not say so.
+"$BIN/mnist_gpu_micro_gpu" --benchmark_min_time=0.05 --benchmark_out="$OUT_DIR/micro_gpu.json" \
+  --benchmark_out_format=json >"$OUT_DIR/micro_gpu.log" 2>&1
+rc=$?
+errors=$(grep -c 'ERROR OCCURRED' "$OUT_DIR/micro_gpu.log" || true)
+python3 bench/micro_table.py "$OUT_DIR/micro_gpu.json" >"$OUT_DIR/micro_gpu.md" 2>/dev/null
+status=pass; { [ $rc != 0 ] || [ "$errors" != 0 ]; } && status=FAIL
+row "micro-benchmarks (ops vs CPU twins)" "$status" "exit $rc, $errors benchmark errors; table in micro_gpu.md"
 
 {
   echo "| check | result | detail |"
