@@ -8,6 +8,10 @@ same settings, alternating runs, and prints median training samples/s of each an
 Both train 784-hidden-10 on all 60000 training images (mnist_gpu with --val 0), with SGD momentum
 0.9 (mnist_gpu --optimizer momentum; the peer's sgd has momentum 0.9) or Adam at a constant rate.
 The figure per run is the median over its epochs of samples/s; the table shows the median over runs.
+--peer-threads 1,2 runs the peer at each thread count (0: PyTorch's default) and compares with the
+best of them. Both sides test after every epoch (mnist_gpu --target) and report the training time
+until the test accuracy first reaches --target (evaluation excluded); the table shows its ratio
+where both reached it.
 """
 import argparse, json, os, platform, statistics, subprocess, sys, tempfile, time
 
@@ -19,23 +23,30 @@ def run_ours(a, batch, metrics):
     cmd = [a.exe, "train", "--device", a.device, "--batch", str(batch), "--hidden", a.hidden,
            "--optimizer", "momentum" if a.optimizer == "sgd" else "adam", "--lr", str(a.lr),
            "--schedule", "constant", "--epochs", str(a.epochs), "--val", "0", "--data", a.data,
-           "--metrics", metrics]
+           "--metrics", metrics, "--target", str(a.target)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lines = [json.loads(l) for l in open(metrics)]
     epochs = [l for l in lines if "epoch" in l]
     final = lines[-1]
-    return statistics.median(e["samples_per_s"] for e in epochs), final["test_acc"]
+    return statistics.median(e["samples_per_s"] for e in epochs), final["test_acc"], final["train_s_to_target"]
 
 
-def run_peer(a, batch):
+def run_peer(a, batch, threads):
     cmd = [a.python, a.peer, "--data", a.data, "--device", a.device, "--batch", str(batch),
-           "--hidden", a.hidden, "--optimizer", a.optimizer, "--lr", str(a.lr), "--epochs", str(a.epochs)]
-    if a.threads:
-        cmd += ["--threads", str(a.threads)]
+           "--hidden", a.hidden, "--optimizer", a.optimizer, "--lr", str(a.lr), "--epochs", str(a.epochs),
+           "--target", str(a.target)]
+    if threads:
+        cmd += ["--threads", str(threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
     epochs = [l for l in lines if "epoch" in l]
-    return statistics.median(e["samples_per_s"] for e in epochs), lines[-1]["best_test_acc"], lines[-1]["torch"]
+    return (statistics.median(e["samples_per_s"] for e in epochs), lines[-1]["best_test_acc"], lines[-1]["torch"],
+            lines[-1]["train_s_to_target"])
+
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def main():
@@ -51,39 +62,57 @@ def main():
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--peer-threads", default="0", help="peer thread counts to try, e.g. 1,2 (0: default)")
+    ap.add_argument("--target", type=float, default=0.98)
     ap.add_argument("--json")
     a = ap.parse_args()
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for batch in [int(b) for b in a.batches.split(",")]:
-            ours, peer, acc_o, acc_p = [], [], [], []
+            threads = [int(t) for t in a.peer_threads.split(",")]
+            ours, acc_o, tt_o = [], [], []
+            peer = {t: [] for t in threads}
+            acc_p = {t: [] for t in threads}
+            tt_p = {t: [] for t in threads}
             torch_version = "?"
             for rep in range(a.reps):  # alternate, so drift hits both alike
-                s, acc = run_ours(a, batch, os.path.join(tmp, f"m{batch}_{rep}.jsonl"))
-                ours.append(s); acc_o.append(acc)
-                s, acc, torch_version = run_peer(a, batch)
-                peer.append(s); acc_p.append(acc)
+                s, acc, tt = run_ours(a, batch, os.path.join(tmp, f"m{batch}_{rep}.jsonl"))
+                ours.append(s); acc_o.append(acc); tt_o.append(tt)
+                for t in threads:
+                    s, acc, torch_version, tt = run_peer(a, batch, t)
+                    peer[t].append(s); acc_p[t].append(acc); tt_p[t].append(tt)
+            best_t = max(threads, key=lambda t: statistics.median(peer[t]))
             row = {"batch": batch, "ours_samples_per_s": statistics.median(ours),
-                   "peer_samples_per_s": statistics.median(peer),
-                   "ratio": statistics.median(ours) / statistics.median(peer),
-                   "ours_runs": ours, "peer_runs": peer, "ours_test_acc": acc_o, "peer_best_test_acc": acc_p,
+                   "peer_samples_per_s": statistics.median(peer[best_t]), "peer_best_threads": best_t,
+                   "peer_samples_per_s_by_threads": {str(t): statistics.median(peer[t]) for t in threads},
+                   "ratio": statistics.median(ours) / statistics.median(peer[best_t]),
+                   "ours_runs": ours, "peer_runs": {str(t): peer[t] for t in threads}, "ours_test_acc": acc_o,
+                   "peer_best_test_acc": {str(t): acc_p[t] for t in threads},
+                   "ours_s_to_target": median_or_none(tt_o), "peer_s_to_target": median_or_none(tt_p[best_t]),
+                   "ours_s_to_target_runs": tt_o, "peer_s_to_target_runs": {str(t): tt_p[t] for t in threads},
                    "torch": torch_version}
+            row["target_ratio"] = (row["peer_s_to_target"] / row["ours_s_to_target"]
+                                   if row["ours_s_to_target"] and row["peer_s_to_target"] else None)
             rows.append(row)
-            print(f"batch {batch}: ours {row['ours_samples_per_s']:.0f} samples/s, peer {row['peer_samples_per_s']:.0f}, "
-                  f"ratio {row['ratio']:.2f}", file=sys.stderr, flush=True)
+            print(f"batch {batch}: ours {row['ours_samples_per_s']:.0f} samples/s, peer (threads {best_t}) "
+                  f"{row['peer_samples_per_s']:.0f}, ratio {row['ratio']:.2f}", file=sys.stderr, flush=True)
     meta = {"machine": platform.node(), "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "device": a.device, "hidden": a.hidden, "optimizer": a.optimizer, "lr": a.lr, "epochs": a.epochs,
+            "target": a.target, "peer_threads": a.peer_threads,
             "reps": a.reps, "date": time.strftime("%Y-%m-%d %H:%M"),
             "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                                      text=True).stdout.strip()}
     print(f"\n{a.device}, 784-{a.hidden.replace(',', '-')}-10, {a.optimizer} lr {a.lr}, {a.epochs} epochs x {a.reps} "
           f"alternating runs, median samples/s (commit {meta['commit']})\n")
-    print("| batch | mnist_gpu | PyTorch " + rows[0]["torch"] + " | ratio |")
-    print("|---:|---:|---:|---:|")
+    fmt_s = lambda v: "not reached" if v is None else f"{v:.2f} s"
+    print(f"| batch | mnist_gpu samples/s | PyTorch {rows[0]['torch']} best (threads) | ratio | "
+          f"time to {100 * a.target:g}%: mnist_gpu | PyTorch | ratio |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['batch']} | {r['ours_samples_per_s']:.0f} | {r['peer_samples_per_s']:.0f} | {r['ratio']:.2f}x |")
+        tr = "-" if r["target_ratio"] is None else f"{r['target_ratio']:.2f}x"
+        print(f"| {r['batch']} | {r['ours_samples_per_s']:.0f} | {r['peer_samples_per_s']:.0f} ({r['peer_best_threads']}) "
+              f"| {r['ratio']:.2f}x | {fmt_s(r['ours_s_to_target'])} | {fmt_s(r['peer_s_to_target'])} | {tr} |")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
