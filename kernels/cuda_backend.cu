@@ -57,6 +57,7 @@ class CudaBackend final : public Backend {
 
   std::string describe() const override { return "cuda (" + device_name_ + ")"; }
   std::string device() const override { return "cuda"; }
+  std::uint64_t peak_device_bytes() const override { return gpu::g_device_bytes.peak.load(); }
 
   void set_params(const std::vector<float>& p) override {
     if (p.size() != net_.layout().size) throw Error("set_params: parameter count mismatch");

@@ -5,12 +5,27 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
 #include <utility>
 
 #include "cuda_check.hpp"
 
 namespace mnist_gpu::gpu {
+
+/// Bytes held by live DeviceBuffers in this process, and the most ever held at once (the CUDA
+/// context and cuBLAS's own workspace are not counted).
+struct DeviceBytes {
+  std::atomic<std::size_t> live{0}, peak{0};
+  void add(std::size_t n) {
+    const std::size_t now = live.fetch_add(n) + n;
+    std::size_t p = peak.load();
+    while (now > p && !peak.compare_exchange_weak(p, now)) {
+    }
+  }
+  void sub(std::size_t n) { live.fetch_sub(n); }
+};
+inline DeviceBytes g_device_bytes;
 
 /// `count` elements of T in GPU memory (uninitialised).
 template <class T>
@@ -21,14 +36,13 @@ class DeviceBuffer {
     if (count == 0) return;
     const cudaError_t err = cudaMalloc(reinterpret_cast<void**>(&ptr_), count * sizeof(T));
     if (err != cudaSuccess) throw_alloc_error(err, count * sizeof(T), false, __FILE__, __LINE__);
+    g_device_bytes.add(bytes());
   }
-  ~DeviceBuffer() {
-    if (ptr_) cudaFree(ptr_);
-  }
+  ~DeviceBuffer() { release(); }
   DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
-      if (ptr_) cudaFree(ptr_);
+      release();
       ptr_ = std::exchange(o.ptr_, nullptr);
       count_ = std::exchange(o.count_, 0);
     }
@@ -42,6 +56,11 @@ class DeviceBuffer {
   std::size_t bytes() const { return count_ * sizeof(T); }
 
  private:
+  void release() noexcept {
+    if (!ptr_) return;
+    cudaFree(ptr_);
+    g_device_bytes.sub(bytes());
+  }
   T* ptr_ = nullptr;
   std::size_t count_ = 0;
 };

@@ -61,7 +61,9 @@ json config_json(const TrainConfig& c) {
           {"lr_patience", c.lr_patience},
           {"min_lr", c.min_lr},
           {"patience", c.patience},
-          {"min_delta", c.min_delta}};
+          {"min_delta", c.min_delta},
+          {"limit", c.limit},
+          {"target", c.target}};
 }
 
 // An integer field, range-checked: nlohmann's get<int>() casts a float such as 1e30 to int, which
@@ -127,6 +129,8 @@ TrainConfig config_from(const json& j) {
     c.min_lr = j.at("min_lr").get<float>();
     c.patience = int_from<int>(j.at("patience"), "patience");
     c.min_delta = j.at("min_delta").get<float>();
+    c.limit = int_from<int>(j.at("limit"), "limit");
+    c.target = j.at("target").get<double>();
   }
   return c;
 }
@@ -136,8 +140,8 @@ void check_config(const TrainConfig& c) {
   auto in = [](long long v, long long lo, long long hi) { return v >= lo && v <= hi; };
   bool ok = in(c.model.inputs, 1, 1 << 20) && in(c.model.outputs, 1, 1 << 16) && c.model.hidden.size() <= 64 &&
             in(c.batch, 1, 1 << 16) && in(c.epochs, 1, 100000) && in(c.val, 0, 1 << 30) &&
-            in(c.lr_step, 1, 100000) && in(c.lr_patience, 0, 100000) && in(c.patience, 0, 100000) &&
-            c.optimizer.dropout >= 0.0f && c.optimizer.dropout < 1.0f;
+            in(c.lr_step, 1, 100000) && in(c.lr_patience, 0, 100000) && in(c.patience, 0, 100000) && in(c.limit, 0, 1 << 30) &&
+            c.optimizer.dropout >= 0.0f && c.optimizer.dropout < 1.0f && c.target >= 0 && c.target <= 1;
   for (int w : c.model.hidden) ok = ok && in(w, 1, 1 << 16);
   if (!ok) throw Error("absurd sizes in the configuration");
 }
@@ -154,7 +158,8 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
                     {"val_acc", nan_to_null(m.val_acc)},
                     {"lr", m.lr},
                     {"epoch_s", m.epoch_s},
-                    {"samples_per_s", m.samples_per_s}});
+                    {"samples_per_s", m.samples_per_s},
+                    {"test_acc", nan_to_null(m.test_acc)}});
   const EpochSums& p = ck.progress.partial;
   const json header = {{"config", config_json(ck.config)},
                        {"step", ck.state.step},
@@ -224,6 +229,7 @@ Checkpoint parse_checkpoint(const std::vector<std::uint8_t>& b, const std::strin
       e.lr = m.at("lr").get<double>();
       e.epoch_s = m.at("epoch_s").get<double>();
       e.samples_per_s = m.at("samples_per_s").get<double>();
+      if (m.contains("test_acc")) e.test_acc = null_to_nan(m.at("test_acc"));  // version 2
       ck.progress.done.push_back(e);
     }
     const json& p = header.at("partial");

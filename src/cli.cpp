@@ -2,6 +2,7 @@
 // data, trains, and reports: human progress to stderr (spdlog), JSON lines to --metrics.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +20,7 @@
 #include "mnist_gpu/checkpoint.hpp"
 #include "mnist_gpu/cli.hpp"
 #include "mnist_gpu/cli_models.hpp"
+#include "mnist_gpu/cli_sweep.hpp"
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/device.hpp"
 #include "mnist_gpu/error.hpp"
@@ -26,6 +28,7 @@
 #include "mnist_gpu/model_io.hpp"
 #include "mnist_gpu/predict.hpp"
 #include "mnist_gpu/report.hpp"
+#include "mnist_gpu/stop_signal.hpp"
 #include "mnist_gpu/train.hpp"
 #include "mnist_gpu/verify.hpp"
 
@@ -40,6 +43,13 @@ std::string join(const std::vector<int>& v, const char* sep) {
   return s;
 }
 
+// The process's peak resident set so far (Linux reports ru_maxrss in KiB).
+std::uint64_t peak_host_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<std::uint64_t>(u.ru_maxrss) * 1024u;
+}
+
 json epoch_json(const EpochMetrics& m) {
   return {{"epoch", m.epoch},
           {"train_loss", m.train_loss},
@@ -48,7 +58,8 @@ json epoch_json(const EpochMetrics& m) {
           {"val_acc", std::isnan(m.val_acc) ? json(nullptr) : json(m.val_acc)},
           {"lr", m.lr},
           {"epoch_s", m.epoch_s},
-          {"samples_per_s", m.samples_per_s}};
+          {"samples_per_s", m.samples_per_s},
+          {"test_acc", std::isnan(m.test_acc) ? json(nullptr) : json(m.test_acc)}};
 }
 
 // A metrics file of JSON lines, each written whole and flushed, so that a crash loses at most the
@@ -139,18 +150,6 @@ std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work
 
 namespace {
 
-// SIGINT/SIGTERM ask the trainer to stop after the current step; the handler then restores the
-// default action, so a second signal ends the process at once. Process-wide by nature: the only
-// mutable globals in the program.
-std::atomic<bool> g_stop{false};
-volatile std::sig_atomic_t g_signal = 0;
-
-extern "C" void on_stop_signal(int sig) {
-  g_signal = sig;
-  g_stop.store(true);
-  std::signal(sig, SIG_DFL);
-}
-
 // With --resume, flags that change the result must agree with the checkpoint's settings.
 void check_resume_flags(const TrainConfig& flags, const TrainConfig& ck, const std::vector<std::string>& given,
                         const std::string& path) {
@@ -173,6 +172,8 @@ void check_resume_flags(const TrainConfig& flags, const TrainConfig& ck, const s
       {"--min-lr", {f(flags.min_lr), f(ck.min_lr)}},
       {"--patience", {std::to_string(flags.patience), std::to_string(ck.patience)}},
       {"--min-delta", {f(flags.min_delta), f(ck.min_delta)}},
+      {"--limit", {std::to_string(flags.limit), std::to_string(ck.limit)}},
+      {"--target", {f(flags.target), f(ck.target)}},
       {"--epochs", {std::to_string(flags.epochs), std::to_string(ck.epochs)}},
       {"--val", {std::to_string(flags.val), std::to_string(ck.val)}},
       {"--seed", {std::to_string(flags.seed), std::to_string(ck.seed)}}};
@@ -211,12 +212,9 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
   for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
-  if (cfg.val >= files.train.count)
-    throw UsageError("--val: expected fewer than the " + std::to_string(files.train.count) +
-                     " training images, got '" + std::to_string(cfg.val) + "'");
-  const SplitIndices split = split_indices(files.train.count, cfg.val, cfg.seed);
-  const Dataset train_set = subset(files.train, split.train);
-  const Dataset val_set = subset(files.train, split.val);
+  const TrainSplit split = make_train_split(files.train, cfg.val, cfg.limit, cfg.seed);
+  const Dataset& train_set = split.train;
+  const Dataset& val_set = split.val;
   spdlog::info("data: {} from {} ({} train, {} validation, {} test)", files.dataset_name, dir.string(),
                train_set.count, val_set.count, files.test.count);
 
@@ -234,15 +232,16 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
   CliObserver observer(cfg.epochs, metrics, sink);
   TrainOptions options;
   options.resume = resume.progress;
-  options.stop = &g_stop;
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-  const TrainResult r = train(cfg, TrainData{train_set, val_set, files.test}, *backend, observer, options);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  int sig = 0;
+  const TrainResult r = [&] {
+    const StopOnSignals stop;  // SIGINT/SIGTERM: stop after the current step and save
+    options.stop = stop.flag();
+    TrainResult res = train(cfg, TrainData{train_set, val_set, files.test}, *backend, observer, options);
+    sig = stop.signal();
+    return res;
+  }();
 
   if (r.stopped) {
-    const int sig = static_cast<int>(g_signal);
     const std::string path = cfg.checkpoint_path.empty() ? "mnist_gpu-interrupted.ckpt" : cfg.checkpoint_path;
     std::fprintf(stderr, "\n");
     save(path, r.progress);
@@ -253,6 +252,19 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
     return 128 + (sig ? sig : SIGINT);
   }
 
+  const double mib = 1024.0 * 1024.0;
+  if (backend->device() == "cuda")
+    spdlog::info("memory: peak host {:.0f} MiB resident; device {:.1f} MiB in mnist_gpu's buffers (CUDA context and "
+                 "cuBLAS workspace not counted)",
+                 static_cast<double>(peak_host_bytes()) / mib, static_cast<double>(backend->peak_device_bytes()) / mib);
+  else
+    spdlog::info("memory: peak host {:.0f} MiB resident", static_cast<double>(peak_host_bytes()) / mib);
+  if (cfg.target > 0) {
+    if (std::isnan(r.train_s_to_target))
+      spdlog::info("time to {:.2f}% test accuracy: not reached in {} epochs", 100 * cfg.target, r.epochs.size());
+    else
+      spdlog::info("time to {:.2f}% test accuracy: {:.2f} s of training", 100 * cfg.target, r.train_s_to_target);
+  }
   if (r.stopped_early)
     spdlog::info("early stopping after epoch {}: no better validation loss for {} epochs", r.epochs.size(),
                  cfg.patience);
@@ -281,6 +293,10 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
                  {"train_s", r.train_s},
                  {"epochs", cfg.epochs},
                  {"epochs_run", r.epochs.size()},
+                 {"peak_host_bytes", peak_host_bytes()},
+                 {"peak_device_bytes", backend->peak_device_bytes()},
+                 {"target", cfg.target},
+                 {"train_s_to_target", std::isnan(r.train_s_to_target) ? json(nullptr) : json(r.train_s_to_target)},
                  {"best_epoch", r.best_epoch},
                  {"stopped_early", r.stopped_early},
                  {"restored_best", r.restored_best},
@@ -306,6 +322,7 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
     report.test = r.test;
     report.train_s = r.train_s;
     report.test_set = &files.test;
+    report.best_epoch = r.restored_best ? r.best_epoch : 0;  // the epoch whose weights were tested
     // The gallery needs per-sample predictions: the final parameters re-run on the CPU (any backend).
     report.test_predictions = predict_dataset(cfg.model, backend->get_params(), files.test, cfg.batch);
     write_train_report(cfg.report_path, report);
@@ -354,6 +371,10 @@ int run_cli(int argc, const char* const* argv) {
       "bench", "measure training and inference throughput across batch sizes on the CPU and the GPU");
   BenchArgs bench_args;
   add_bench_options(*bench_cmd, bench_args);
+  CLI::App* sweep_cmd = app.add_subcommand(
+      "sweep", "train a grid of architectures, activations, losses and batch sizes and compare them");
+  SweepArgs sweep_args;
+  add_sweep_options(*sweep_cmd, sweep_args);
   CLI::App* eval_cmd = app.add_subcommand("eval", "evaluate a saved model on the test set (accuracy, confusion matrix)");
   EvalArgs eval_args;
   add_eval_options(*eval_cmd, eval_args);
@@ -383,7 +404,7 @@ int run_cli(int argc, const char* const* argv) {
       std::vector<std::string> given;
       for (const char* flag : {"--batch", "--hidden", "--activation", "--loss", "--optimizer", "--lr", "--momentum",
                                "--nesterov", "--l2", "--schedule", "--epochs", "--val", "--seed", "--dropout",
-                               "--lr-step", "--lr-factor", "--lr-patience", "--min-lr", "--patience", "--min-delta"})
+                               "--lr-step", "--lr-factor", "--lr-patience", "--min-lr", "--patience", "--min-delta", "--limit", "--target"})
         if (train_cmd->count(flag) > 0) given.push_back(flag);
       return run_train(to_train_config(train_args), given);
     }
@@ -391,6 +412,7 @@ int run_cli(int argc, const char* const* argv) {
     if (eval_cmd->parsed()) return run_eval(eval_args);
     if (predict_cmd->parsed()) return run_predict(predict_args);
     if (bench_cmd->parsed()) return run_bench_command(bench_args);
+    if (sweep_cmd->parsed()) return run_sweep_command(sweep_args);
     return 2;
   } catch (const UsageError& e) {
     spdlog::error("error: {}", e.what());

@@ -115,6 +115,12 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
       ->capture_default_str();
   app.add_option("--epochs", a.epochs, "epochs, >= 1")->capture_default_str();
   app.add_option("--val", a.val, "training images held out for validation, 0..59999")->capture_default_str();
+  app.add_option("--limit", a.limit,
+                 "train on this many images of the training split only, for quick searches (0: all)")
+      ->capture_default_str();
+  app.add_option("--target", a.target,
+                 "test accuracy (e.g. 0.98) whose time to reach is reported; tests after every epoch (0: off)")
+      ->capture_default_str();
   app.add_option("--metrics", a.metrics, "write JSON lines (one per epoch, then a summary) to this file");
   app.add_option("--checkpoint", a.checkpoint,
                  "write a checkpoint here after every epoch and on SIGINT/SIGTERM (atomically)");
@@ -136,7 +142,7 @@ TrainConfig to_train_config(const TrainArgs& a) {
       {"--checkpoint", &a.checkpoint}, {"--resume", &a.resume},   {"--save", &a.save},
       {"--dropout", &a.dropout}, {"--lr-step", &a.lr_step}, {"--lr-factor", &a.lr_factor},
       {"--lr-patience", &a.lr_patience}, {"--min-lr", &a.min_lr}, {"--patience", &a.patience},
-      {"--min-delta", &a.min_delta},   {"--lr", a.lr ? &*a.lr : nullptr}};
+      {"--min-delta", &a.min_delta}, {"--limit", &a.limit}, {"--target", &a.target},   {"--lr", a.lr ? &*a.lr : nullptr}};
   for (const auto& [flag, value] : values)
     if (value && value->rfind("--", 0) == 0)
       throw UsageError(std::string(flag) + ": expected a value, got the flag '" + *value + "'");
@@ -175,6 +181,8 @@ TrainConfig to_train_config(const TrainArgs& a) {
   c.min_delta = parse_float("--min-delta", a.min_delta, 0.0, false, 1.0, true, "a relative threshold in [0, 1)");
   c.epochs = static_cast<int>(parse_int("--epochs", a.epochs, 1, 100000, "a whole number of epochs in 1..100000"));
   c.val = static_cast<int>(parse_int("--val", a.val, 0, 59999, "a whole number of images in 0..59999"));
+  c.target = parse_float("--target", a.target, 0.0, false, 1.0, false, "a test accuracy in [0, 1] such as 0.98");
+  c.limit = static_cast<int>(parse_int("--limit", a.limit, 0, 1 << 30, "a whole number of images (0: all)"));
   if (a.seed.empty() || a.seed.find_first_not_of("0123456789") != std::string::npos)
     refuse("--seed", "an integer in 0..18446744073709551615", a.seed);
   errno = 0;

@@ -197,4 +197,13 @@ Dataset subset(const Dataset& all, const std::vector<std::uint32_t>& indices) {
   return out;
 }
 
+TrainSplit make_train_split(const Dataset& all, int val, int limit, std::uint64_t seed) {
+  if (val >= all.count)
+    throw UsageError("--val: expected fewer than the " + std::to_string(all.count) + " training images, got '" +
+                     std::to_string(val) + "'");
+  SplitIndices split = split_indices(all.count, val, seed);
+  if (limit > 0 && static_cast<std::size_t>(limit) < split.train.size()) split.train.resize(static_cast<std::size_t>(limit));
+  return TrainSplit{subset(all, split.train), subset(all, split.val)};
+}
+
 }  // namespace mnist_gpu

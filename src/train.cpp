@@ -109,6 +109,7 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     } else {
       m.val_loss = m.val_acc = std::numeric_limits<double>::quiet_NaN();
     }
+    if (cfg.target > 0) m.test_acc = backend.evaluate(data.test).acc;  // time to accuracy (untimed)
     m.lr = lr;
     m.epoch_s = dt;
     m.samples_per_s = dt > 0 ? static_cast<double>(sums.samples) / dt : 0.0;
@@ -126,6 +127,14 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     }
   }
   result.epochs = progress.done;
+  double elapsed = 0;
+  for (const EpochMetrics& m : progress.done) {
+    elapsed += m.epoch_s;
+    if (cfg.target > 0 && m.test_acc >= cfg.target) {
+      result.train_s_to_target = elapsed;
+      break;
+    }
+  }
   result.best_epoch = replay_validation(cfg, progress.done).best_epoch;
   result.progress = progress;
   if (result.stopped) return result;

@@ -77,6 +77,9 @@ class Backend {
     return train_epoch(data, order, lr, ctl);
   }
   virtual EvalResult evaluate(const Dataset& data) = 0;
+  /// The most device memory this process's buffers have held at once (model, optimizer state,
+  /// workspace, staging slots, cached datasets); 0 on the CPU.
+  virtual std::uint64_t peak_device_bytes() const { return 0; }
 };
 
 /// The CPU backend: float32, OpenBLAS GEMMs. Parameters start from init_params(seed).

@@ -25,7 +25,7 @@ struct TrainArgs {
   std::string checkpoint, resume;
   std::string save;  ///< --save FILE: the trained model
   std::string dropout = "0", lr_step = "5", lr_factor = "0.5", lr_patience = "0", min_lr = "0", patience = "0",
-              min_delta = "1e-4";
+              min_delta = "1e-4", limit = "0", target = "0";
   std::string report;  ///< --report DIR: report.html and its images
   bool nesterov = false;
 };

@@ -66,6 +66,10 @@ struct TrainConfig {
   float min_delta = 1e-4f;
   int epochs = 10;
   int val = 5000;
+  /// > 0: evaluate the test set after every epoch and report the training time until its
+  /// accuracy first reaches this fraction (time to accuracy). 0: test at the end only.
+  double target = 0;
+  int limit = 0;  ///< train on the first `limit` rows of the training split only (quick searches); 0: all
   std::uint64_t seed = 1;
   std::string metrics_path;  ///< JSON lines; empty: none
   std::string checkpoint_path;  ///< written after every epoch and on SIGINT/SIGTERM; empty: none

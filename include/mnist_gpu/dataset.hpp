@@ -46,6 +46,14 @@ struct SplitIndices {
 };
 SplitIndices split_indices(int n, int val, std::uint64_t seed);
 
+/// The training and validation sets of a run: `val` images held out by split_indices(seed), the
+/// training rows cut to the first `limit` of the split when 0 < limit (quick searches). Throws
+/// UsageError (--val) when val leaves no training image.
+struct TrainSplit {
+  Dataset train, val;
+};
+TrainSplit make_train_split(const Dataset& all, int val, int limit, std::uint64_t seed);
+
 /// The rows of `all` at `indices`, in that order.
 Dataset subset(const Dataset& all, const std::vector<std::uint32_t>& indices);
 

@@ -1,6 +1,7 @@
 // The training loop over a backend: seeded epoch orders, per-epoch metrics, final test report.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "mnist_gpu/backend.hpp"
@@ -25,6 +26,7 @@ struct EpochMetrics {
   double lr = 0;
   double epoch_s = 0;        ///< training time of the epoch (evaluation excluded)
   double samples_per_s = 0;  ///< training samples / epoch_s
+  double test_acc = std::numeric_limits<double>::quiet_NaN();  ///< only with cfg.target > 0
 };
 
 /// What the validation losses of the epochs done so far decide, replayed from them alone (so a
@@ -64,6 +66,8 @@ struct TrainResult {
   bool stopped_early = false;  ///< early stopping ended the run before cfg.epochs
   int best_epoch = 0;     ///< the best validation epoch (0: no validation set)
   bool restored_best = false;  ///< the test ran on the best epoch's weights (early stopping on)
+  /// cfg.target > 0: training seconds until the test accuracy first reached it; NaN if never.
+  double train_s_to_target = std::numeric_limits<double>::quiet_NaN();
   TrainProgress progress; ///< where it stands (for a checkpoint)
 };
 

@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -390,4 +392,40 @@ TEST(Dropout, TrainsOnTheCpuAndItsFlagsAreCheckedAndDocumented) {
     EXPECT_EQ(c, 2) << flags << "\n" << o;
     EXPECT_NE(o.find(message), std::string::npos) << flags << "\n" << o;
   }
+}
+
+// --target: the test set after every epoch, and the training time until it first reached the
+// target (the sum of the epochs' training times up to that epoch); --limit cuts the training set.
+TEST(TimeToAccuracy, TargetTestsEveryEpochAndReportsTheTimeToReachIt) {
+  test::TempDir dir;
+  const std::string metrics = (dir / "m.jsonl").string();
+  const auto [out, code] = test::run_exe("train --device cpu --hidden 64 --epochs 3 --val 1000 --limit 8000 --target 0.9 "
+                                         "--metrics '" + metrics + "'");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("data: MNIST"), std::string::npos);
+  EXPECT_NE(out.find("(8000 train, 1000 validation"), std::string::npos) << out;
+  EXPECT_NE(out.find("time to 90.00% test accuracy: "), std::string::npos) << out;
+  EXPECT_NE(out.find("memory: peak host "), std::string::npos) << out;
+  std::ifstream in(metrics);
+  std::vector<nlohmann::json> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(lines.size(), 4u);
+  double elapsed = 0, expect = -1;
+  for (int e = 0; e < 3; ++e) {
+    ASSERT_TRUE(lines[e]["test_acc"].is_number()) << lines[e].dump();
+    elapsed += lines[e]["epoch_s"].get<double>();
+    if (expect < 0 && lines[e]["test_acc"].get<double>() >= 0.9) expect = elapsed;
+  }
+  ASSERT_GT(expect, 0) << "a 784-64-10 net reaches 90% within 3 epochs of 8000 images";
+  EXPECT_NEAR(lines[3]["train_s_to_target"].get<double>(), expect, 1e-9);
+  EXPECT_GT(lines[3]["peak_host_bytes"].get<double>(), 50e6);  // MNIST alone is 55 MB
+  // Without --target, no per-epoch test.
+  const auto [out2, code2] =
+      test::run_exe("train --device cpu --hidden 16 --epochs 1 --val 500 --limit 2000 --metrics '" + metrics + "'");
+  ASSERT_EQ(code2, 0) << out2;
+  std::ifstream in2(metrics);
+  std::string first;
+  std::getline(in2, first);
+  EXPECT_TRUE(nlohmann::json::parse(first)["test_acc"].is_null()) << first;
+  EXPECT_EQ(out2.find("time to"), std::string::npos);
 }
