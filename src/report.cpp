@@ -138,7 +138,17 @@ std::string settings_section(const ReportInput& in) {
       {"Loss", c.model.loss == Loss::xent ? "softmax cross-entropy" : "l2 (squared error to one-hot)"},
       {"Optimizer", opt},
       {"L2 regularisation", fmt::format("{:g}", c.optimizer.l2)},
-      {"Schedule", to_string(c.schedule)},
+      {"Dropout", fmt::format("{:g}", c.optimizer.dropout)},
+      {"Schedule", std::string(to_string(c.schedule)) +
+                       (c.schedule == Schedule::step ? fmt::format(" (x{:g} every {} epochs)", c.lr_factor, c.lr_step) : "")},
+      {"Plateau cuts", c.lr_patience > 0 ? fmt::format("x{:g} after {} epochs without improvement, min lr {:g}",
+                                                       c.lr_factor, c.lr_patience, c.min_lr)
+                                         : std::string("off")},
+      {"Early stopping", c.patience > 0 ? fmt::format("patience {} epochs (relative min-delta {:g}), best weights tested",
+                                                      c.patience, c.min_delta)
+                                        : std::string("off")},
+      {"Training images", c.limit > 0 ? "first " + with_commas(static_cast<unsigned long long>(c.limit)) + " of the split"
+                                      : std::string("all of the split")},
       {"Batch", std::to_string(c.batch)},
       {"Epochs", std::to_string(in.epochs.size()) + " of " + std::to_string(c.epochs)},
       {"Validation images", with_commas(static_cast<unsigned long long>(c.val))},
