@@ -36,7 +36,9 @@ void put_floats(std::vector<std::uint8_t>& out, const std::vector<float>& v) {
 json nan_to_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
 double null_to_nan(const json& j) { return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>(); }
 
-json config_json(const TrainConfig& c) {
+}  // namespace
+
+json config_to_json(const TrainConfig& c) {
   return {{"inputs", c.model.inputs},
           {"hidden", c.model.hidden},
           {"outputs", c.model.outputs},
@@ -65,6 +67,8 @@ json config_json(const TrainConfig& c) {
           {"limit", c.limit},
           {"target", c.target}};
 }
+
+namespace {
 
 // An integer field, range-checked: nlohmann's get<int>() casts a float such as 1e30 to int, which
 // is undefined behaviour (found by fuzz_checkpoint), and wraps integers that do not fit.
@@ -148,20 +152,37 @@ void check_config(const TrainConfig& c) {
 
 }  // namespace
 
+json epoch_to_json(const EpochMetrics& m) {
+  return {{"epoch", m.epoch},
+          {"train_loss", m.train_loss},
+          {"train_acc", m.train_acc},
+          {"val_loss", nan_to_null(m.val_loss)},
+          {"val_acc", nan_to_null(m.val_acc)},
+          {"lr", m.lr},
+          {"epoch_s", m.epoch_s},
+          {"samples_per_s", m.samples_per_s},
+          {"test_acc", nan_to_null(m.test_acc)}};
+}
+
+EpochMetrics epoch_from_json(const json& m) {
+  EpochMetrics e;
+  e.epoch = int_from<int>(m.at("epoch"), "epoch");
+  e.train_loss = m.at("train_loss").get<double>();
+  e.train_acc = m.at("train_acc").get<double>();
+  e.val_loss = null_to_nan(m.at("val_loss"));
+  e.val_acc = null_to_nan(m.at("val_acc"));
+  e.lr = m.at("lr").get<double>();
+  e.epoch_s = m.at("epoch_s").get<double>();
+  e.samples_per_s = m.at("samples_per_s").get<double>();
+  if (m.contains("test_acc")) e.test_acc = null_to_nan(m.at("test_acc"));  // version 2
+  return e;
+}
+
 void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
   json done = json::array();
-  for (const auto& m : ck.progress.done)
-    done.push_back({{"epoch", m.epoch},
-                    {"train_loss", m.train_loss},
-                    {"train_acc", m.train_acc},
-                    {"val_loss", nan_to_null(m.val_loss)},
-                    {"val_acc", nan_to_null(m.val_acc)},
-                    {"lr", m.lr},
-                    {"epoch_s", m.epoch_s},
-                    {"samples_per_s", m.samples_per_s},
-                    {"test_acc", nan_to_null(m.test_acc)}});
+  for (const auto& m : ck.progress.done) done.push_back(epoch_to_json(m));
   const EpochSums& p = ck.progress.partial;
-  const json header = {{"config", config_json(ck.config)},
+  const json header = {{"config", config_to_json(ck.config)},
                        {"step", ck.state.step},
                        {"done", done},
                        {"partial",
@@ -219,19 +240,7 @@ Checkpoint parse_checkpoint(const std::vector<std::uint8_t>& b, const std::strin
     ck.config = config_from(header.at("config"));
     check_config(ck.config);
     ck.state.step = int_from<long long>(header.at("step"), "step");
-    for (const auto& m : header.at("done")) {
-      EpochMetrics e;
-      e.epoch = int_from<int>(m.at("epoch"), "epoch");
-      e.train_loss = m.at("train_loss").get<double>();
-      e.train_acc = m.at("train_acc").get<double>();
-      e.val_loss = null_to_nan(m.at("val_loss"));
-      e.val_acc = null_to_nan(m.at("val_acc"));
-      e.lr = m.at("lr").get<double>();
-      e.epoch_s = m.at("epoch_s").get<double>();
-      e.samples_per_s = m.at("samples_per_s").get<double>();
-      if (m.contains("test_acc")) e.test_acc = null_to_nan(m.at("test_acc"));  // version 2
-      ck.progress.done.push_back(e);
-    }
+    for (const auto& m : header.at("done")) ck.progress.done.push_back(epoch_from_json(m));
     const json& p = header.at("partial");
     ck.progress.partial.loss_sum = p.at("loss_sum").get<double>();
     ck.progress.partial.correct = int_from<unsigned long long>(p.at("correct"), "correct");

@@ -50,18 +50,6 @@ std::uint64_t peak_host_bytes() {
   return static_cast<std::uint64_t>(u.ru_maxrss) * 1024u;
 }
 
-json epoch_json(const EpochMetrics& m) {
-  return {{"epoch", m.epoch},
-          {"train_loss", m.train_loss},
-          {"train_acc", m.train_acc},
-          {"val_loss", std::isnan(m.val_loss) ? json(nullptr) : json(m.val_loss)},
-          {"val_acc", std::isnan(m.val_acc) ? json(nullptr) : json(m.val_acc)},
-          {"lr", m.lr},
-          {"epoch_s", m.epoch_s},
-          {"samples_per_s", m.samples_per_s},
-          {"test_acc", std::isnan(m.test_acc) ? json(nullptr) : json(m.test_acc)}};
-}
-
 // A metrics file of JSON lines, each written whole and flushed, so that a crash loses at most the
 // line being written. On resume it is rewritten with the checkpoint's epochs (so that an epoch
 // whose line was written before a crash but whose checkpoint was not is not listed twice), then
@@ -72,7 +60,7 @@ class MetricsFile {
     if (path.empty()) return;
     out_.open(path, std::ios::out | std::ios::trunc);
     if (!out_) throw Error("--metrics: cannot write '" + path + "' (" + std::strerror(errno) + ")");
-    for (const auto& m : history) write(epoch_json(m));
+    for (const auto& m : history) write(epoch_to_json(m));
   }
   void write(const json& line) {
     if (path_.empty()) return;
@@ -120,7 +108,7 @@ class CliObserver final : public TrainObserver {
     if (!std::isnan(m.val_acc)) val = fmt::format("val {:.2f}% (loss {:.4f})", 100 * m.val_acc, m.val_loss);
     spdlog::info("epoch {:>3}/{}  loss {:.4f}  train {:.2f}%  {}  lr {:.3g}  {:.2f} s  {:.0f} samples/s", m.epoch,
                  epochs_, m.train_loss, 100 * m.train_acc, val, m.lr, m.epoch_s, m.samples_per_s);
-    metrics_.write(epoch_json(m));
+    metrics_.write(epoch_to_json(m));
   }
 
  private:

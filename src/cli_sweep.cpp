@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/checkpoint.hpp"
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/file_io.hpp"
@@ -86,23 +87,9 @@ TrainConfig point_config(const SweepArgs& a, const SweepPoint& p) {
 
 // The settings every run shares: a --resume must find the same ones in sweep.json.
 json shared_settings(const TrainConfig& c) {
-  return {{"optimizer", to_string(c.optimizer.kind)},
-          {"lr", c.optimizer.lr},
-          {"momentum", c.optimizer.momentum},
-          {"nesterov", c.optimizer.nesterov},
-          {"l2", c.optimizer.l2},
-          {"dropout", c.optimizer.dropout},
-          {"schedule", to_string(c.schedule)},
-          {"lr_step", c.lr_step},
-          {"lr_factor", c.lr_factor},
-          {"lr_patience", c.lr_patience},
-          {"min_lr", c.min_lr},
-          {"patience", c.patience},
-          {"min_delta", c.min_delta},
-          {"epochs", c.epochs},
-          {"val", c.val},
-          {"limit", c.limit},
-          {"seed", c.seed}};
+  json j = config_to_json(c);
+  for (const char* axis : {"hidden", "activation", "loss", "batch"}) j.erase(axis);
+  return j;
 }
 
 json nan_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
@@ -110,10 +97,7 @@ double null_nan(const json& j) { return j.is_null() ? std::numeric_limits<double
 
 json row_json(const SweepRow& r) {
   json epochs = json::array();
-  for (const EpochMetrics& m : r.epochs)
-    epochs.push_back({{"epoch", m.epoch}, {"train_loss", m.train_loss}, {"train_acc", m.train_acc},
-                      {"val_loss", nan_null(m.val_loss)}, {"val_acc", nan_null(m.val_acc)}, {"lr", m.lr},
-                      {"epoch_s", m.epoch_s}, {"samples_per_s", m.samples_per_s}});
+  for (const EpochMetrics& m : r.epochs) epochs.push_back(epoch_to_json(m));
   return {{"label", r.point.label()},          {"test_acc", r.test_acc},
           {"test_loss", r.test_loss},          {"best_val_acc", nan_null(r.best_val_acc)},
           {"best_val_epoch", r.best_val_epoch}, {"train_s", r.train_s},
@@ -131,18 +115,7 @@ SweepRow row_from_json(const json& j, const SweepPoint& p) {
   r.train_s = j.at("train_s").get<double>();
   r.samples_per_s = j.at("samples_per_s").get<double>();
   r.stopped_early = j.at("stopped_early").get<bool>();
-  for (const json& e : j.at("epochs")) {
-    EpochMetrics m;
-    m.epoch = e.at("epoch").get<int>();
-    m.train_loss = e.at("train_loss").get<double>();
-    m.train_acc = e.at("train_acc").get<double>();
-    m.val_loss = null_nan(e.at("val_loss"));
-    m.val_acc = null_nan(e.at("val_acc"));
-    m.lr = e.at("lr").get<double>();
-    m.epoch_s = e.at("epoch_s").get<double>();
-    m.samples_per_s = e.at("samples_per_s").get<double>();
-    r.epochs.push_back(m);
-  }
+  for (const json& e : j.at("epochs")) r.epochs.push_back(epoch_from_json(e));
   return r;
 }
 
@@ -236,6 +209,8 @@ int run_sweep_command(const SweepArgs& a) {
           if (p.label() == label) rows.push_back(row_from_json(r, p));
       }
     } catch (const json::exception& e) {
+      throw Error((out / "sweep.json").string() + ": not a sweep state file (" + e.what() + ")");
+    } catch (const Error& e) {
       throw Error((out / "sweep.json").string() + ": not a sweep state file (" + e.what() + ")");
     }
     spdlog::info("continuing the sweep in {}: {} of {} runs already done", a.out, rows.size(), points.size());

@@ -16,6 +16,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,14 @@ struct Checkpoint {
   TrainState state;
   TrainProgress progress;
 };
+
+/// One epoch's metrics as the checkpoint header, the --metrics lines and sweep.json store them
+/// (NaN as null), and back (strict: an "epoch" that is not an int is refused, with Error).
+nlohmann::json epoch_to_json(const EpochMetrics& m);
+EpochMetrics epoch_from_json(const nlohmann::json& j);
+
+/// The settings that determine a run's result (paths excluded), as the checkpoint header stores them.
+nlohmann::json config_to_json(const TrainConfig& c);
 
 /// Writes atomically (write_file_atomically): a crash leaves the previous checkpoint readable.
 void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ckpt);
