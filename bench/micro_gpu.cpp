@@ -12,6 +12,7 @@
 
 #include "cuda_check.hpp"
 #include "cuda_resources.hpp"
+#include "device_copy.hpp"
 #include "gpu_ops.hpp"
 #include "micro_check.hpp"
 #include "micro_work.hpp"
@@ -82,28 +83,9 @@ void time_launches(benchmark::State& state, const Gpu& g, Launch&& launch) {
   }
 }
 
-template <class T>
-gpu::DeviceBuffer<T> upload(const std::vector<T>& h, cudaStream_t s) {
-  gpu::DeviceBuffer<T> d(h.size());
-  if (!h.empty()) CUDA_CHECK(cudaMemcpyAsync(d.get(), h.data(), d.bytes(), cudaMemcpyHostToDevice, s));
-  CUDA_CHECK(cudaStreamSynchronize(s));
-  return d;
-}
-
-// After everything queued on s (the stream is non-blocking: a plain cudaMemcpy would not wait).
-template <class T>
-std::vector<T> download(const gpu::DeviceBuffer<T>& d, cudaStream_t s) {
-  std::vector<T> h(d.size());
-  if (!h.empty()) CUDA_CHECK(cudaMemcpyAsync(h.data(), d.get(), d.bytes(), cudaMemcpyDeviceToHost, s));
-  CUDA_CHECK(cudaStreamSynchronize(s));
-  return h;
-}
-
-// 0xFF bytes (NaN as float): an element the op fails to write fails the comparison.
-template <class T>
-void poison(gpu::DeviceBuffer<T>& d, cudaStream_t s) {
-  if (d.size() > 0) CUDA_CHECK(cudaMemsetAsync(d.get(), 0xFF, d.bytes(), s));
-}
+using gpu::download;
+using gpu::poison;
+using gpu::upload;
 
 void set_flops(benchmark::State& state, double flops_per_call) {
   state.counters["FLOP/s"] = benchmark::Counter(flops_per_call, benchmark::Counter::kIsIterationInvariantRate,

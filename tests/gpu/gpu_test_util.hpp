@@ -16,11 +16,17 @@
 
 #include "cuda_check.hpp"
 #include "cuda_resources.hpp"
+#include "device_copy.hpp"
 #include "mnist_gpu/compare.hpp"
 #include "mnist_gpu/device.hpp"
 #include "mnist_gpu/rng.hpp"
 
 namespace mnist_gpu::test {
+
+using gpu::download;
+using gpu::poison;
+using gpu::upload;
+using gpu::upload_to;
 
 /// The device probe, asked once per process.
 inline const DeviceProbe& device_probe() {
@@ -55,49 +61,6 @@ class GpuTest : public ::testing::Test {
   std::optional<gpu::Stream> stream_;
   std::optional<gpu::CublasHandle> cublas_;  // declared after the stream: destroyed before it
 };
-
-/// A device copy of h (synchronised: h may go away on return).
-template <class T>
-gpu::DeviceBuffer<T> upload(const std::vector<T>& h, cudaStream_t s) {
-  gpu::DeviceBuffer<T> d(h.size());
-  if (!h.empty()) CUDA_CHECK(cudaMemcpyAsync(d.get(), h.data(), d.bytes(), cudaMemcpyHostToDevice, s));
-  CUDA_CHECK(cudaStreamSynchronize(s));
-  return d;
-}
-
-/// Overwrites n elements at device address d with h's first n (synchronised).
-template <class T>
-void upload_to(T* d, const std::vector<T>& h, cudaStream_t s) {
-  if (!h.empty()) CUDA_CHECK(cudaMemcpyAsync(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice, s));
-  CUDA_CHECK(cudaStreamSynchronize(s));
-}
-
-/// n elements from device address d, after everything queued on s (the streams are
-/// non-blocking, so a plain cudaMemcpy on the legacy stream would not wait for them).
-template <class T>
-std::vector<T> download(const T* d, std::size_t n, cudaStream_t s) {
-  std::vector<T> h(n);
-  if (n > 0) CUDA_CHECK(cudaMemcpyAsync(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost, s));
-  CUDA_CHECK(cudaStreamSynchronize(s));
-  return h;
-}
-
-template <class T>
-std::vector<T> download(const gpu::DeviceBuffer<T>& d, cudaStream_t s) {
-  return download(d.get(), d.size(), s);
-}
-
-/// Fills n elements at d with bytes 0xFF (a NaN as float or double), so that an element the
-/// kernel fails to write fails the comparison.
-template <class T>
-void poison(T* d, std::size_t n, cudaStream_t s) {
-  if (n > 0) CUDA_CHECK(cudaMemsetAsync(d, 0xFF, n * sizeof(T), s));
-}
-
-template <class T>
-void poison(gpu::DeviceBuffer<T>& d, cudaStream_t s) {
-  poison(d.get(), d.size(), s);
-}
 
 // ---- seeded random inputs (RngStream::test_data, so that they never alias init or shuffles) ----
 
