@@ -11,6 +11,7 @@
 #include "mnist_gpu/cpu_ops.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/rng.hpp"
+#include "seeded_inputs.hpp"
 
 namespace mnist_gpu::micro {
 
@@ -79,13 +80,10 @@ inline std::size_t count(int a, int b) { return static_cast<std::size_t>(a) * st
 
 // ---- seeded inputs (RngStream::test_data: they never alias an init or a shuffle) ----
 
-inline Rng input_rng(std::uint64_t sub) { return Rng(20240601, RngStream::test_data, sub); }
-
-inline std::vector<float> uniform(Rng& rng, std::size_t n, double lo, double hi) {
-  std::vector<float> v(n);
-  for (auto& x : v) x = static_cast<float>(lo + (hi - lo) * rng.uniform());
-  return v;
-}
+using test::bytes;
+using test::labels;
+using test::uniform;
+inline Rng input_rng(std::uint64_t sub) { return test::test_rng(sub); }
 
 /// n multiples of 1/8 in [-1, 1]: every partial sum of up to 2^21 of them is a multiple of 1/8
 /// below 2^21, exact in float in any order, so a float reduction over them can be checked exactly
@@ -93,18 +91,6 @@ inline std::vector<float> uniform(Rng& rng, std::size_t n, double lo, double hi)
 inline std::vector<float> dyadic(Rng& rng, std::size_t n) {
   std::vector<float> v(n);
   for (auto& x : v) x = static_cast<float>(static_cast<int>(rng.below(17)) - 8) / 8.0f;
-  return v;
-}
-
-inline std::vector<std::uint8_t> bytes(Rng& rng, std::size_t n) {
-  std::vector<std::uint8_t> v(n);
-  for (auto& x : v) x = static_cast<std::uint8_t>(rng.below(256));
-  return v;
-}
-
-inline std::vector<std::uint8_t> labels(Rng& rng, std::size_t n, int classes) {
-  std::vector<std::uint8_t> v(n);
-  for (auto& x : v) x = static_cast<std::uint8_t>(rng.below(static_cast<std::uint64_t>(classes)));
   return v;
 }
 
