@@ -1,7 +1,12 @@
-// The CUDA backend: GpuNet trained from a pinned-memory batch stream. The host gathers batch k+1
-// into a pinned staging slot while the GPU trains batch k; a copy stream moves it to a device slot
-// and events order copy and compute, so no step waits on the host. Loss and accuracy accumulate on
-// the GPU and are read once per epoch.
+// The CUDA backend: GpuNet trained from a pinned-memory batch stream (or, as a choice, from a
+// device-resident copy of the training set). Streamed: the host gathers batch k+1 into a pinned
+// staging slot while the GPU trains batch k; a copy stream moves it to a device slot and events
+// order copy and compute, so no step waits on the host. Resident: one kernel gathers the batch on
+// the device from the epoch's order, uploaded once per epoch. Each full-batch step (input,
+// forward, backward, update) is one launch of a captured CUDA graph; only the arguments that
+// change per step (the optimizer's scalars, dropout masks, the resident gather's offset) are
+// rewritten in the graph before the launch. Loss and accuracy accumulate on the GPU and are read
+// once per epoch.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -31,10 +36,11 @@ constexpr int kSlots = 4;
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed,
-              const DeviceProbe& probe)
-      : opt_(opt), batch_(batch), pixels_(spec.inputs), device_name_(probe.name), cublas_(compute_.get()),
-        net_(spec, batch, compute_.get(), cublas_.get(), opt.dropout, seed), x_(static_cast<std::size_t>(batch) * spec.inputs),
-        loss_sum_(1), correct_(1), confusion_(100) {
+              const CudaConfig& cuda, const DeviceProbe& probe)
+      : opt_(opt), cuda_(cuda), batch_(batch), pixels_(spec.inputs), device_name_(probe.name),
+        cublas_(compute_.get()), net_(spec, batch, compute_.get(), cublas_.get(), opt.dropout, seed),
+        x_(static_cast<std::size_t>(batch) * spec.inputs), y_(static_cast<std::size_t>(batch)), loss_sum_(1),
+        correct_(1), confusion_(100) {
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) {
       s1_ = DeviceBuffer<float>(n);
@@ -58,6 +64,7 @@ class CudaBackend final : public Backend {
   std::string describe() const override { return "cuda (" + device_name_ + ")"; }
   std::string device() const override { return "cuda"; }
   std::uint64_t peak_device_bytes() const override { return gpu::g_device_bytes.peak.load(); }
+  int kernels_per_step() const override { return kernels_per_step_; }
 
   void set_params(const std::vector<float>& p) override {
     if (p.size() != net_.layout().size) throw Error("set_params: parameter count mismatch");
@@ -94,8 +101,10 @@ class CudaBackend final : public Backend {
 
   EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
                         const EpochControl& ctl) override {
-    pin(data);
-    cudaStream_t cs = compute_.get(), xs = copy_.get();
+    const bool resident = cuda_.data == DataPath::resident;
+    if (resident) reside(data, order);
+    else pin(data);
+    cudaStream_t cs = compute_.get();
     // The sums so far (non-zero when resuming mid-epoch) seed the device accumulators.
     start_sums_ = ctl.start;
     CUDA_CHECK(cudaMemcpyAsync(loss_sum_.get(), &start_sums_.loss_sum, sizeof(double), cudaMemcpyHostToDevice, cs));
@@ -103,7 +112,6 @@ class CudaBackend final : public Backend {
                                cudaMemcpyHostToDevice, cs));
     const BatchPlan plan(order, batch_);
     const long long n_batches = plan.count();
-    const ParamLayout& layout = net_.layout();
     EpochSums sums = ctl.start;
     long long issued = 0;  // batches enqueued by this call (slot reuse starts after kSlots)
     for (long long k = ctl.first_batch; k < n_batches; ++k, ++issued) {
@@ -113,27 +121,19 @@ class CudaBackend final : public Backend {
       }
       const int s = static_cast<int>(issued % kSlots);
       const int rows = plan.rows(k);
-      // Flow control, not a step sync: the staging slot is reused once its previous copy (batch
-      // k - kSlots) has left it, which only waits when the host is kSlots batches ahead.
-      if (issued >= kSlots) copied_[s].sync();
-      gather_rows(pinned_images_.get(), pinned_labels_.get(), pixels_, plan.indices(k), rows, stage_images_[s].get(),
-                  stage_labels_[s].get());
-      // The device slot is free once the compute stream has finished with batch k - kSlots.
-      if (issued >= kSlots) CUDA_CHECK(cudaStreamWaitEvent(xs, consumed_[s].get(), 0));
-      CUDA_CHECK(cudaMemcpyAsync(dev_images_[s].get(), stage_images_[s].get(), static_cast<std::size_t>(rows) * pixels_,
-                                 cudaMemcpyHostToDevice, xs));
-      CUDA_CHECK(cudaMemcpyAsync(dev_labels_[s].get(), stage_labels_[s].get(), static_cast<std::size_t>(rows),
-                                 cudaMemcpyHostToDevice, xs));
-      copied_[s].record(xs);
-      CUDA_CHECK(cudaStreamWaitEvent(cs, copied_[s].get(), 0));
-
-      gpu::u8_to_unit(dev_images_[s].get(), x_.get(), static_cast<std::size_t>(rows) * pixels_, cs);
-      net_.forward(x_.get(), rows, step_ + 1);
-      net_.backward(x_.get(), dev_labels_[s].get(), rows, loss_sum_.get(), correct_.get());
-      consumed_[s].record(cs);
+      if (!resident) stream_batch(plan, k, s, issued >= kSlots);
+      const OptimStep st = make_optim_step(opt_, lr, step_ + 1);
+      const std::uint32_t* idx = resident ? order_dev_.get() + plan.offset(k) : nullptr;
+      if (cuda_.graph && rows == batch_ && eager_full_steps_ > 0) {
+        StepGraph& g = step_graphs_[resident ? 0 : s];
+        if (!g.graph) capture_step(g, s, st);
+        replay_step(g, st, idx);
+      } else {
+        eager_step(s, rows, st, idx);
+        eager_full_steps_ += rows == batch_;
+      }
+      if (!resident) consumed_[s].record(cs);
       ++step_;
-      const OptimStep st = make_optim_step(opt_, lr, step_);
-      gpu::optimizer_update(st, net_.params(), net_.grads(), s1_.get(), s2_.get(), layout.size, layout.n_weights, cs);
       sums.samples += rows;
       sums.batches = k + 1;
       if (ctl.progress) ctl.progress(k + 1, n_batches);
@@ -177,6 +177,89 @@ class CudaBackend final : public Backend {
     DeviceBuffer<std::uint8_t> images, labels;
   };
 
+  // One captured training step: the graph and the nodes whose arguments change between steps.
+  struct StepGraph {
+    gpu::Graph graph;
+    cudaGraphNode_t gather = nullptr;     // resident: the batch gather (its offset in the order)
+    cudaGraphNode_t optimizer = nullptr;  // the update (its scalars: rate, Adam's bias corrections)
+    std::vector<gpu::DropoutNode> dropout;  // the masks (a function of the step)
+  };
+
+  // Streamed: gather batch k on the host into staging slot s and enqueue its copy into device
+  // slot s; the compute stream waits for the copy.
+  void stream_batch(const BatchPlan& plan, long long k, int s, bool reusing) {
+    cudaStream_t cs = compute_.get(), xs = copy_.get();
+    const int rows = plan.rows(k);
+    // Flow control, not a step sync: the staging slot is reused once its previous copy (batch
+    // k - kSlots) has left it, which only waits when the host is kSlots batches ahead.
+    if (reusing) copied_[s].sync();
+    gather_rows(pinned_images_.get(), pinned_labels_.get(), pixels_, plan.indices(k), rows, stage_images_[s].get(),
+                stage_labels_[s].get());
+    // The device slot is free once the compute stream has finished with batch k - kSlots.
+    if (reusing) CUDA_CHECK(cudaStreamWaitEvent(xs, consumed_[s].get(), 0));
+    CUDA_CHECK(cudaMemcpyAsync(dev_images_[s].get(), stage_images_[s].get(), static_cast<std::size_t>(rows) * pixels_,
+                               cudaMemcpyHostToDevice, xs));
+    CUDA_CHECK(cudaMemcpyAsync(dev_labels_[s].get(), stage_labels_[s].get(), static_cast<std::size_t>(rows),
+                               cudaMemcpyHostToDevice, xs));
+    copied_[s].record(xs);
+    CUDA_CHECK(cudaStreamWaitEvent(cs, copied_[s].get(), 0));
+  }
+
+  // The step's input op: the batch into x_ (and, resident, its labels into y_); returns the
+  // device labels.
+  const std::uint8_t* input(int s, int rows, const std::uint32_t* idx) {
+    cudaStream_t cs = compute_.get();
+    if (cuda_.data == DataPath::resident) {
+      gpu::gather_u8_to_unit(train_set_.images.get(), train_set_.labels.get(), idx, rows, pixels_, x_.get(), y_.get(),
+                             cs);
+      return y_.get();
+    }
+    gpu::u8_to_unit(dev_images_[s].get(), x_.get(), static_cast<std::size_t>(rows) * pixels_, cs);
+    return dev_labels_[s].get();
+  }
+
+  // One step launched kernel by kernel (partial batches, the first full step, graphs off).
+  void eager_step(int s, int rows, const OptimStep& st, const std::uint32_t* idx) {
+    cudaStream_t cs = compute_.get();
+    const ParamLayout& layout = net_.layout();
+    const std::uint8_t* labels = input(s, rows, idx);
+    net_.forward(x_.get(), rows, step_ + 1);
+    net_.backward(x_.get(), labels, rows, loss_sum_.get(), correct_.get());
+    gpu::optimizer_update(st, net_.params(), net_.grads(), s1_.get(), s2_.get(), layout.size, layout.n_weights, cs);
+  }
+
+  // Captures the full-batch step of slot s (streamed) or of the resident set, noting the nodes
+  // that replay_step rewrites. Runs after an eager full step, so that every kernel is loaded and
+  // cuBLAS is initialised outside the capture.
+  void capture_step(StepGraph& g, int s, const OptimStep& st) {
+    cudaStream_t cs = compute_.get();
+    const ParamLayout& layout = net_.layout();
+    g.dropout.clear();
+    gpu::Capture capture(cs);
+    const std::uint8_t* labels = input(s, batch_, order_dev_.get());
+    if (cuda_.data == DataPath::resident) g.gather = gpu::last_captured_node(cs);
+    net_.forward(x_.get(), batch_, step_ + 1, &g.dropout);
+    net_.backward(x_.get(), labels, batch_, loss_sum_.get(), correct_.get(), &g.dropout);
+    gpu::optimizer_update(st, net_.params(), net_.grads(), s1_.get(), s2_.get(), layout.size, layout.n_weights, cs);
+    g.optimizer = gpu::last_captured_node(cs);
+    g.graph = capture.finish();
+    kernels_per_step_ = static_cast<int>(g.graph.kernel_nodes());
+  }
+
+  // This step's arguments into the graph's changing nodes, then one launch. No sync, no
+  // allocation: the rewrites are host calls that apply from this launch on.
+  void replay_step(const StepGraph& g, const OptimStep& st, const std::uint32_t* idx) {
+    const cudaGraphExec_t exec = g.graph.exec();
+    const ParamLayout& layout = net_.layout();
+    if (g.gather)
+      gpu::gather_u8_to_unit(train_set_.images.get(), train_set_.labels.get(), idx, batch_, pixels_, x_.get(),
+                             y_.get(), gpu::LaunchAt(exec, g.gather));
+    net_.set_dropout_step(exec, g.dropout, step_ + 1);
+    gpu::optimizer_update(st, net_.params(), net_.grads(), s1_.get(), s2_.get(), layout.size, layout.n_weights,
+                          gpu::LaunchAt(exec, g.optimizer));
+    g.graph.launch(compute_.get());
+  }
+
   std::vector<float> download(const DeviceBuffer<float>& d) {
     std::vector<float> h(d.size());
     if (!h.empty()) {
@@ -215,6 +298,37 @@ class CudaBackend final : public Backend {
     pinned_key_ = key;
   }
 
+  // Resident: the training set on the device, once per dataset (its replacement drops the step
+  // graphs, which hold its address), and this epoch's order beside it (through pinned memory, so
+  // the copy is asynchronous; the previous epoch's copy finished at its closing sync).
+  void reside(const Dataset& data, const std::vector<std::uint32_t>& order) {
+    const std::uint64_t key = fingerprint(data);
+    if (train_set_.key != key) {
+      if (data.pixels() != pixels_) throw Error("train_epoch: image size does not match the model input");
+      for (StepGraph& g : step_graphs_) g = StepGraph{};
+      train_set_ = DeviceSet{};
+      train_set_.key = key;
+      train_set_.images = DeviceBuffer<std::uint8_t>(data.images.size());
+      train_set_.labels = DeviceBuffer<std::uint8_t>(data.labels.size());
+      CUDA_CHECK(cudaMemcpyAsync(train_set_.images.get(), data.images.data(), data.images.size(),
+                                 cudaMemcpyHostToDevice, compute_.get()));
+      CUDA_CHECK(cudaMemcpyAsync(train_set_.labels.get(), data.labels.data(), data.labels.size(),
+                                 cudaMemcpyHostToDevice, compute_.get()));
+      compute_.sync();
+    }
+    for (std::uint32_t i : order)
+      if (i >= static_cast<std::uint32_t>(data.count)) throw Error("train_epoch: an order index is past the data");
+    if (order.size() > order_dev_.size()) {
+      for (StepGraph& g : step_graphs_) g = StepGraph{};  // captured with the old order buffer
+      order_dev_ = DeviceBuffer<std::uint32_t>(order.size());
+      order_pinned_ = PinnedBuffer<std::uint32_t>(order.size());
+    }
+    if (order.empty()) return;
+    std::memcpy(order_pinned_.get(), order.data(), order.size() * sizeof(std::uint32_t));
+    CUDA_CHECK(cudaMemcpyAsync(order_dev_.get(), order_pinned_.get(), order.size() * sizeof(std::uint32_t),
+                               cudaMemcpyHostToDevice, compute_.get()));
+  }
+
   // Evaluation sets live on the device (validation and test are small), uploaded once each.
   const DeviceSet& upload(const Dataset& data) {
     const std::uint64_t key = fingerprint(data);
@@ -236,6 +350,7 @@ class CudaBackend final : public Backend {
   }
 
   OptimizerConfig opt_;
+  CudaConfig cuda_;
   int batch_;
   int pixels_;
   std::string device_name_;
@@ -243,6 +358,7 @@ class CudaBackend final : public Backend {
   gpu::CublasHandle cublas_;
   gpu::GpuNet net_;
   DeviceBuffer<float> x_;                 // (batch, inputs) in [0, 1]
+  DeviceBuffer<std::uint8_t> y_;          // (batch): resident, the gathered labels
   DeviceBuffer<float> s1_, s2_;           // optimizer state (layout.size each, when used)
   DeviceBuffer<double> loss_sum_;         // (1)
   DeviceBuffer<unsigned long long> correct_;    // (1)
@@ -253,6 +369,12 @@ class CudaBackend final : public Backend {
   PinnedBuffer<std::uint8_t> pinned_images_, pinned_labels_;  // the training set
   std::uint64_t pinned_key_ = 0;
   std::vector<DeviceSet> eval_sets_;
+  DeviceSet train_set_;                        // resident: the training set
+  DeviceBuffer<std::uint32_t> order_dev_;      // resident: the epoch's order
+  PinnedBuffer<std::uint32_t> order_pinned_;
+  std::array<StepGraph, kSlots> step_graphs_;  // streamed: one per slot; resident: [0]
+  long long eager_full_steps_ = 0;
+  int kernels_per_step_ = 0;
   long long step_ = 0;
   EpochSums start_sums_;  // host source of the accumulators' starting values (outlives the async copy)
 };
@@ -260,11 +382,11 @@ class CudaBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec, const OptimizerConfig& opt, int batch,
-                                           std::uint64_t seed) {
+                                           std::uint64_t seed, const CudaConfig& cuda) {
   const DeviceProbe probe = probe_device();
   if (!probe.usable) throw Error("no usable GPU: " + probe.reason);
   CUDA_CHECK(cudaSetDevice(0));
-  return std::make_unique<CudaBackend>(spec, opt, batch, seed, probe);
+  return std::make_unique<CudaBackend>(spec, opt, batch, seed, cuda, probe);
 }
 
 }  // namespace mnist_gpu

@@ -1,5 +1,6 @@
 // Move-only owners of every CUDA resource: device and pinned buffers, streams, events, the cuBLAS
-// handle and CUDA graphs. Destructors never throw; nothing else calls cudaFree.
+// handle and CUDA graphs (with the capture that makes them). Destructors never throw; nothing
+// else calls cudaFree.
 // Host-only header: compiles with g++ and nvcc.
 #pragma once
 #include <cublas_v2.h>
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <cstddef>
 #include <utility>
+#include <vector>
 
 #include "cuda_check.hpp"
 
@@ -149,22 +151,31 @@ class Event {
   cudaEvent_t e_ = nullptr;
 };
 
-/// The cuBLAS handle, bound to one stream, FP32 maths (TF32 off unless asked).
+/// cuBLAS's workspace for one handle: 32 MiB, the size NVIDIA's cuBLAS guide suggests for Hopper.
+/// Owning it (instead of cuBLAS's internal pool) keeps the eager and the graph-captured GEMMs on
+/// the same workspace, so that they choose the same kernels, and keeps allocation out of capture.
+constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
+
+/// The cuBLAS handle, bound to one stream and to its own workspace, FP32 maths (TF32 off unless
+/// asked).
 class CublasHandle {
  public:
-  explicit CublasHandle(cudaStream_t stream, bool allow_tf32 = false) {
+  explicit CublasHandle(cudaStream_t stream, bool allow_tf32 = false) : workspace_(kCublasWorkspaceBytes) {
     CUBLAS_CHECK(cublasCreate(&h_));
+    // cublasSetStream resets the workspace to cuBLAS's pool: set the stream first.
     CUBLAS_CHECK(cublasSetStream(h_, stream));
+    CUBLAS_CHECK(cublasSetWorkspace(h_, workspace_.get(), workspace_.bytes()));
     CUBLAS_CHECK(cublasSetMathMode(h_, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   }
   ~CublasHandle() {
     if (h_) cublasDestroy(h_);
   }
-  CublasHandle(CublasHandle&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+  CublasHandle(CublasHandle&& o) noexcept : workspace_(std::move(o.workspace_)), h_(std::exchange(o.h_, nullptr)) {}
   CublasHandle& operator=(CublasHandle&& o) noexcept {
     if (this != &o) {
       if (h_) cublasDestroy(h_);
       h_ = std::exchange(o.h_, nullptr);
+      workspace_ = std::move(o.workspace_);
     }
     return *this;
   }
@@ -173,7 +184,111 @@ class CublasHandle {
   cublasHandle_t get() const { return h_; }
 
  private:
+  DeviceBuffer<unsigned char> workspace_;  // declared first: destroyed after the handle
   cublasHandle_t h_ = nullptr;
 };
+
+/// A captured CUDA graph (the template) and its executable instance. The template is kept: the
+/// instance's kernel nodes are addressed by the template's node handles when their arguments
+/// change between launches (cudaGraphExecKernelNodeSetParams).
+class Graph {
+ public:
+  Graph() = default;
+  /// Takes ownership of a graph returned by cudaStreamEndCapture and instantiates it.
+  explicit Graph(cudaGraph_t graph) : graph_(graph) {
+    if (!graph_) return;
+    const cudaError_t err = cudaGraphInstantiate(&exec_, graph_, 0);
+    if (err != cudaSuccess) {
+      cudaGraphDestroy(graph_);
+      graph_ = nullptr;
+      throw_cuda_error(err, "cudaGraphInstantiate(&exec_, graph_, 0)", __FILE__, __LINE__);
+    }
+  }
+  ~Graph() { release(); }
+  Graph(Graph&& o) noexcept : graph_(std::exchange(o.graph_, nullptr)), exec_(std::exchange(o.exec_, nullptr)) {}
+  Graph& operator=(Graph&& o) noexcept {
+    if (this != &o) {
+      release();
+      graph_ = std::exchange(o.graph_, nullptr);
+      exec_ = std::exchange(o.exec_, nullptr);
+    }
+    return *this;
+  }
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  explicit operator bool() const { return exec_ != nullptr; }
+  cudaGraph_t graph() const { return graph_; }
+  cudaGraphExec_t exec() const { return exec_; }
+  void launch(cudaStream_t s) const { CUDA_CHECK(cudaGraphLaunch(exec_, s)); }
+  /// Kernel nodes in the graph: the kernel launches one replay makes (cuBLAS's included).
+  std::size_t kernel_nodes() const {
+    std::size_t n = 0;
+    CUDA_CHECK(cudaGraphGetNodes(graph_, nullptr, &n));
+    std::vector<cudaGraphNode_t> nodes(n);
+    if (n) CUDA_CHECK(cudaGraphGetNodes(graph_, nodes.data(), &n));
+    std::size_t kernels = 0;
+    for (cudaGraphNode_t node : nodes) {
+      cudaGraphNodeType type{};
+      CUDA_CHECK(cudaGraphNodeGetType(node, &type));
+      kernels += type == cudaGraphNodeTypeKernel;
+    }
+    return kernels;
+  }
+
+ private:
+  void release() noexcept {
+    if (exec_) cudaGraphExecDestroy(exec_);
+    if (graph_) cudaGraphDestroy(graph_);
+    exec_ = nullptr;
+    graph_ = nullptr;
+  }
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
+/// Ends a stream capture on every path: an exception thrown between cudaStreamBeginCapture and
+/// finish() ends the capture and discards the partial graph, so the stream is usable again.
+class Capture {
+ public:
+  explicit Capture(cudaStream_t s) : s_(s) {
+    CUDA_CHECK(cudaStreamBeginCapture(s_, cudaStreamCaptureModeThreadLocal));
+  }
+  ~Capture() {
+    if (!s_) return;
+    cudaGraph_t g = nullptr;
+    cudaStreamEndCapture(s_, &g);
+    if (g) cudaGraphDestroy(g);
+    cudaGetLastError();  // clear the error an invalidated capture leaves as the last error
+  }
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+  /// Ends the capture and instantiates what was captured.
+  Graph finish() {
+    cudaGraph_t g = nullptr;
+    const cudaStream_t s = std::exchange(s_, nullptr);
+    CUDA_CHECK(cudaStreamEndCapture(s, &g));
+    return Graph(g);
+  }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+/// The node that the last launch on a capturing stream added (each capture here is one chain on
+/// one stream, so it is the capture's only leaf). Throws if the stream is not capturing or the
+/// leaf is not a single kernel node.
+inline cudaGraphNode_t last_captured_node(cudaStream_t s) {
+  cudaStreamCaptureStatus status{};
+  const cudaGraphNode_t* deps = nullptr;
+  std::size_t n = 0;
+  CUDA_CHECK(cudaStreamGetCaptureInfo(s, &status, nullptr, nullptr, &deps, nullptr, &n));
+  cudaGraphNodeType type{};
+  if (status == cudaStreamCaptureStatusActive && n == 1) CUDA_CHECK(cudaGraphNodeGetType(deps[0], &type));
+  if (status != cudaStreamCaptureStatusActive || n != 1 || type != cudaGraphNodeTypeKernel)
+    throw_cuda_error(cudaErrorStreamCaptureUnmatched, "last_captured_node: one kernel node as the capture's leaf",
+                     __FILE__, __LINE__);
+  return deps[0];
+}
 
 }  // namespace mnist_gpu::gpu

@@ -1,6 +1,6 @@
-// Elementwise kernels: uint8 -> [0,1] conversion, bias + activation forward, activation backward,
-// dropout (forward and backward), the bias gradient (a column reduction) and the optimizer update
-// over the flat arena.
+// Elementwise kernels: uint8 -> [0,1] conversion (also fused with the resident path's row gather),
+// bias + activation forward, activation backward, dropout (forward and backward), the bias
+// gradient (a column reduction) and the optimizer update over the flat arena.
 #include <cstdint>
 #include <stdexcept>
 
@@ -53,6 +53,20 @@ __global__ void dropout_kernel(const float* a, float* out, std::size_t n, Dropou
   for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
     out[i] = dropout_keep(mask, i) ? a[i] * mask.scale : 0.0f;
+}
+
+// Element e of the batch is pixel e % pixels of row e / pixels; that row's thread for pixel 0
+// also copies the label.
+__global__ void gather_kernel(const std::uint8_t* __restrict__ images, const std::uint8_t* __restrict__ labels,
+                              const std::uint32_t* __restrict__ idx, std::size_t n, int pixels,
+                              float* __restrict__ x, std::uint8_t* __restrict__ y) {
+  for (std::size_t e = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; e < n;
+       e += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const std::size_t r = e / pixels, p = e % pixels;
+    const std::size_t src = idx[r];
+    x[e] = static_cast<float>(images[src * pixels + p]) * (1.0f / 255.0f);
+    if (p == 0) y[r] = labels[src];
+  }
 }
 
 // One thread per column, summing down the rows in order: coalesced across the warp (adjacent
@@ -118,14 +132,21 @@ void act_backward(float* dy, const float* y, std::size_t n, Activation act, cuda
   CUDA_CHECK_LAUNCH();
 }
 
-void dropout_forward(const float* a, float* out, std::size_t n, const DropoutMask& mask, cudaStream_t stream) {
+void dropout_forward(const float* a, float* out, std::size_t n, const DropoutMask& mask, const LaunchAt& at) {
   if (n == 0) return;
-  dropout_kernel<<<grid_for(n), kThreads, 0, stream>>>(a, out, n, mask);
-  CUDA_CHECK_LAUNCH();
+  launch(at, dropout_kernel, grid_for(n), kThreads, a, out, n, mask);
 }
 
-void dropout_backward(float* d, std::size_t n, const DropoutMask& mask, cudaStream_t stream) {
-  dropout_forward(d, d, n, mask, stream);
+void dropout_backward(float* d, std::size_t n, const DropoutMask& mask, const LaunchAt& at) {
+  dropout_forward(d, d, n, mask, at);
+}
+
+void gather_u8_to_unit(const std::uint8_t* images, const std::uint8_t* labels, const std::uint32_t* idx, int rows,
+                       int pixels, float* x, std::uint8_t* y, const LaunchAt& at) {
+  require(rows >= 0 && pixels > 0, "gather_u8_to_unit: rows >= 0 and pixels > 0");
+  const std::size_t n = static_cast<std::size_t>(rows) * pixels;
+  if (n == 0) return;
+  launch(at, gather_kernel, grid_for(n), kThreads, images, labels, idx, n, pixels, x, y);
 }
 
 void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stream) {
@@ -135,13 +156,12 @@ void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stre
 }
 
 void optimizer_update(const OptimStep& step, float* w, const float* g, float* s1, float* s2, std::size_t n,
-                      std::size_t n_decay, cudaStream_t stream) {
+                      std::size_t n_decay, const LaunchAt& at) {
   require(step.kind == OptimizerKind::sgd || s1 != nullptr, "optimizer_update: momentum/adam need s1");
   require(step.kind != OptimizerKind::adam || s2 != nullptr, "optimizer_update: adam needs s2");
   require(n_decay <= n, "optimizer_update: n_decay <= n");
   if (n == 0) return;
-  optimizer_kernel<<<grid_for(n), kThreads, 0, stream>>>(step, w, g, s1, s2, n, n_decay);
-  CUDA_CHECK_LAUNCH();
+  launch(at, optimizer_kernel, grid_for(n), kThreads, step, w, g, s1, s2, n, n_decay);
 }
 
 }  // namespace mnist_gpu::gpu

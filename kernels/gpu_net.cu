@@ -28,7 +28,21 @@ const float* GpuNet::layer_input(const float* x, std::size_t li) const {
   return dropping() ? kept_[li - 1].get() : acts_[li - 1].get();
 }
 
-const float* GpuNet::forward(const float* x, int batch, long long step) {
+namespace {
+
+void note_dropout(std::vector<DropoutNode>* captured, cudaStream_t s, const float* a, float* out, std::size_t n,
+                  int layer) {
+  if (captured && n > 0) captured->push_back(DropoutNode{last_captured_node(s), a, out, n, layer});
+}
+
+}  // namespace
+
+void GpuNet::set_dropout_step(cudaGraphExec_t exec, const std::vector<DropoutNode>& nodes, long long step) const {
+  for (const DropoutNode& d : nodes)
+    dropout_forward(d.a, d.out, d.n, make_dropout_mask(dropout_, seed_, step, d.layer), LaunchAt(exec, d.node));
+}
+
+const float* GpuNet::forward(const float* x, int batch, long long step, std::vector<DropoutNode>* captured) {
   if (batch < 0 || batch > max_batch_) throw Error("GpuNet::forward: batch out of range");
   step_ = step;
   const std::size_t n_layers = layout_.layers.size();
@@ -38,9 +52,11 @@ const float* GpuNet::forward(const float* x, int batch, long long step) {
     dense_forward(layer_input(x, li), params_.get() + l.w, y, batch, l.in, l.out, cublas_);
     const bool hidden = li + 1 < n_layers;
     bias_act_forward(y, params_.get() + l.b, batch, l.out, hidden ? spec_.activation : Activation::identity, stream_);
-    if (hidden && dropping())
-      dropout_forward(y, kept_[li].get(), static_cast<std::size_t>(batch) * l.out,
-                      make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li)), stream_);
+    if (hidden && dropping()) {
+      const std::size_t n = static_cast<std::size_t>(batch) * l.out;
+      dropout_forward(y, kept_[li].get(), n, make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li)), stream_);
+      note_dropout(captured, stream_, y, kept_[li].get(), n, static_cast<int>(li));
+    }
   }
   return output();
 }
@@ -54,7 +70,7 @@ void GpuNet::loss(const std::uint8_t* labels, int batch, double* loss_sum, unsig
 }
 
 void GpuNet::backward(const float* x, const std::uint8_t* labels, int batch, double* loss_sum,
-                      unsigned long long* correct) {
+                      unsigned long long* correct, std::vector<DropoutNode>* captured) {
   if (batch < 0 || batch > max_batch_) throw Error("GpuNet::backward: batch out of range");
   const float scale = 1.0f / static_cast<float>(std::max(batch, 1));
   float* delta = delta_a_.get();
@@ -70,8 +86,10 @@ void GpuNet::backward(const float* x, const std::uint8_t* labels, int batch, dou
     if (li == 0) break;
     dense_backward_data(delta, params_.get() + l.w, next, batch, l.in, l.out, cublas_);
     const std::size_t n = static_cast<std::size_t>(batch) * l.in;
-    if (dropping())
+    if (dropping()) {
       dropout_backward(next, n, make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li - 1)), stream_);
+      note_dropout(captured, stream_, next, next, n, static_cast<int>(li - 1));
+    }
     act_backward(next, acts_[li - 1].get(), n, spec_.activation, stream_);
     std::swap(delta, next);
   }

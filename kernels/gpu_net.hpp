@@ -10,6 +10,16 @@
 
 namespace mnist_gpu::gpu {
 
+/// A dropout launch captured into a training-step graph: what is needed to rewrite its mask for
+/// another step (GpuNet::set_dropout_step).
+struct DropoutNode {
+  cudaGraphNode_t node = nullptr;
+  const float* a = nullptr;
+  float* out = nullptr;
+  std::size_t n = 0;
+  int layer = 0;
+};
+
 class GpuNet {
  public:
   /// All device workspace for batches of up to `max_batch` rows; none is allocated in a step.
@@ -24,10 +34,13 @@ class GpuNet {
 
   /// x (batch, inputs) on the device; returns the device outputs (batch, outputs). `step` > 0:
   /// the training pass of optimizer step `step` (dropout on, when configured); 0: evaluation.
-  const float* forward(const float* x, int batch, long long step = 0);
+  /// `captured`: the stream is capturing a graph; each dropout launch's node is appended.
+  const float* forward(const float* x, int batch, long long step = 0, std::vector<DropoutNode>* captured = nullptr);
   /// After forward: loss gradient back into grads(); accumulators are device pointers.
   void backward(const float* x, const std::uint8_t* labels, int batch, double* loss_sum,
-                unsigned long long* correct);
+                unsigned long long* correct, std::vector<DropoutNode>* captured = nullptr);
+  /// Rewrites the masks of captured dropout nodes in `exec` to those of optimizer step `step`.
+  void set_dropout_step(cudaGraphExec_t exec, const std::vector<DropoutNode>& nodes, long long step) const;
   /// After forward: loss and correct count only.
   void loss(const std::uint8_t* labels, int batch, double* loss_sum, unsigned long long* correct);
   const float* output() const { return acts_.back().get(); }

@@ -16,6 +16,18 @@
 
 namespace mnist_gpu::gpu {
 
+/// Where a launcher's kernel goes: enqueued on a stream (a cudaStream_t converts to this), or
+/// into node `node` of the instantiated graph `exec`, replacing the arguments that node was
+/// captured with (the ops whose arguments change every training step take this: the batch
+/// gather, dropout and the optimizer update). Valid for a node this same launcher captured.
+struct LaunchAt {
+  cudaStream_t stream = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  cudaGraphNode_t node = nullptr;
+  LaunchAt(cudaStream_t s) : stream(s) {}  // NOLINT(google-explicit-constructor): a stream is the usual target
+  LaunchAt(cudaGraphExec_t e, cudaGraphNode_t n) : exec(e), node(n) {}
+};
+
 void u8_to_unit(const std::uint8_t* src, float* dst, std::size_t n, cudaStream_t stream);
 
 /// Dense products through cuBLAS SGEMM (row-major mapping derived in kernels/dense.cu).
@@ -27,8 +39,14 @@ void dense_backward_weights(const float* dy, const float* x, float* dw, int batc
 void bias_act_forward(float* y, const float* b, int batch, int out, Activation act, cudaStream_t stream);
 void act_backward(float* dy, const float* y, std::size_t n, Activation act, cudaStream_t stream);
 void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stream);
-void dropout_forward(const float* a, float* out, std::size_t n, const DropoutMask& mask, cudaStream_t stream);
-void dropout_backward(float* d, std::size_t n, const DropoutMask& mask, cudaStream_t stream);
+void dropout_forward(const float* a, float* out, std::size_t n, const DropoutMask& mask, const LaunchAt& at);
+void dropout_backward(float* d, std::size_t n, const DropoutMask& mask, const LaunchAt& at);
+
+/// The resident data path's batch: x (rows, pixels) = images[idx[r]] / 255 and y (rows) =
+/// labels[idx[r]], with images (count, pixels) and labels on the device. The CPU twin is
+/// gather_rows (batches.hpp) followed by cpu::u8_to_unit.
+void gather_u8_to_unit(const std::uint8_t* images, const std::uint8_t* labels, const std::uint32_t* idx, int rows,
+                       int pixels, float* x, std::uint8_t* y, const LaunchAt& at);
 
 void softmax_xent(const float* logits, const std::uint8_t* labels, float* dlogits, int batch, int classes,
                   float grad_scale, double* loss_sum, unsigned long long* correct, cudaStream_t stream);
@@ -38,6 +56,6 @@ void confusion_update(const float* logits, const std::uint8_t* labels, int batch
                       unsigned long long* confusion, cudaStream_t stream);
 
 void optimizer_update(const OptimStep& step, float* w, const float* g, float* s1, float* s2, std::size_t n,
-                      std::size_t n_decay, cudaStream_t stream);
+                      std::size_t n_decay, const LaunchAt& at);
 
 }  // namespace mnist_gpu::gpu

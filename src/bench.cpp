@@ -1,8 +1,11 @@
 // run_bench(): throughput of the backends' own training and evaluation paths, warm-up excluded.
 #include "mnist_gpu/bench.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "mnist_gpu/backend.hpp"
@@ -58,12 +61,15 @@ BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Datase
   result.train_flops_per_sample = 4.0 * macs + 2.0 * (macs - first_layer);
   result.infer_flops_per_sample = 2.0 * macs;
   for (DeviceChoice dev : cfg.devices) {
+    const bool cpu = dev == DeviceChoice::cpu;
     double ceiling = 0;
-    if (dev == DeviceChoice::cpu) ceiling = result.cpu_sgemm_gflops = measure_cpu_sgemm_gflops(2048);
+    if (cpu) ceiling = result.cpu_sgemm_gflops = measure_cpu_sgemm_gflops(2048);
     else ceiling = result.gpu_sgemm_gflops = measure_gpu_sgemm_gflops(4096);
+    const std::vector<CudaConfig> variants = cpu ? std::vector<CudaConfig>{CudaConfig{}} : cfg.cuda_variants;
+    for (const CudaConfig& variant : variants)
     for (int batch : cfg.batches) {
-      auto backend = dev == DeviceChoice::cpu ? make_cpu_backend(cfg.model, cfg.optimizer, batch, cfg.seed)
-                                              : make_cuda_backend(cfg.model, cfg.optimizer, batch, cfg.seed);
+      auto backend = cpu ? make_cpu_backend(cfg.model, cfg.optimizer, batch, cfg.seed)
+                         : make_cuda_backend(cfg.model, cfg.optimizer, batch, cfg.seed, variant);
       const long long steps = std::max<long long>(10, cfg.samples_per_point / batch);
       const long long warm = std::max<long long>(2, steps / 10);
       const auto warm_order = take_order(cfg.seed, train.count, warm * batch);
@@ -80,7 +86,10 @@ BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Datase
       const double infer_s = seconds_since(t1);
 
       BenchRow row;
-      row.device = dev == DeviceChoice::cpu ? "cpu" : "cuda";
+      row.device = cpu ? "cpu" : "cuda";
+      row.data = cpu ? "host" : to_string(variant.data);
+      row.graph = !cpu && variant.graph;
+      row.kernels_per_step = backend->kernels_per_step();
       row.batch = batch;
       row.steps = steps;
       row.train_samples_per_s = static_cast<double>(steps * batch) / train_s;
@@ -93,6 +102,28 @@ BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Datase
     }
   }
   return result;
+}
+
+std::string bench_table(const BenchResult& r) {
+  std::string out = fmt::format("training FLOPs per sample {:.3g}, inference {:.3g}; SGEMM ceiling: cpu {:.1f} GFLOP/s",
+                                r.train_flops_per_sample, r.infer_flops_per_sample, r.cpu_sgemm_gflops);
+  if (r.gpu_sgemm_gflops > 0) out += fmt::format(", gpu {:.1f} GFLOP/s", r.gpu_sgemm_gflops);
+  out += "\n| device | data | graph | kernels/step | batch | train samples/s | epoch s | infer samples/s | GFLOP/s "
+         "| share of SGEMM | GPU/CPU |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const BenchRow& row : r.rows) {
+    std::string speedup;
+    if (row.device == "cuda")
+      for (const BenchRow& c : r.rows)
+        if (c.device == "cpu" && c.batch == row.batch)
+          speedup = fmt::format("{:.1f}x", row.train_samples_per_s / c.train_samples_per_s);
+    const bool gpu = row.device == "cuda";
+    out += fmt::format("| {} | {} | {} | {} | {} | {:.0f} | {:.3f} | {:.0f} | {:.1f} | {:.0f}% | {} |\n", row.device,
+                       row.data, gpu ? (row.graph ? "on" : "off") : "-",
+                       row.kernels_per_step > 0 ? std::to_string(row.kernels_per_step) : "-", row.batch,
+                       row.train_samples_per_s, row.epoch_s, row.infer_samples_per_s, row.train_gflops,
+                       100 * row.share_of_ceiling, speedup);
+  }
+  return out;
 }
 
 }  // namespace mnist_gpu

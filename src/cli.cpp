@@ -128,7 +128,7 @@ std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work
     if (probe.usable) {
       spdlog::info("device: {} (compute capability {}.{}, {:.1f} GiB)", probe.name, probe.compute_major,
                    probe.compute_minor, static_cast<double>(probe.total_bytes) / (1024.0 * 1024.0 * 1024.0));
-      return make_cuda_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
+      return make_cuda_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed, cfg.cuda);
     }
     if (cfg.device == DeviceChoice::cuda) throw Error("--device cuda: no usable GPU: " + probe.reason);
     spdlog::info("notice: no usable GPU ({}); {} on the CPU", probe.reason, work);
@@ -182,6 +182,7 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
     cfg = resume.config;
     cfg.data_dir = flags.data_dir;
     cfg.device = flags.device;
+    cfg.cuda = flags.cuda;  // speed only: not a setting of the run
     cfg.metrics_path = flags.metrics_path;
     cfg.resume_path = flags.resume_path;
     cfg.checkpoint_path = flags.checkpoint_path.empty() ? flags.resume_path : flags.checkpoint_path;
@@ -241,11 +242,17 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
   }
 
   const double mib = 1024.0 * 1024.0;
-  if (backend->device() == "cuda")
-    spdlog::info("memory: peak host {:.0f} MiB resident; device {:.1f} MiB in mnist_gpu's buffers (CUDA context and "
-                 "cuBLAS workspace not counted)",
+  if (backend->device() == "cuda") {
+    spdlog::info("memory: peak host {:.0f} MiB resident; device {:.1f} MiB in mnist_gpu's buffers (with cuBLAS's "
+                 "workspace; the CUDA context not counted)",
                  static_cast<double>(peak_host_bytes()) / mib, static_cast<double>(backend->peak_device_bytes()) / mib);
-  else
+    if (backend->kernels_per_step() > 0)
+      spdlog::info("gpu step: {} data, {} kernels per step replayed as one CUDA graph launch", to_string(cfg.cuda.data),
+                   backend->kernels_per_step());
+    else
+      spdlog::info("gpu step: {} data, kernel by kernel (--cuda-graph {})", to_string(cfg.cuda.data),
+                   cfg.cuda.graph ? "on, no full batch trained" : "off");
+  } else
     spdlog::info("memory: peak host {:.0f} MiB resident", static_cast<double>(peak_host_bytes()) / mib);
   if (cfg.target > 0) {
     if (std::isnan(r.train_s_to_target))
@@ -283,6 +290,9 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
                  {"epochs_run", r.epochs.size()},
                  {"peak_host_bytes", peak_host_bytes()},
                  {"peak_device_bytes", backend->peak_device_bytes()},
+                 {"data_path", backend->device() == "cuda" ? json(to_string(cfg.cuda.data)) : json(nullptr)},
+                 {"cuda_graph", backend->device() == "cuda" ? json(cfg.cuda.graph) : json(nullptr)},
+                 {"kernels_per_step", backend->kernels_per_step()},
                  {"target", cfg.target},
                  {"train_s_to_target", std::isnan(r.train_s_to_target) ? json(nullptr) : json(r.train_s_to_target)},
                  {"best_epoch", r.best_epoch},

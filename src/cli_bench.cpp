@@ -3,13 +3,13 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "mnist_gpu/bench.hpp"
 #include "mnist_gpu/cli.hpp"
 #include "mnist_gpu/device.hpp"
 #include "mnist_gpu/error.hpp"
+#include "mnist_gpu/file_io.hpp"
 #include "mnist_gpu/model.hpp"
 
 namespace mnist_gpu {
@@ -42,7 +42,12 @@ void add_bench_options(CLI::App& app, BenchArgs& a) {
   app.add_option("--batches", a.batches, "batch sizes to measure")->capture_default_str();
   app.add_option("--samples", a.samples, "timed training samples per batch size (at least 10 steps)")
       ->capture_default_str();
-  app.add_option("--json", a.json, "also write the results as JSON to this file");
+  app.add_option("--data-path", a.data_path,
+                 "GPU rows: streamed (from pinned host memory) | resident (on the device) | both")
+      ->capture_default_str();
+  app.add_option("--cuda-graph", a.cuda_graph, "GPU rows: on (steps replayed from a CUDA graph) | off | both")
+      ->capture_default_str();
+  app.add_option("--json", a.json, "also write the results as JSON to this file (atomically)");
 }
 
 int run_bench_command(const BenchArgs& a) {
@@ -57,6 +62,18 @@ int run_bench_command(const BenchArgs& a) {
   if (a.samples.empty() || *end != '\0' || samples < 1 || samples > (1LL << 32))
     throw UsageError("--samples: expected a whole number of samples in 1..4294967296, got '" + a.samples + "'");
   cfg.samples_per_point = samples;
+  std::vector<DataPath> paths;
+  if (a.data_path == "streamed" || a.data_path == "both") paths.push_back(DataPath::streamed);
+  if (a.data_path == "resident" || a.data_path == "both") paths.push_back(DataPath::resident);
+  if (paths.empty())
+    throw UsageError("--data-path: expected one of streamed | resident | both, got '" + a.data_path + "'");
+  std::vector<bool> graphs;
+  if (a.cuda_graph == "on" || a.cuda_graph == "both") graphs.push_back(true);
+  if (a.cuda_graph == "off" || a.cuda_graph == "both") graphs.push_back(false);
+  if (graphs.empty()) throw UsageError("--cuda-graph: expected one of on | off | both, got '" + a.cuda_graph + "'");
+  cfg.cuda_variants.clear();
+  for (DataPath p : paths)
+    for (bool g : graphs) cfg.cuda_variants.push_back(CudaConfig{p, g});
   const DeviceProbe probe = probe_device();
   if (a.device == "cpu") {
     cfg.devices = {DeviceChoice::cpu};
@@ -71,6 +88,7 @@ int run_bench_command(const BenchArgs& a) {
     throw UsageError("--device: expected one of auto | cpu | cuda, got '" + a.device + "'");
   }
 
+  if (!a.json.empty()) check_file_writable(a.json, "write the --json results");
   const MnistFiles files = load_mnist_dir(resolve_data_dir(base.data_dir), cfg.model.inputs);
   std::string widths;
   for (int w : cfg.model.hidden) widths += std::to_string(w) + "-";
@@ -80,22 +98,13 @@ int run_bench_command(const BenchArgs& a) {
     spdlog::info("{} batch {}: {:.0f} training samples/s", row.device, row.batch, row.train_samples_per_s);
   });
 
-  std::printf("training FLOPs per sample %.3g, inference %.3g; SGEMM ceiling: cpu %.1f GFLOP/s%s\n",
-              r.train_flops_per_sample, r.infer_flops_per_sample, r.cpu_sgemm_gflops,
-              r.gpu_sgemm_gflops > 0 ? fmt::format(", gpu {:.1f} GFLOP/s", r.gpu_sgemm_gflops).c_str() : "");
-  std::printf("| device | batch | train samples/s | epoch s | infer samples/s | GFLOP/s | share of SGEMM | GPU/CPU |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::fputs(bench_table(r).c_str(), stdout);
   nlohmann::json rows = nlohmann::json::array();
-  for (const BenchRow& row : r.rows) {
-    std::string speedup = "";
-    if (row.device == "cuda")
-      for (const BenchRow& c : r.rows)
-        if (c.device == "cpu" && c.batch == row.batch)
-          speedup = fmt::format("{:.1f}x", row.train_samples_per_s / c.train_samples_per_s);
-    std::printf("| %s | %d | %.0f | %.3f | %.0f | %.1f | %.0f%% | %s |\n", row.device.c_str(), row.batch,
-                row.train_samples_per_s, row.epoch_s, row.infer_samples_per_s, row.train_gflops,
-                100 * row.share_of_ceiling, speedup.c_str());
+  for (const BenchRow& row : r.rows)
     rows.push_back({{"device", row.device},
+                    {"data", row.data},
+                    {"graph", row.graph},
+                    {"kernels_per_step", row.kernels_per_step},
                     {"batch", row.batch},
                     {"steps", row.steps},
                     {"samples_per_s", row.train_samples_per_s},
@@ -103,20 +112,18 @@ int run_bench_command(const BenchArgs& a) {
                     {"infer_samples_per_s", row.infer_samples_per_s},
                     {"train_gflops", row.train_gflops},
                     {"share_of_sgemm_ceiling", row.share_of_ceiling}});
-  }
   if (!a.json.empty()) {
-    std::ofstream out(a.json);
-    out << nlohmann::json{{"hidden", cfg.model.hidden},
-                          {"activation", to_string(cfg.model.activation)},
-                          {"optimizer", to_string(cfg.optimizer.kind)},
-                          {"train_flops_per_sample", r.train_flops_per_sample},
-                          {"infer_flops_per_sample", r.infer_flops_per_sample},
-                          {"cpu_sgemm_gflops", r.cpu_sgemm_gflops},
-                          {"gpu_sgemm_gflops", r.gpu_sgemm_gflops},
-                          {"rows", rows}}
-               .dump(1)
-        << '\n';
-    if (!out) throw Error("--json: cannot write '" + a.json + "'");
+    const std::string text = nlohmann::json{{"hidden", cfg.model.hidden},
+                                            {"activation", to_string(cfg.model.activation)},
+                                            {"optimizer", to_string(cfg.optimizer.kind)},
+                                            {"train_flops_per_sample", r.train_flops_per_sample},
+                                            {"infer_flops_per_sample", r.infer_flops_per_sample},
+                                            {"cpu_sgemm_gflops", r.cpu_sgemm_gflops},
+                                            {"gpu_sgemm_gflops", r.gpu_sgemm_gflops},
+                                            {"rows", rows}}
+                                 .dump(1) +
+                             "\n";
+    write_file_atomically(a.json, std::vector<std::uint8_t>(text.begin(), text.end()));
   }
   return 0;
 }

@@ -97,6 +97,13 @@ void add_model_options(CLI::App& app, TrainArgs& a) {
 void add_train_options(CLI::App& app, TrainArgs& a) {
   add_model_options(app, a);
   app.add_option("--device", a.device, "auto | cpu | cuda (auto: a usable GPU, else the CPU)")->capture_default_str();
+  app.add_option("--data-path", a.data_path,
+                 "GPU: streamed (batches gathered on the host, copied from pinned memory while the previous one "
+                 "trains) | resident (the training set copied to the GPU once, batches gathered there)")
+      ->capture_default_str();
+  app.add_option("--cuda-graph", a.cuda_graph,
+                 "GPU: on (each full-batch step replayed from one captured CUDA graph) | off (kernel by kernel)")
+      ->capture_default_str();
   app.add_option("--schedule", a.schedule,
                  "learning-rate schedule: constant | cosine (to 0 over the epochs) | step (x --lr-factor every --lr-step epochs)")
       ->capture_default_str();
@@ -142,7 +149,8 @@ TrainConfig to_train_config(const TrainArgs& a) {
       {"--checkpoint", &a.checkpoint}, {"--resume", &a.resume},   {"--save", &a.save},
       {"--dropout", &a.dropout}, {"--lr-step", &a.lr_step}, {"--lr-factor", &a.lr_factor},
       {"--lr-patience", &a.lr_patience}, {"--min-lr", &a.min_lr}, {"--patience", &a.patience},
-      {"--min-delta", &a.min_delta}, {"--limit", &a.limit}, {"--target", &a.target},   {"--lr", a.lr ? &*a.lr : nullptr}};
+      {"--min-delta", &a.min_delta}, {"--limit", &a.limit}, {"--target", &a.target},   {"--lr", a.lr ? &*a.lr : nullptr},
+      {"--data-path", &a.data_path}, {"--cuda-graph", &a.cuda_graph}};
   for (const auto& [flag, value] : values)
     if (value && value->rfind("--", 0) == 0)
       throw UsageError(std::string(flag) + ": expected a value, got the flag '" + *value + "'");
@@ -151,6 +159,9 @@ TrainConfig to_train_config(const TrainArgs& a) {
   c.device = parse_choice<DeviceChoice>("--device", a.device,
                                         {{"auto", DeviceChoice::automatic}, {"cpu", DeviceChoice::cpu},
                                          {"cuda", DeviceChoice::cuda}});
+  c.cuda.data = parse_choice<DataPath>("--data-path", a.data_path,
+                                      {{"streamed", DataPath::streamed}, {"resident", DataPath::resident}});
+  c.cuda.graph = parse_choice<bool>("--cuda-graph", a.cuda_graph, {{"on", true}, {"off", false}});
   c.batch = static_cast<int>(parse_int("--batch", a.batch, 1, kMaxBatch,
                                        "a whole number of images in 1.." + std::to_string(kMaxBatch)));
   c.model.hidden = parse_hidden(a.hidden);

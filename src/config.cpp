@@ -42,6 +42,14 @@ const char* to_string(Schedule s) {
   return "?";
 }
 
+const char* to_string(DataPath d) {
+  switch (d) {
+    case DataPath::streamed: return "streamed";
+    case DataPath::resident: return "resident";
+  }
+  return "?";
+}
+
 std::vector<int> ModelSpec::widths() const {
   std::vector<int> w;
   w.push_back(inputs);

@@ -76,4 +76,12 @@ std::vector<std::uint8_t> read_whole_file(const std::filesystem::path& path, std
   return bytes;
 }
 
+void check_file_writable(const std::filesystem::path& path, const std::string& purpose) {
+  const std::string probe = path.string() + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(path.string() + ": cannot " + purpose + " here (" + errno_text() + ")");
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
 }  // namespace mnist_gpu

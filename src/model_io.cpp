@@ -99,13 +99,7 @@ std::vector<std::uint8_t> encode_model(const ModelSpec& spec, const std::vector<
   return out;
 }
 
-void check_model_writable(const std::filesystem::path& file) {
-  const std::string probe = file.string() + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(file.string() + ": cannot save the model here (" + errno_text() + ")");
-  ::close(fd);
-  ::unlink(probe.c_str());
-}
+void check_model_writable(const std::filesystem::path& file) { check_file_writable(file, "save the model"); }
 
 void save_model(const std::filesystem::path& file, const ModelSpec& spec, const std::vector<float>& params) {
   write_file_atomically(file, encode_model(spec, params));

@@ -80,6 +80,10 @@ class Backend {
   /// The most device memory this process's buffers have held at once (model, optimizer state,
   /// workspace, staging slots, cached datasets); 0 on the CPU.
   virtual std::uint64_t peak_device_bytes() const { return 0; }
+  /// Kernel launches one full training step makes, counted from the nodes of its captured CUDA
+  /// graph (cuBLAS's own kernels included); 0 when no step has been captured (the CPU, or the
+  /// graph turned off).
+  virtual int kernels_per_step() const { return 0; }
 };
 
 /// The CPU backend: float32, OpenBLAS GEMMs. Parameters start from init_params(seed).
@@ -87,8 +91,10 @@ std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const Optimizer
                                           int batch, std::uint64_t seed);
 
 /// The CUDA backend on device 0: GpuNet (handwritten kernels + cuBLAS) fed by a pinned-memory
-/// batch stream. Throws Error when no usable GPU exists or the build has no CUDA backend.
+/// batch stream or from a device-resident copy of the training set (cuda.data), its full-batch
+/// steps replayed from a CUDA graph (cuda.graph). Throws Error when no usable GPU exists or the
+/// build has no CUDA backend.
 std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec, const OptimizerConfig& opt,
-                                           int batch, std::uint64_t seed);
+                                           int batch, std::uint64_t seed, const CudaConfig& cuda = {});
 
 }  // namespace mnist_gpu

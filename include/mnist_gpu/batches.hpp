@@ -1,6 +1,7 @@
 // The batch plan of an epoch and the gather of a batch's rows, shared by the CPU backend and the
 // GPU scheduler (which gathers into pinned staging memory), so both see the same batches.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -15,7 +16,9 @@ class BatchPlan {
     const long long left = static_cast<long long>(order_.size()) - k * batch_;
     return static_cast<int>(left < batch_ ? left : batch_);
   }
-  const std::uint32_t* indices(long long k) const { return order_.data() + k * batch_; }
+  const std::uint32_t* indices(long long k) const { return order_.data() + offset(k); }
+  /// Position of batch k's first index in the order.
+  std::size_t offset(long long k) const { return static_cast<std::size_t>(k) * static_cast<std::size_t>(batch_); }
 
  private:
   const std::vector<std::uint32_t>& order_;

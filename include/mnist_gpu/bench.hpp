@@ -15,12 +15,18 @@ struct BenchConfig {
   ModelSpec model;
   OptimizerConfig optimizer;
   std::vector<DeviceChoice> devices{DeviceChoice::cpu};  ///< cpu and/or cuda
+  /// The GPU's variants, each measured at every batch size: data path (the cost of the
+  /// host-to-device stream is the difference) and graph replay on or off.
+  std::vector<CudaConfig> cuda_variants{CudaConfig{}};
   long long samples_per_point = 32768;  ///< timed training samples per (device, batch), at least 10 steps
   std::uint64_t seed = 1;
 };
 
 struct BenchRow {
   std::string device;  ///< "cpu" or "cuda"
+  std::string data;    ///< "host" (cpu), "streamed" or "resident" (cuda)
+  bool graph = false;  ///< cuda: full-batch steps replayed from a CUDA graph
+  int kernels_per_step = 0;  ///< cuda with graph: kernel nodes of the captured step; else 0
   int batch = 0;
   long long steps = 0;            ///< timed training steps (after a warm-up of steps / 10, at least 2)
   double train_samples_per_s = 0;
@@ -38,7 +44,11 @@ struct BenchResult {
   std::vector<BenchRow> rows;
 };
 
-/// Runs every (device, batch) point; `on_row` sees each row as it is measured (may be empty).
+/// The table `mnist_gpu bench` prints (Markdown): the counted work and ceilings, then one line
+/// per row, GPU rows with their speed-up over the CPU row of the same batch size when there is one.
+std::string bench_table(const BenchResult& r);
+
+/// Runs every (device[, cuda variant], batch) point; `on_row` sees each row as it is measured (may be empty).
 BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Dataset& test,
                       const std::function<void(const BenchRow&)>& on_row);
 

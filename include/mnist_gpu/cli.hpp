@@ -27,6 +27,7 @@ struct TrainArgs {
   std::string dropout = "0", lr_step = "5", lr_factor = "0.5", lr_patience = "0", min_lr = "0", patience = "0",
               min_delta = "1e-4", limit = "0", target = "0";
   std::string report;  ///< --report DIR: report.html and its images
+  std::string data_path = "streamed", cuda_graph = "on";  ///< the CUDA backend's CudaConfig
   bool nesterov = false;
 };
 
@@ -55,6 +56,7 @@ std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work
 struct BenchArgs {
   TrainArgs model;
   std::string device = "auto", batches = "32,64,128,256,512,1024,4096", samples = "32768", json;
+  std::string data_path = "both", cuda_graph = "both";  ///< GPU rows: each value, or both
 };
 void add_bench_options(CLI::App& app, BenchArgs& args);
 /// Runs `bench`: a table on stdout, JSON to --json; returns the exit code.

@@ -12,6 +12,10 @@ enum class Activation { relu, sigmoid, tanh, identity };
 enum class Loss { xent, l2 };
 enum class OptimizerKind { sgd, momentum, adam };
 enum class DeviceChoice { automatic, cpu, cuda };
+/// How the CUDA backend feeds training batches. streamed: the host gathers each shuffled batch into
+/// a pinned staging slot and a copy stream moves it to the device while the previous batch trains;
+/// resident: the training set is copied to the device once and each batch is gathered there.
+enum class DataPath { streamed, resident };
 /// Learning-rate schedule over epochs: constant; cosine from lr down to 0 at the last epoch's end;
 /// step: lr multiplied by TrainConfig::lr_factor every TrainConfig::lr_step epochs.
 enum class Schedule { constant, cosine, step };
@@ -21,6 +25,7 @@ const char* to_string(Loss l);
 const char* to_string(OptimizerKind o);
 const char* to_string(DeviceChoice d);
 const char* to_string(Schedule s);
+const char* to_string(DataPath d);
 
 /// Shape of the multilayer perceptron: inputs -> hidden... -> outputs.
 struct ModelSpec {
@@ -43,12 +48,22 @@ struct OptimizerConfig {
   float dropout = 0.0f;   ///< probability of dropping each hidden unit in training, [0, 1)
 };
 
+/// Settings of the CUDA backend only (the CPU backend has no use for them); neither changes a
+/// result, only the speed.
+struct CudaConfig {
+  DataPath data = DataPath::streamed;
+  /// Capture the training step (input, forward, backward, update) in a CUDA graph and replay it
+  /// for every full batch: one launch per step instead of one per kernel.
+  bool graph = true;
+};
+
 /// The default learning rate of each optimizer (used when --lr is not given).
 float default_lr(OptimizerKind kind);
 
 struct TrainConfig {
   std::string data_dir;  ///< empty: $MNIST_GPU_DATA, else the repository's data/mnist
   DeviceChoice device = DeviceChoice::automatic;
+  CudaConfig cuda;
   int batch = 128;
   ModelSpec model;
   OptimizerConfig optimizer;

@@ -36,11 +36,44 @@ TEST(Bench, CountsWorkAndReportsEveryPoint) {
   EXPECT_EQ(r.rows[2].steps, 10);   // at least 10 steps
   for (const auto& row : r.rows) {
     EXPECT_EQ(row.device, "cpu");
+    EXPECT_EQ(row.data, "host");
+    EXPECT_FALSE(row.graph);
+    EXPECT_EQ(row.kernels_per_step, 0);
     EXPECT_GT(row.train_samples_per_s, 0.0);
     EXPECT_GT(row.infer_samples_per_s, 0.0);
     EXPECT_NEAR(row.epoch_s * row.train_samples_per_s, 60000.0, 1e-6);
     EXPECT_NEAR(row.train_gflops, row.train_samples_per_s * r.train_flops_per_sample * 1e-9, 1e-9);
   }
+}
+
+TEST(Bench, TableHasOneLinePerRowAndTheGpuSpeedupOverTheSameBatch) {
+  BenchResult r;
+  r.train_flops_per_sample = 2e6;
+  r.cpu_sgemm_gflops = 100;
+  r.gpu_sgemm_gflops = 50000;
+  auto row = [](const char* dev, const char* data, bool graph, int kernels, int batch, double sps) {
+    BenchRow b;
+    b.device = dev;
+    b.data = data;
+    b.graph = graph;
+    b.kernels_per_step = kernels;
+    b.batch = batch;
+    b.train_samples_per_s = sps;
+    return b;
+  };
+  r.rows = {row("cpu", "host", false, 0, 256, 40000), row("cuda", "streamed", true, 23, 256, 1000000),
+            row("cuda", "resident", false, 0, 256, 500000), row("cuda", "resident", true, 22, 512, 2000000)};
+  const std::string t = bench_table(r);
+  EXPECT_NE(t.find("| cpu | host | - | - | 256 | 40000 |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| cuda | streamed | on | 23 | 256 | 1000000 |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| 25.0x |"), std::string::npos) << t;  // 1000000 / 40000
+  EXPECT_NE(t.find("| 12.5x |"), std::string::npos) << t;  // 500000 / 40000
+  EXPECT_NE(t.find("| cuda | resident | off | - | 256 |"), std::string::npos) << t;
+  // No CPU row at batch 512: no speed-up is claimed for it.
+  const std::size_t last = t.find("| cuda | resident | on | 22 | 512 |");
+  ASSERT_NE(last, std::string::npos) << t;
+  EXPECT_EQ(t.find('x', last), std::string::npos) << t;
+  EXPECT_NE(t.find("gpu 50000.0 GFLOP/s"), std::string::npos) << t;
 }
 
 TEST(Bench, GpuCeilingWithoutGpuIsAnError) {
@@ -51,9 +84,17 @@ TEST(Bench, GpuCeilingWithoutGpuIsAnError) {
 TEST(Bench, CommandRefusesBadValuesNamingTheFlag) {
   for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
            {"--batches 0", "--batches"}, {"--batches 64,,128", "--batches"}, {"--samples 0", "--samples"},
-           {"--device tpu", "--device"}, {"--hidden 0", "--hidden"}}) {
+           {"--device tpu", "--device"}, {"--hidden 0", "--hidden"}, {"--data-path host", "--data-path"},
+           {"--cuda-graph maybe", "--cuda-graph"}}) {
     const auto [out, code] = mnist_gpu::test::run_exe("bench " + args);
     EXPECT_EQ(code, 2) << args << "\n" << out;
     EXPECT_NE(out.find(flag), std::string::npos) << args << "\n" << out;
   }
+}
+
+TEST(Bench, UnwritableJsonFailsBeforeMeasuring) {
+  const auto [out, code] = mnist_gpu::test::run_exe("bench --device cpu --json /nonexistent-dir/b.json");
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("/nonexistent-dir/b.json: cannot write the --json results here"), std::string::npos) << out;
+  EXPECT_EQ(out.find("training samples/s"), std::string::npos) << out;  // no point was measured
 }

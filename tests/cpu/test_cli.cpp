@@ -15,6 +15,7 @@
 #include "mnist_gpu/error.hpp"
 
 using mnist_gpu::Activation;
+using mnist_gpu::DataPath;
 using mnist_gpu::DeviceChoice;
 using mnist_gpu::Loss;
 using mnist_gpu::OptimizerKind;
@@ -60,6 +61,8 @@ TEST(CliParse, Defaults) {
   EXPECT_EQ(c.optimizer.lr, typed.optimizer.lr);
   EXPECT_EQ(c.optimizer.lr, mnist_gpu::default_lr(c.optimizer.kind));
   EXPECT_EQ(c.schedule, typed.schedule);
+  EXPECT_EQ(c.cuda.data, DataPath::streamed);  // the scheduler: pinned host memory, streamed
+  EXPECT_TRUE(c.cuda.graph);
   EXPECT_EQ(c.optimizer.momentum, typed.optimizer.momentum);
   EXPECT_EQ(c.optimizer.beta1, typed.optimizer.beta1);
   EXPECT_EQ(c.optimizer.beta2, typed.optimizer.beta2);
@@ -110,6 +113,10 @@ TEST(CliParse, EveryFlag) {
   // The other choices of each enum, the range ends, and the --flag=value spelling.
   EXPECT_EQ(parse_train_flags({"--device", "cuda"}).device, DeviceChoice::cuda);
   EXPECT_EQ(parse_train_flags({"--device", "auto"}).device, DeviceChoice::automatic);
+  EXPECT_EQ(parse_train_flags({"--data-path", "resident"}).cuda.data, DataPath::resident);
+  EXPECT_EQ(parse_train_flags({"--data-path", "streamed"}).cuda.data, DataPath::streamed);
+  EXPECT_FALSE(parse_train_flags({"--cuda-graph", "off"}).cuda.graph);
+  EXPECT_TRUE(parse_train_flags({"--cuda-graph", "on"}).cuda.graph);
   EXPECT_EQ(parse_train_flags({"--activation", "sigmoid"}).model.activation, Activation::sigmoid);
   EXPECT_EQ(parse_train_flags({"--activation", "relu"}).model.activation, Activation::relu);
   EXPECT_EQ(parse_train_flags({"--loss", "xent"}).model.loss, Loss::xent);
@@ -218,7 +225,11 @@ TEST(CliParse, RefusesUnknownChoices) {
                    {{"--optimizer", "rmsprop"}, "--optimizer"},
                    {{"--schedule", "linear"}, "--schedule"},
                    {{"--device", "tpu"}, "--device"},
-                   {{"--device", "CPU"}, "--device"}});
+                   {{"--device", "CPU"}, "--device"},
+                   {{"--data-path", "both"}, "--data-path"},  // bench only
+                   {{"--data-path", "pinned"}, "--data-path"},
+                   {{"--cuda-graph", "yes"}, "--cuda-graph"},
+                   {{"--cuda-graph", "--epochs"}, "--cuda-graph"}});
   // The message lists what is accepted.
   EXPECT_TRUE(contains(refusal({"--optimizer", "rmsprop"}), "adam"));
 }

@@ -14,6 +14,7 @@
 
 #include "gpu_ops.hpp"
 #include "gpu_test_util.hpp"
+#include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
 #include "mnist_gpu/error.hpp"
@@ -78,6 +79,37 @@ TEST_F(GpuOps, U8ToUnitIsExact) {
     std::vector<float> want(n);
     cpu::u8_to_unit<float>(src.data(), want.data(), n);
     EXPECT_TRUE(matches("u8_to_unit", download(d_dst, stream()), want, kTolExact));
+  }
+}
+
+// The resident data path's fused gather + convert against its CPU twin (gather_rows, then
+// u8_to_unit): ragged row counts, repeated and extreme indices, a one-pixel image.
+TEST_F(GpuOps, GatherU8ToUnitMatchesCpuGatherThenConvert) {
+  Rng rng = test_rng(2);
+  for (const int pixels : {1, 5, 784}) {
+    for (const int rows : {1, 37, 256}) {
+      SCOPED_TRACE("pixels " + std::to_string(pixels) + " rows " + std::to_string(rows));
+      const int n_images = 300;
+      const std::vector<std::uint8_t> images = bytes(rng, count(n_images, pixels));
+      const std::vector<std::uint8_t> labels = mnist_gpu::test::labels(rng, n_images, 10);
+      std::vector<std::uint32_t> idx(static_cast<std::size_t>(rows));
+      for (auto& i : idx) i = static_cast<std::uint32_t>(rng.below(n_images));
+      idx[0] = n_images - 1;
+      if (rows > 2) idx[1] = 0, idx[2] = 0;
+      auto d_images = upload(images, stream());
+      auto d_labels = upload(labels, stream());
+      auto d_idx = upload(idx, stream());
+      gpu::DeviceBuffer<float> d_x(count(rows, pixels));
+      gpu::DeviceBuffer<std::uint8_t> d_y(static_cast<std::size_t>(rows));
+      poison(d_x, stream());
+      gpu::gather_u8_to_unit(d_images.get(), d_labels.get(), d_idx.get(), rows, pixels, d_x.get(), d_y.get(), stream());
+      std::vector<std::uint8_t> px(count(rows, pixels)), want_y(static_cast<std::size_t>(rows));
+      gather_rows(images.data(), labels.data(), pixels, idx.data(), rows, px.data(), want_y.data());
+      std::vector<float> want_x(px.size());
+      cpu::u8_to_unit<float>(px.data(), want_x.data(), px.size());
+      EXPECT_TRUE(matches("gather x", download(d_x, stream()), want_x, kTolExact));
+      EXPECT_EQ(download(d_y, stream()), want_y);
+    }
   }
 }
 

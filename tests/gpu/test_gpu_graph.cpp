@@ -1,0 +1,202 @@
+// The CUDA backend's step graph and data paths: replaying a captured step (with its per-step
+// arguments rewritten in the graph) must train exactly as launching it kernel by kernel, and the
+// resident data path exactly as the streamed one; a rewritten graph node runs with its new
+// arguments; the kernel count of a captured step is that of the ops it holds. Skipped where no
+// usable GPU exists.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "cuda_resources.hpp"
+#include "gpu_ops.hpp"
+#include "gpu_test_util.hpp"
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/bench.hpp"
+#include "mnist_gpu/config.hpp"
+#include "mnist_gpu/cpu_ops.hpp"
+#include "mnist_gpu/dataset.hpp"
+#include "mnist_gpu/train.hpp"
+#include "test_paths.hpp"
+
+using namespace mnist_gpu;
+using namespace mnist_gpu::test;
+
+namespace {
+
+// 1,000 and 1,300 training images: at batch 128 an epoch is 7 full batches and a partial one of
+// 104 (1,000) or 10 full and one of 20 (1,300): both paths (graph and kernel by kernel) in one epoch.
+struct SmallSets {
+  Dataset a, b;
+};
+
+const SmallSets& small_sets() {
+  static const SmallSets sets = [] {
+    const MnistFiles f = load_mnist_dir(data_dir());
+    std::vector<std::uint32_t> ia(1000), ib(1300);
+    std::iota(ia.begin(), ia.end(), 0u);
+    std::iota(ib.begin(), ib.end(), 20000u);
+    return SmallSets{subset(f.train, ia), subset(f.train, ib)};
+  }();
+  return sets;
+}
+
+struct Variant {
+  OptimizerKind optimizer;
+  float dropout;
+};
+
+std::string name_of(const Variant& v) {
+  return std::string(to_string(v.optimizer)) + (v.dropout > 0 ? "_dropout" : "");
+}
+
+class GpuStepGraph : public ::testing::TestWithParam<Variant> {
+ protected:
+  void SetUp() override { MNIST_GPU_SKIP_WITHOUT_GPU(); }
+};
+
+struct TrainedRun {
+  TrainState state;
+  std::vector<EpochSums> sums;
+  int kernels = 0;
+};
+
+// Three epochs: set a at rate 0.5 lr, set a reshuffled at lr, then set b (a different dataset:
+// the resident copy and its graph are replaced) at 0.25 lr.
+TrainedRun train_three_epochs(const Variant& v, const CudaConfig& cuda) {
+  ModelSpec spec;
+  spec.hidden = {96, 40};
+  OptimizerConfig opt;
+  opt.kind = v.optimizer;
+  opt.lr = default_lr(v.optimizer);
+  opt.dropout = v.dropout;
+  opt.l2 = 1e-4f;
+  auto backend = make_cuda_backend(spec, opt, 128, 5, cuda);
+  const SmallSets& s = small_sets();
+  TrainedRun r;
+  r.sums.push_back(backend->train_epoch(s.a, epoch_order(5, 1, s.a.count), 0.5f * opt.lr, ProgressFn{}));
+  r.sums.push_back(backend->train_epoch(s.a, epoch_order(5, 2, s.a.count), opt.lr, ProgressFn{}));
+  r.sums.push_back(backend->train_epoch(s.b, epoch_order(5, 3, s.b.count), 0.25f * opt.lr, ProgressFn{}));
+  r.state = backend->get_state();
+  r.kernels = backend->kernels_per_step();
+  return r;
+}
+
+}  // namespace
+
+// The same kernels with the same arguments in the same order: the parameters and optimizer state
+// must agree bit for bit, whichever way the step is launched and the batch arrives. (The loss sums
+// are accumulated with atomics, whose order varies: those agree to rounding.)
+TEST_P(GpuStepGraph, ReplayTrainsExactlyAsKernelByKernelOnBothDataPaths) {
+  const Variant v = GetParam();
+  const TrainedRun ref = train_three_epochs(v, CudaConfig{DataPath::streamed, false});
+  EXPECT_EQ(ref.kernels, 0) << "no graph was asked for";
+  for (const CudaConfig cuda : {CudaConfig{DataPath::streamed, true}, CudaConfig{DataPath::resident, false},
+                                CudaConfig{DataPath::resident, true}}) {
+    SCOPED_TRACE(std::string(to_string(cuda.data)) + (cuda.graph ? " graph" : " kernel by kernel"));
+    const TrainedRun got = train_three_epochs(v, cuda);
+    if (cuda.graph) EXPECT_GT(got.kernels, 0);
+    else EXPECT_EQ(got.kernels, 0);
+    EXPECT_EQ(got.state.step, ref.state.step);
+    EXPECT_EQ(got.state.params, ref.state.params);
+    EXPECT_EQ(got.state.s1, ref.state.s1);
+    EXPECT_EQ(got.state.s2, ref.state.s2);
+    ASSERT_EQ(got.sums.size(), ref.sums.size());
+    for (std::size_t e = 0; e < ref.sums.size(); ++e) {
+      EXPECT_EQ(got.sums[e].samples, ref.sums[e].samples);
+      EXPECT_EQ(got.sums[e].batches, ref.sums[e].batches);
+      EXPECT_EQ(got.sums[e].correct, ref.sums[e].correct);
+      EXPECT_NEAR(got.sums[e].loss_sum, ref.sums[e].loss_sum, 1e-9 * ref.sums[e].loss_sum);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Optimizers, GpuStepGraph,
+                         ::testing::Values(Variant{OptimizerKind::sgd, 0.0f}, Variant{OptimizerKind::momentum, 0.0f},
+                                           Variant{OptimizerKind::adam, 0.0f}, Variant{OptimizerKind::adam, 0.3f},
+                                           Variant{OptimizerKind::momentum, 0.5f}),
+                         [](const ::testing::TestParamInfo<Variant>& i) { return name_of(i.param); });
+
+// A graph node rewritten through LaunchAt runs with its new arguments from the next launch on:
+// a captured dropout, replayed with the mask of another step, equals that step's CPU mask.
+TEST(GpuGraphNode, RewrittenNodeRunsWithItsNewArguments) {
+  MNIST_GPU_SKIP_WITHOUT_GPU();
+  CUDA_CHECK(cudaSetDevice(0));
+  gpu::Stream stream;
+  Rng rng = test_rng(40);
+  const std::size_t n = 4097;
+  const std::vector<float> a = uniform(rng, n, -2, 2);
+  auto d_a = upload(a, stream.get());
+  gpu::DeviceBuffer<float> d_out(n);
+  // Launch once outside the capture: the kernel is loaded before capturing.
+  gpu::dropout_forward(d_a.get(), d_out.get(), n, make_dropout_mask(0.5f, 9, 1, 0), stream.get());
+  gpu::Capture capture(stream.get());
+  gpu::dropout_forward(d_a.get(), d_out.get(), n, make_dropout_mask(0.5f, 9, 1, 0), stream.get());
+  const cudaGraphNode_t node = gpu::last_captured_node(stream.get());
+  const gpu::Graph graph = capture.finish();
+  EXPECT_EQ(graph.kernel_nodes(), 1u);
+  for (const long long step : {2LL, 3LL, 1000000LL}) {
+    const DropoutMask m = make_dropout_mask(step == 3 ? 0.1f : 0.5f, 9, step, 0);
+    gpu::dropout_forward(d_a.get(), d_out.get(), n, m, gpu::LaunchAt(graph.exec(), node));
+    poison(d_out, stream.get());
+    graph.launch(stream.get());
+    std::vector<float> want(n);
+    cpu::dropout_forward<float>(a.data(), want.data(), n, m);
+    EXPECT_TRUE(matches("dropout via rewritten node, step " + std::to_string(step), download(d_out, stream.get()),
+                        want, kTolExact));
+  }
+}
+
+// The captured step of 784-512-256-10 holds our 11 kernels (input conversion, 3 bias+activation,
+// softmax cross-entropy, 3 bias gradients, 2 activation gradients, the update) and cuBLAS's for
+// the 8 GEMMs (3 forward, 3 weight, 2 data gradients): at least one each, at most two (a split-K
+// GEMM adds a reduction). Dropout on the two hidden layers adds 4 (2 forward, 2 backward); the
+// resident path's gather replaces the conversion one for one.
+TEST(GpuGraphNode, CapturedStepCountsItsKernels) {
+  MNIST_GPU_SKIP_WITHOUT_GPU();
+  const MnistFiles f = load_mnist_dir(data_dir());
+  std::vector<std::uint32_t> idx(1024);
+  std::iota(idx.begin(), idx.end(), 0u);
+  const Dataset d = subset(f.train, idx);
+  for (const float dropout : {0.0f, 0.2f})
+    for (const DataPath path : {DataPath::streamed, DataPath::resident}) {
+      SCOPED_TRACE(std::string(to_string(path)) + " dropout " + std::to_string(dropout));
+      OptimizerConfig opt;
+      opt.kind = OptimizerKind::sgd;
+      opt.lr = 0.1f;
+      opt.dropout = dropout;
+      auto backend = make_cuda_backend(ModelSpec{}, opt, 256, 1, CudaConfig{path, true});
+      EXPECT_EQ(backend->kernels_per_step(), 0) << "nothing captured before training";
+      backend->train_epoch(d, epoch_order(1, 1, d.count), opt.lr, ProgressFn{});
+      const int ours = 11 + (dropout > 0 ? 4 : 0);
+      EXPECT_GE(backend->kernels_per_step(), ours + 8);
+      EXPECT_LE(backend->kernels_per_step(), ours + 16);
+    }
+}
+
+// `bench` on the GPU: a row per (data path, graph) variant and batch, graph rows with their count.
+TEST(GpuGraphNode, BenchMeasuresEveryVariant) {
+  MNIST_GPU_SKIP_WITHOUT_GPU();
+  const SmallSets& s = small_sets();
+  BenchConfig cfg;
+  cfg.model.hidden = {32};
+  cfg.batches = {64, 100};
+  cfg.samples_per_point = 1000;
+  cfg.devices = {DeviceChoice::cuda};
+  cfg.cuda_variants = {CudaConfig{DataPath::streamed, true}, CudaConfig{DataPath::streamed, false},
+                       CudaConfig{DataPath::resident, true}, CudaConfig{DataPath::resident, false}};
+  const BenchResult r = run_bench(cfg, s.a, s.b, nullptr);
+  ASSERT_EQ(r.rows.size(), 8u);
+  EXPECT_GT(r.gpu_sgemm_gflops, 0.0);
+  for (const BenchRow& row : r.rows) {
+    SCOPED_TRACE(row.data + (row.graph ? " graph" : "") + " batch " + std::to_string(row.batch));
+    EXPECT_EQ(row.device, "cuda");
+    EXPECT_GT(row.train_samples_per_s, 0.0);
+    if (row.graph) EXPECT_GT(row.kernels_per_step, 0);
+    else EXPECT_EQ(row.kernels_per_step, 0);
+  }
+  EXPECT_EQ(r.rows[0].data, "streamed");
+  EXPECT_EQ(r.rows[7].data, "resident");
+}
