@@ -102,6 +102,10 @@ class CudaBackend final : public Backend {
   EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
                         const EpochControl& ctl) override {
     const bool resident = cuda_.data == DataPath::resident;
+    // Once per epoch: nothing of an earlier call (one that threw mid-epoch included) is still
+    // reading the pinned buffers that pin() and reside() rewrite.
+    compute_.sync();
+    copy_.sync();
     if (resident) reside(data, order);
     else pin(data);
     cudaStream_t cs = compute_.get();

@@ -15,8 +15,8 @@
 
 namespace mnist_gpu::gpu {
 
-/// Bytes held by live DeviceBuffers in this process, and the most ever held at once (the CUDA
-/// context and cuBLAS's own workspace are not counted).
+/// Bytes held by live DeviceBuffers in this process, and the most ever held at once (cuBLAS's
+/// workspace is one of them; the CUDA context is not counted).
 struct DeviceBytes {
   std::atomic<std::size_t> live{0}, peak{0};
   void add(std::size_t n) {
@@ -263,12 +263,15 @@ class Capture {
   }
   Capture(const Capture&) = delete;
   Capture& operator=(const Capture&) = delete;
-  /// Ends the capture and instantiates what was captured.
+  /// Ends the capture, instantiates what was captured and uploads it to the device (so that the
+  /// first launch does not pay for the upload).
   Graph finish() {
     cudaGraph_t g = nullptr;
     const cudaStream_t s = std::exchange(s_, nullptr);
     CUDA_CHECK(cudaStreamEndCapture(s, &g));
-    return Graph(g);
+    Graph graph(g);
+    CUDA_CHECK(cudaGraphUpload(graph.exec(), s));
+    return graph;
   }
 
  private:
@@ -282,11 +285,15 @@ inline cudaGraphNode_t last_captured_node(cudaStream_t s) {
   cudaStreamCaptureStatus status{};
   const cudaGraphNode_t* deps = nullptr;
   std::size_t n = 0;
+#if CUDART_VERSION >= 13000
   CUDA_CHECK(cudaStreamGetCaptureInfo(s, &status, nullptr, nullptr, &deps, nullptr, &n));
+#else
+  CUDA_CHECK(cudaStreamGetCaptureInfo_v2(s, &status, nullptr, nullptr, &deps, &n));
+#endif
   cudaGraphNodeType type{};
   if (status == cudaStreamCaptureStatusActive && n == 1) CUDA_CHECK(cudaGraphNodeGetType(deps[0], &type));
   if (status != cudaStreamCaptureStatusActive || n != 1 || type != cudaGraphNodeTypeKernel)
-    throw_cuda_error(cudaErrorStreamCaptureUnmatched, "last_captured_node: one kernel node as the capture's leaf",
+    throw_cuda_error(cudaErrorIllegalState, "last_captured_node: one kernel node as the capture's leaf",
                      __FILE__, __LINE__);
   return deps[0];
 }
