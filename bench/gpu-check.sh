@@ -39,8 +39,12 @@ row "GPU tests (skip = failure)" "$status" "$(grep -E '^\[  (PASSED|FAILED)' "$O
 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/mnist_gpu_tests_gpu" \
   --gtest_filter='-*ThreeEpochs*' >"$OUT_DIR/memcheck.log" 2>&1
 rc=$?; row "memcheck over GPU tests" "$([ $rc = 0 ] && echo clean || echo FAIL)" "$(tail -n 1 "$OUT_DIR/memcheck.log")"
-# No kernel uses shared memory yet, so racecheck has nothing to check; run it on the loss
-# kernels anyway (warp shuffles) when they gain shared memory.
+# The bias gradient reduces through shared memory: racecheck and synccheck over its tests.
+for tool in racecheck synccheck; do
+  compute-sanitizer --tool $tool --error-exitcode 99 "$BIN/mnist_gpu_tests_gpu" --gtest_filter='GpuOps.BiasGrad*' \
+    >"$OUT_DIR/$tool.log" 2>&1
+  rc=$?; row "$tool (bias gradient)" "$([ $rc = 0 ] && echo clean || echo FAIL)" "$(tail -n 1 "$OUT_DIR/$tool.log")"
+done
 
 "$BIN/mnist_gpu" verify >"$OUT_DIR/verify.log" 2>&1
 rc=$?; row "mnist_gpu verify" "$([ $rc = 0 ] && echo pass || echo FAIL)" "$(tail -n 1 "$OUT_DIR/verify.log" | cut -c1-150)"

@@ -69,13 +69,24 @@ __global__ void gather_kernel(const std::uint8_t* __restrict__ images, const std
   }
 }
 
-// One thread per column, summing down the rows in order: coalesced across the warp (adjacent
-// columns), deterministic, and no shared memory.
+// Column sums of dy (batch, out). A block covers 32 columns with 32 row lanes: thread (c, r) sums
+// rows r, r + 32, ... of its column (a warp reads 32 adjacent columns of one row: coalesced), then
+// lane 0 adds the 32 partial sums in lane order. Deterministic (a fixed order, no atomics); the
+// order differs from the CPU twin's row-by-row sum, hence kTolReduction in its test.
+constexpr int kBiasCols = 32, kBiasLanes = 32;
 __global__ void bias_grad_kernel(const float* __restrict__ dy, float* __restrict__ db, int batch, int out) {
-  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < out; j += gridDim.x * blockDim.x) {
-    float s = 0.0f;
-    for (int i = 0; i < batch; ++i) s += dy[static_cast<std::size_t>(i) * out + j];
-    db[j] = s;
+  __shared__ float part[kBiasLanes][kBiasCols + 1];  // +1: no bank conflicts on the column walk
+  const int c = threadIdx.x, r = threadIdx.y;
+  const int j = blockIdx.x * kBiasCols + c;
+  float s = 0.0f;
+  if (j < out)
+    for (int i = r; i < batch; i += kBiasLanes) s += dy[static_cast<std::size_t>(i) * out + j];
+  part[r][c] = s;
+  __syncthreads();
+  if (r == 0 && j < out) {
+    float t = 0.0f;
+    for (int k = 0; k < kBiasLanes; ++k) t += part[k][c];
+    db[j] = t;
   }
 }
 
@@ -151,7 +162,8 @@ void gather_u8_to_unit(const std::uint8_t* images, const std::uint8_t* labels, c
 
 void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stream) {
   require(batch >= 0 && out > 0, "bias_grad: batch >= 0 and out > 0");
-  bias_grad_kernel<<<grid_for(static_cast<std::size_t>(out)), kThreads, 0, stream>>>(dy, db, batch, out);
+  const unsigned blocks = static_cast<unsigned>((out + kBiasCols - 1) / kBiasCols);
+  bias_grad_kernel<<<blocks, dim3(kBiasCols, kBiasLanes), 0, stream>>>(dy, db, batch, out);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -273,7 +273,11 @@ TEST_F(GpuOps, DropoutMatchesCpuExactly) {
 
 TEST_F(GpuOps, BiasGradMatchesCpu) {
   Rng rng = test_rng(7);
-  for (const RowShape& s : kRowShapes) {
+  // Beyond the shared shapes: a batch far deeper than the kernel's 32 row lanes, one column, and
+  // a width that leaves most of the last 32-column block idle.
+  std::vector<RowShape> shapes = kRowShapes;
+  shapes.insert(shapes.end(), {{4097, 10}, {1000, 1}, {2, 1000}});
+  for (const RowShape& s : shapes) {
     SCOPED_TRACE("batch " + std::to_string(s.batch) + " width " + std::to_string(s.width));
     const std::vector<float> dy = uniform(rng, count(s.batch, s.width), -1, 1);
     auto d_dy = upload(dy, stream());
