@@ -419,9 +419,15 @@ TEST(TimeToAccuracy, TargetTestsEveryEpochAndReportsTheTimeToReachIt) {
   ASSERT_GT(expect, 0) << "a 784-64-10 net reaches 90% within 3 epochs of 8000 images";
   EXPECT_NEAR(lines[3]["train_s_to_target"].get<double>(), expect, 1e-9);
   EXPECT_GT(lines[3]["peak_host_bytes"].get<double>(), 50e6);  // MNIST alone is 55 MB
+  // The GPU's settings on the CPU: none apply, and the metrics say so.
+  EXPECT_TRUE(lines[3]["data_path"].is_null()) << lines[3].dump();
+  EXPECT_TRUE(lines[3]["cuda_graph"].is_null()) << lines[3].dump();
+  EXPECT_EQ(lines[3]["kernels_per_step"].get<int>(), 0);
+  EXPECT_EQ(out.find("gpu step:"), std::string::npos) << out;
   // Without --target, no per-epoch test.
-  const auto [out2, code2] =
-      test::run_exe("train --device cpu --hidden 16 --epochs 1 --val 500 --limit 2000 --metrics '" + metrics + "'");
+  // (--data-path and --cuda-graph are accepted and change nothing on the CPU.)
+  const auto [out2, code2] = test::run_exe("train --device cpu --hidden 16 --epochs 1 --val 500 --limit 2000 "
+                                           "--data-path resident --cuda-graph off --metrics '" + metrics + "'");
   ASSERT_EQ(code2, 0) << out2;
   std::ifstream in2(metrics);
   std::string first;
