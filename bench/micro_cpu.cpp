@@ -10,6 +10,7 @@
 
 #include "micro_check.hpp"
 #include "micro_work.hpp"
+#include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/compare.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
@@ -85,6 +86,42 @@ void BM_u8_to_unit(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * u8_to_unit_bytes(n));
+}
+
+// The host side of the streamed data path: `batch` shuffled rows of a 60000-image training set
+// gathered into a staging buffer (what the CUDA backend does per step before the copy). Each
+// iteration takes the next batch of one shuffled epoch, as training does, so that the rows come
+// from memory, not from the cache a repeated batch would warm. Bytes: the rows read and written,
+// labels included. Checked: every gathered row and label of the first batch is its source.
+void BM_gather_rows(benchmark::State& state) {
+  const int batch = static_cast<int>(state.range(0)), pixels = static_cast<int>(state.range(1));
+  constexpr int kImages = 60000;
+  Rng rng = input_rng(11);
+  const std::vector<std::uint8_t> images = bytes(rng, count(kImages, pixels)), labels = bytes(rng, kImages);
+  std::vector<std::uint32_t> order(kImages);
+  for (int i = 0; i < kImages; ++i) order[static_cast<std::size_t>(i)] = static_cast<std::uint32_t>(i);
+  rng.shuffle(order);
+  std::vector<std::uint8_t> out(count(batch, pixels)), out_labels(static_cast<std::size_t>(batch));
+  gather_rows(images.data(), labels.data(), pixels, order.data(), batch, out.data(), out_labels.data());
+  std::string problem;
+  for (int r = 0; r < batch && problem.empty(); ++r) {
+    const std::uint32_t src = order[static_cast<std::size_t>(r)];
+    if (std::memcmp(out.data() + count(r, pixels), images.data() + count(static_cast<int>(src), pixels),
+                    static_cast<std::size_t>(pixels)) != 0 ||
+        out_labels[static_cast<std::size_t>(r)] != labels[src])
+      problem = "row " + std::to_string(r) + " is not image " + std::to_string(src);
+  }
+  if (!validated(state, problem)) return;
+  const std::size_t batches = kImages / static_cast<std::size_t>(batch);
+  std::size_t k = 0;
+  for (auto _ : state) {
+    gather_rows(images.data(), labels.data(), pixels, order.data() + k * static_cast<std::size_t>(batch), batch,
+                out.data(), out_labels.data());
+    benchmark::ClobberMemory();
+    k = k + 1 == batches ? 0 : k + 1;
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(2 * count(batch, pixels + 1)));
+  state.counters["samples/s"] = benchmark::Counter(batch, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // In place: the timed calls keep applying act(y + b) to the previous result. For relu and identity
@@ -251,6 +288,7 @@ void register_benchmarks() {
 
   const std::vector<int> widths = ModelSpec{}.widths();
   const std::vector<int> hidden(widths.begin() + 1, widths.end() - 1);
+  auto* gather = cpu_bench(benchmark::RegisterBenchmark("BM_gather_rows", BM_gather_rows));
   auto* u8 = cpu_bench(benchmark::RegisterBenchmark("BM_u8_to_unit", BM_u8_to_unit));
   auto* fwd_hidden = cpu_bench(benchmark::RegisterBenchmark(
       (std::string("BM_bias_act_forward/") + to_string(hidden_act)).c_str(), BM_bias_act_forward, hidden_act));
@@ -262,9 +300,10 @@ void register_benchmarks() {
   auto* xent = cpu_bench(benchmark::RegisterBenchmark("BM_softmax_xent", BM_softmax_xent));
   auto* l2 = cpu_bench(benchmark::RegisterBenchmark("BM_l2_loss", BM_l2_loss));
   auto* conf = cpu_bench(benchmark::RegisterBenchmark("BM_confusion_update", BM_confusion_update));
-  for (auto* b : {u8, fwd_hidden, fwd_out, bwd, bgrad}) b->ArgNames({"batch", "width"});
+  for (auto* b : {gather, u8, fwd_hidden, fwd_out, bwd, bgrad}) b->ArgNames({"batch", "width"});
   for (auto* b : {xent, l2, conf}) b->ArgNames({"batch", "classes"});
   for (int batch : kBatches) {
+    gather->Args({batch, inputs});
     u8->Args({batch, inputs});
     for (int w : hidden) {
       fwd_hidden->Args({batch, w});
