@@ -128,13 +128,13 @@ class CudaBackend final : public Backend {
       if (!resident) stream_batch(plan, k, s, issued >= kSlots);
       const OptimStep st = make_optim_step(opt_, lr, step_ + 1);
       const std::uint32_t* idx = resident ? order_dev_.get() + plan.offset(k) : nullptr;
-      if (cuda_.graph && rows == batch_ && eager_full_steps_ > 0) {
+      if (cuda_.graph && rows == batch_ && warmed_up_) {
         StepGraph& g = step_graphs_[resident ? 0 : s];
         if (!g.graph) capture_step(g, s, st);
         replay_step(g, st, idx);
       } else {
         eager_step(s, rows, st, idx);
-        eager_full_steps_ += rows == batch_;
+        warmed_up_ = warmed_up_ || rows == batch_;
       }
       if (!resident) consumed_[s].record(cs);
       ++step_;
@@ -308,17 +308,9 @@ class CudaBackend final : public Backend {
   void reside(const Dataset& data, const std::vector<std::uint32_t>& order) {
     const std::uint64_t key = fingerprint(data);
     if (train_set_.key != key) {
-      if (data.pixels() != pixels_) throw Error("train_epoch: image size does not match the model input");
       for (StepGraph& g : step_graphs_) g = StepGraph{};
-      train_set_ = DeviceSet{};
-      train_set_.key = key;
-      train_set_.images = DeviceBuffer<std::uint8_t>(data.images.size());
-      train_set_.labels = DeviceBuffer<std::uint8_t>(data.labels.size());
-      CUDA_CHECK(cudaMemcpyAsync(train_set_.images.get(), data.images.data(), data.images.size(),
-                                 cudaMemcpyHostToDevice, compute_.get()));
-      CUDA_CHECK(cudaMemcpyAsync(train_set_.labels.get(), data.labels.data(), data.labels.size(),
-                                 cudaMemcpyHostToDevice, compute_.get()));
-      compute_.sync();
+      train_set_ = DeviceSet{};  // the old copy goes before the new one is made
+      train_set_ = device_set(data, key, "train_epoch");
     }
     for (std::uint32_t i : order)
       if (i >= static_cast<std::uint32_t>(data.count)) throw Error("train_epoch: an order index is past the data");
@@ -333,12 +325,9 @@ class CudaBackend final : public Backend {
                                cudaMemcpyHostToDevice, compute_.get()));
   }
 
-  // Evaluation sets live on the device (validation and test are small), uploaded once each.
-  const DeviceSet& upload(const Dataset& data) {
-    const std::uint64_t key = fingerprint(data);
-    for (const auto& d : eval_sets_)
-      if (d.key == key) return d;
-    if (data.pixels() != pixels_) throw Error("evaluate: image size does not match the model input");
+  // A dataset copied to the device (images and labels), synchronously: done once per dataset.
+  DeviceSet device_set(const Dataset& data, std::uint64_t key, const char* who) {
+    if (data.pixels() != pixels_) throw Error(std::string(who) + ": image size does not match the model input");
     DeviceSet d;
     d.key = key;
     d.images = DeviceBuffer<std::uint8_t>(data.images.size());
@@ -349,7 +338,15 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMemcpyAsync(d.labels.get(), data.labels.data(), data.labels.size(), cudaMemcpyHostToDevice,
                                compute_.get()));
     compute_.sync();
-    eval_sets_.push_back(std::move(d));
+    return d;
+  }
+
+  // Evaluation sets live on the device (validation and test are small), uploaded once each.
+  const DeviceSet& upload(const Dataset& data) {
+    const std::uint64_t key = fingerprint(data);
+    for (const auto& d : eval_sets_)
+      if (d.key == key) return d;
+    eval_sets_.push_back(device_set(data, key, "evaluate"));
     return eval_sets_.back();
   }
 
@@ -377,7 +374,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer<std::uint32_t> order_dev_;      // resident: the epoch's order
   PinnedBuffer<std::uint32_t> order_pinned_;
   std::array<StepGraph, kSlots> step_graphs_;  // streamed: one per slot; resident: [0]
-  long long eager_full_steps_ = 0;
+  bool warmed_up_ = false;  // a full batch has run kernel by kernel: capturing is safe
   int kernels_per_step_ = 0;
   long long step_ = 0;
   EpochSums start_sums_;  // host source of the accumulators' starting values (outlives the async copy)

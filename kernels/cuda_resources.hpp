@@ -218,7 +218,6 @@ class Graph {
   Graph& operator=(const Graph&) = delete;
 
   explicit operator bool() const { return exec_ != nullptr; }
-  cudaGraph_t graph() const { return graph_; }
   cudaGraphExec_t exec() const { return exec_; }
   void launch(cudaStream_t s) const { CUDA_CHECK(cudaGraphLaunch(exec_, s)); }
   /// Kernel nodes in the graph: the kernel launches one replay makes (cuBLAS's included).

@@ -2,7 +2,6 @@
 // errors per digit, gallery of mistakes) with loss.svg, accuracy.svg and misclassified.png beside
 // it, every file written atomically; and the page frame the sweep report shares.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -401,13 +400,7 @@ void check_report_dir(const std::filesystem::path& dir) {
   if (ec) throw Error(dir.string() + ": cannot create the report directory (" + ec.message() + ")");
   if (!std::filesystem::is_directory(dir, ec))
     throw Error(dir.string() + ": cannot write the report here (not a directory)");
-  const std::filesystem::path probe = dir / (".report-probe." + std::to_string(::getpid()));
-  try {
-    write_file_atomically(probe, {});
-  } catch (const Error&) {
-    throw Error(dir.string() + ": cannot write the report here (the directory is not writable)");
-  }
-  std::filesystem::remove(probe, ec);
+  check_file_writable(dir / "report.html", "write the report");
 }
 
 void write_train_report(const std::filesystem::path& dir, const ReportInput& in) {
