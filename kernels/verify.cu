@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "cuda_resources.hpp"
+#include "device_copy.hpp"
 #include "gpu_net.hpp"
 #include "gpu_ops.hpp"
 #include "mnist_gpu/batches.hpp"
@@ -16,22 +17,6 @@
 namespace mnist_gpu {
 namespace {
 
-template <class T>
-std::vector<T> download(const T* d, std::size_t n, cudaStream_t s) {
-  std::vector<T> h(n);
-  CUDA_CHECK(cudaMemcpyAsync(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost, s));
-  CUDA_CHECK(cudaStreamSynchronize(s));
-  return h;
-}
-
-template <class T>
-gpu::DeviceBuffer<T> upload(const T* h, std::size_t n, cudaStream_t s) {
-  gpu::DeviceBuffer<T> d(n);
-  CUDA_CHECK(cudaMemcpyAsync(d.get(), h, n * sizeof(T), cudaMemcpyHostToDevice, s));
-  CUDA_CHECK(cudaStreamSynchronize(s));
-  return d;
-}
-
 void add(VerifyReport& r, const std::string& name, const Tolerance& tol, const Comparison& c) {
   r.checks.push_back({name, tol, c});
 }
@@ -45,7 +30,7 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   gpu::GpuNet gnet(spec, batch, s, cublas.get(), opt.dropout, seed);
   const ParamLayout& layout = cnet.layout();
   init_params(spec, layout, seed, cnet.params().data());
-  CUDA_CHECK(cudaMemcpyAsync(gnet.params(), cnet.params().data(), layout.size * sizeof(float), cudaMemcpyHostToDevice, s));
+  gpu::upload_to(gnet.params(), cnet.params(), s);
 
   // Rows of epoch 1's order, as the trainer draws them, skipping the few whose decisions lie
   // too close to a threshold for the two summation orders to agree (see kDecisionMargin).
@@ -63,11 +48,12 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   std::vector<float> x(images.size());
   cpu::u8_to_unit(images.data(), x.data(), x.size());
 
-  auto d_images = upload(images.data(), images.size(), s);
-  auto d_labels = upload(labels.data(), labels.size(), s);
+  auto d_images = gpu::upload(images, s);
+  auto d_labels = gpu::upload(labels, s);
   gpu::DeviceBuffer<float> d_x(x.size());
   gpu::u8_to_unit(d_images.get(), d_x.get(), x.size(), s);
-  add(report, tag + ": input", kTolExact, compare(download(d_x.get(), x.size(), s).data(), x.data(), x.size(), kTolExact));
+  add(report, tag + ": input", kTolExact,
+      compare(gpu::download(d_x.get(), x.size(), s).data(), x.data(), x.size(), kTolExact));
 
   gpu::DeviceBuffer<double> d_loss(1);
   gpu::DeviceBuffer<unsigned long long> d_correct(1);
@@ -75,7 +61,7 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   CUDA_CHECK(cudaMemsetAsync(d_correct.get(), 0, sizeof(unsigned long long), s));
   gnet.forward(d_x.get(), rows, 1);  // a training pass (step 1): dropout's masks, when on
   const std::size_t n_out = static_cast<std::size_t>(rows) * spec.outputs;
-  const std::vector<float> g_out = download(gnet.output(), n_out, s);
+  const std::vector<float> g_out = gpu::download(gnet.output(), n_out, s);
   gnet.backward(d_x.get(), d_labels.get(), rows, d_loss.get(), d_correct.get());
 
   double c_loss = 0;
@@ -83,10 +69,10 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   cnet.forward(x.data(), rows, 1);
   add(report, tag + ": outputs", kTolStep, compare(g_out.data(), cnet.output(), n_out, kTolStep));
   cnet.backward(x.data(), labels.data(), rows, &c_loss, &c_correct);
-  const double g_loss = download(d_loss.get(), 1, s)[0];
+  const double g_loss = gpu::download(d_loss.get(), 1, s)[0];
   add(report, tag + ": loss", kTolStep, compare(&g_loss, &c_loss, 1, kTolStep));
 
-  const std::vector<float> g_grads = download(gnet.grads(), layout.size, s);
+  const std::vector<float> g_grads = gpu::download(gnet.grads(), layout.size, s);
   for (std::size_t li = 0; li < layout.layers.size(); ++li) {
     const LayerView& l = layout.layers[li];
     const std::string n = std::to_string(li + 1);
@@ -97,10 +83,10 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   }
 
   // One optimizer update from identical gradients (the CPU's), twice, so that state is exercised.
-  auto d_grads = upload(cnet.grads().data(), layout.size, s);
+  auto d_grads = gpu::upload(cnet.grads(), s);
   std::vector<float> s1(layout.size, 0.0f), s2(layout.size, 0.0f);
-  auto d_s1 = upload(s1.data(), s1.size(), s);
-  auto d_s2 = upload(s2.data(), s2.size(), s);
+  auto d_s1 = gpu::upload(s1, s);
+  auto d_s2 = gpu::upload(s2, s);
   std::vector<float> w = cnet.params();
   for (long long t = 1; t <= 2; ++t) {
     const OptimStep st = make_optim_step(opt, opt.lr, t);
@@ -108,7 +94,7 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
     gpu::optimizer_update(st, gnet.params(), d_grads.get(), d_s1.get(), d_s2.get(), layout.size, layout.n_weights, s);
   }
   add(report, tag + ": params after 2 " + to_string(opt.kind) + " updates", kTolOptimizer,
-      compare(download(gnet.params(), layout.size, s).data(), w.data(), layout.size, kTolOptimizer));
+      compare(gpu::download(gnet.params(), layout.size, s).data(), w.data(), layout.size, kTolOptimizer));
 }
 
 }  // namespace
