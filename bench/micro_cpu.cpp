@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "micro_check.hpp"
+#include "micro_register.hpp"
 #include "micro_work.hpp"
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/compare.hpp"
@@ -271,54 +272,9 @@ benchmark::internal::Benchmark* cpu_bench(benchmark::internal::Benchmark* b) {
 void register_benchmarks() {
   benchmark::AddCustomContext("mnist_gpu_version", MNIST_GPU_VERSION);
   benchmark::AddCustomContext("cpu_gemm", MNIST_GPU_MICRO_CPU_GEMM);
-  const int inputs = ModelSpec{}.inputs, classes = ModelSpec{}.outputs;
-  const Activation hidden_act = ModelSpec{}.activation;
-
-  for (DenseOp op : {DenseOp::forward, DenseOp::backward_weights, DenseOp::backward_data}) {
-    auto* b = cpu_bench(benchmark::RegisterBenchmark((std::string("BM_") + to_string(op)).c_str(), BM_dense, op));
-    b->ArgNames({"batch", "in", "out"});
-    for (const DenseShape& s : model_dense_shapes())
-      if (used_in_training(op, s)) b->Args({s.batch, s.in, s.out});
-  }
-  // The ceilings: the square product measure_cpu_sgemm_gflops times, and a copy beyond the caches.
-  cpu_bench(benchmark::RegisterBenchmark("BM_sgemm_ceiling", BM_dense, DenseOp::forward))
-      ->ArgNames({"batch", "in", "out"})
-      ->Args({kCpuCeilingN, kCpuCeilingN, kCpuCeilingN});
-  cpu_bench(benchmark::RegisterBenchmark("BM_copy_ceiling", BM_copy_ceiling))->ArgName("bytes")->Arg(64 << 20);
-
-  const std::vector<int> widths = ModelSpec{}.widths();
-  const std::vector<int> hidden(widths.begin() + 1, widths.end() - 1);
-  auto* gather = cpu_bench(benchmark::RegisterBenchmark("BM_gather_rows", BM_gather_rows));
-  auto* u8 = cpu_bench(benchmark::RegisterBenchmark("BM_u8_to_unit", BM_u8_to_unit));
-  auto* fwd_hidden = cpu_bench(benchmark::RegisterBenchmark(
-      (std::string("BM_bias_act_forward/") + to_string(hidden_act)).c_str(), BM_bias_act_forward, hidden_act));
-  auto* fwd_out = cpu_bench(benchmark::RegisterBenchmark("BM_bias_act_forward/identity", BM_bias_act_forward,
-                                                         Activation::identity));
-  auto* bwd = cpu_bench(benchmark::RegisterBenchmark((std::string("BM_act_backward/") + to_string(hidden_act)).c_str(),
-                                                     BM_act_backward, hidden_act));
-  auto* bgrad = cpu_bench(benchmark::RegisterBenchmark("BM_bias_grad", BM_bias_grad));
-  auto* xent = cpu_bench(benchmark::RegisterBenchmark("BM_softmax_xent", BM_softmax_xent));
-  auto* l2 = cpu_bench(benchmark::RegisterBenchmark("BM_l2_loss", BM_l2_loss));
-  auto* conf = cpu_bench(benchmark::RegisterBenchmark("BM_confusion_update", BM_confusion_update));
-  for (auto* b : {gather, u8, fwd_hidden, fwd_out, bwd, bgrad}) b->ArgNames({"batch", "width"});
-  for (auto* b : {xent, l2, conf}) b->ArgNames({"batch", "classes"});
-  for (int batch : kBatches) {
-    gather->Args({batch, inputs});
-    u8->Args({batch, inputs});
-    for (int w : hidden) {
-      fwd_hidden->Args({batch, w});
-      bwd->Args({batch, w});
-      bgrad->Args({batch, w});
-    }
-    fwd_out->Args({batch, classes});
-    bgrad->Args({batch, classes});
-    xent->Args({batch, classes});
-    l2->Args({batch, classes});
-    conf->Args({batch, classes});
-  }
-  for (const OptimCase& oc : kOptimCases)
-    cpu_bench(benchmark::RegisterBenchmark((std::string("BM_optimizer_update/") + oc.name).c_str(),
-                                          BM_optimizer_update, oc.kind));
+  register_suite({cpu_bench, BM_dense, kCpuCeilingN, BM_copy_ceiling, 64 << 20, BM_gather_rows, BM_u8_to_unit,
+                  BM_bias_act_forward, BM_act_backward, BM_bias_grad, BM_softmax_xent, BM_l2_loss,
+                  BM_confusion_update, BM_optimizer_update});
 }
 
 }  // namespace mnist_gpu::micro

@@ -15,6 +15,7 @@
 #include "device_copy.hpp"
 #include "gpu_ops.hpp"
 #include "micro_check.hpp"
+#include "micro_register.hpp"
 #include "micro_work.hpp"
 #include "mnist_gpu/compare.hpp"
 #include "mnist_gpu/config.hpp"
@@ -344,52 +345,12 @@ void register_benchmarks() {
   benchmark::AddCustomContext("gpu", describe_device(device_probe()));
   benchmark::AddCustomContext("cublas_math", "FP32 (TF32 off)");
   benchmark::AddCustomContext("launches_per_iteration", std::to_string(kLaunchesPerIteration));
-  const int inputs = ModelSpec{}.inputs, classes = ModelSpec{}.outputs;
-  const Activation hidden_act = ModelSpec{}.activation;
-
-  for (DenseOp op : {DenseOp::forward, DenseOp::backward_weights, DenseOp::backward_data}) {
-    auto* b = gpu_bench(benchmark::RegisterBenchmark((std::string("BM_") + to_string(op)).c_str(), BM_dense, op));
-    b->ArgNames({"batch", "in", "out"});
-    for (const DenseShape& s : model_dense_shapes())
-      if (used_in_training(op, s)) b->Args({s.batch, s.in, s.out});
-  }
-  // The ceilings: the square product measure_gpu_sgemm_gflops times, and a 256 MiB copy.
-  gpu_bench(benchmark::RegisterBenchmark("BM_sgemm_ceiling", BM_dense, DenseOp::forward))
-      ->ArgNames({"batch", "in", "out"})
-      ->Args({kGpuCeilingN, kGpuCeilingN, kGpuCeilingN});
-  gpu_bench(benchmark::RegisterBenchmark("BM_copy_ceiling", BM_copy_ceiling))->ArgName("bytes")->Arg(256 << 20);
-
-  const std::vector<int> widths = ModelSpec{}.widths();
-  const std::vector<int> hidden(widths.begin() + 1, widths.end() - 1);
-  auto* u8 = gpu_bench(benchmark::RegisterBenchmark("BM_u8_to_unit", BM_u8_to_unit));
-  auto* fwd_hidden = gpu_bench(benchmark::RegisterBenchmark(
-      (std::string("BM_bias_act_forward/") + to_string(hidden_act)).c_str(), BM_bias_act_forward, hidden_act));
-  auto* fwd_out = gpu_bench(
-      benchmark::RegisterBenchmark("BM_bias_act_forward/identity", BM_bias_act_forward, Activation::identity));
-  auto* bwd = gpu_bench(benchmark::RegisterBenchmark((std::string("BM_act_backward/") + to_string(hidden_act)).c_str(),
-                                                     BM_act_backward, hidden_act));
-  auto* bgrad = gpu_bench(benchmark::RegisterBenchmark("BM_bias_grad", BM_bias_grad));
-  auto* xent = gpu_bench(benchmark::RegisterBenchmark("BM_softmax_xent", BM_loss, LossOp::softmax_xent));
-  auto* l2 = gpu_bench(benchmark::RegisterBenchmark("BM_l2_loss", BM_loss, LossOp::l2_loss));
-  auto* conf = gpu_bench(benchmark::RegisterBenchmark("BM_confusion_update", BM_confusion_update));
-  for (auto* b : {u8, fwd_hidden, fwd_out, bwd, bgrad}) b->ArgNames({"batch", "width"});
-  for (auto* b : {xent, l2, conf}) b->ArgNames({"batch", "classes"});
-  for (int batch : kBatches) {
-    u8->Args({batch, inputs});
-    for (int w : hidden) {
-      fwd_hidden->Args({batch, w});
-      bwd->Args({batch, w});
-      bgrad->Args({batch, w});
-    }
-    fwd_out->Args({batch, classes});
-    bgrad->Args({batch, classes});
-    xent->Args({batch, classes});
-    l2->Args({batch, classes});
-    conf->Args({batch, classes});
-  }
-  for (const OptimCase& oc : kOptimCases)
-    gpu_bench(benchmark::RegisterBenchmark((std::string("BM_optimizer_update/") + oc.name).c_str(),
-                                          BM_optimizer_update, oc.kind));
+  // No host gather on the GPU: the streamed path gathers on the host (micro_cpu's BM_gather_rows).
+  register_suite({gpu_bench, BM_dense, kGpuCeilingN, BM_copy_ceiling, 256 << 20, nullptr, BM_u8_to_unit,
+                  BM_bias_act_forward, BM_act_backward, BM_bias_grad,
+                  [](benchmark::State& st) { BM_loss(st, LossOp::softmax_xent); },
+                  [](benchmark::State& st) { BM_loss(st, LossOp::l2_loss); }, BM_confusion_update,
+                  BM_optimizer_update});
 }
 
 }  // namespace mnist_gpu::micro
