@@ -40,7 +40,8 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   std::vector<float> row(px);
   for (std::size_t i = 0; i < order.size() && static_cast<int>(chosen.size()) < rows; ++i) {
     cpu::u8_to_unit(data.image(static_cast<int>(order[i])), row.data(), px);
-    if (decision_margin(spec, cnet.params(), row.data(), 1) >= kDecisionMargin) chosen.push_back(order[i]);
+    const MarginDropout drop{opt.dropout, seed, 1, static_cast<int>(chosen.size())};  // step 1, as below
+    if (decision_margin(spec, cnet.params(), row.data(), 1, drop) >= kDecisionMargin) chosen.push_back(order[i]);
   }
   if (static_cast<int>(chosen.size()) < rows) throw Error("verify: too few rows clear the decision margin");
   std::vector<std::uint8_t> images(static_cast<std::size_t>(rows) * px), labels(rows);

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "mnist_gpu/cpu_ops.hpp"
+#include "mnist_gpu/dropout.hpp"
 #include "mnist_gpu/model.hpp"
 
 namespace mnist_gpu {
@@ -16,7 +17,8 @@ bool VerifyReport::ok() const {
   return !checks.empty();
 }
 
-double decision_margin(const ModelSpec& spec, const std::vector<float>& params, const float* x, int rows) {
+double decision_margin(const ModelSpec& spec, const std::vector<float>& params, const float* x, int rows,
+                       const MarginDropout& drop) {
   const ParamLayout layout(spec);
   const std::vector<double> p(params.begin(), params.end());
   std::vector<double> in(x, x + static_cast<std::size_t>(rows) * spec.inputs);
@@ -32,6 +34,11 @@ double decision_margin(const ModelSpec& spec, const std::vector<float>& params, 
         for (double v : z) margin = std::min(margin, std::fabs(v));
       const std::vector<double> no_bias(static_cast<std::size_t>(l.out), 0.0);
       cpu::bias_act_forward<double>(z.data(), no_bias.data(), rows, l.out, spec.activation);
+      if (drop.p > 0.0f) {
+        const DropoutMask m = make_dropout_mask(drop.p, drop.seed, drop.step, static_cast<int>(li));
+        const std::size_t first = static_cast<std::size_t>(drop.first_row) * static_cast<std::size_t>(l.out);
+        for (std::size_t i = 0; i < z.size(); ++i) z[i] = dropout_keep(m, first + i) ? z[i] * m.scale : 0.0;
+      }
     } else if (l.out >= 2) {
       for (int r = 0; r < rows; ++r) {
         std::vector<double> row(z.begin() + static_cast<std::ptrdiff_t>(r) * l.out,

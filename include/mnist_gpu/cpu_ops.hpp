@@ -52,7 +52,6 @@ void bias_act_forward(T* y, const T* b, int batch, int out, Activation act);
 template <class T>
 void act_backward(T* dy, const T* y, std::size_t n, Activation act);
 
-/// db (out) = column sums of dy (batch, out); overwrites db.
 /// Inverted dropout (dropout.hpp), forward: out[i] = keep(i) ? a[i] * scale : 0. a may equal out.
 template <class T>
 void dropout_forward(const T* a, T* out, std::size_t n, const DropoutMask& mask);
@@ -61,6 +60,7 @@ void dropout_forward(const T* a, T* out, std::size_t n, const DropoutMask& mask)
 template <class T>
 void dropout_backward(T* d, std::size_t n, const DropoutMask& mask);
 
+/// db (out) = column sums of dy (batch, out); overwrites db.
 template <class T>
 void bias_grad(const T* dy, T* db, int batch, int out);
 

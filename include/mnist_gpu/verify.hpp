@@ -31,10 +31,21 @@ struct VerifyReport {
 /// moves a whole row of dW far outside kTolStep, and two near-equal outputs can swap the argmax.
 inline constexpr double kDecisionMargin = 5e-5;
 
+/// Dropout as a training step applies it, for decision_margin: the masks of step `step` of a net
+/// seeded `seed`, with x's rows standing at batch rows first_row, first_row + 1, ... (a mask
+/// element depends on its position in the batch). p 0: no dropout (an evaluation pass).
+struct MarginDropout {
+  float p = 0.0f;
+  std::uint64_t seed = 0;
+  long long step = 0;
+  int first_row = 0;
+};
+
 /// The smallest distance, in float64, of any decision from its threshold over rows x (rows,
 /// inputs): |pre-activation| of every hidden unit (relu nets only) and the gap between the two
-/// largest outputs of each row.
-double decision_margin(const ModelSpec& spec, const std::vector<float>& params, const float* x, int rows);
+/// largest outputs of each row, with the hidden activations masked as `drop` says.
+double decision_margin(const ModelSpec& spec, const std::vector<float>& params, const float* x, int rows,
+                       const MarginDropout& drop = {});
 
 /// For each activation x loss, at `batch` rows and at the ragged last batch of an epoch over
 /// `data`: outputs, loss, every weight and bias gradient, and one update of `opt` from identical

@@ -10,14 +10,17 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/batches.hpp"
+#include "mnist_gpu/cpu_net.hpp"
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/device.hpp"
+#include "mnist_gpu/model.hpp"
 #include "mnist_gpu/train.hpp"
 #include "mnist_gpu/verify.hpp"
 
@@ -232,4 +235,37 @@ TEST(DecisionMargin, IsTheSmallestGapToAThreshold) {
   const std::vector<float> p2{1, -1, 1, -1, 0.001f, 0, 1};
   const float y[] = {0.5f, 0.5f};
   EXPECT_NEAR(decision_margin(spec, p2, y, 1), 0.001, 1e-6);
+}
+
+// With dropout, the margin is that of the training pass: the step's masks, at the row's position
+// in its batch. Checked against CpuNet<double> running the whole batch in that step.
+TEST(DecisionMargin, AppliesTheStepsDropoutMasksAtTheRowsPosition) {
+  ModelSpec spec;
+  spec.inputs = 4;
+  spec.hidden = {16};
+  spec.outputs = 3;
+  spec.activation = Activation::tanh;  // no hidden threshold: the margin is the output gap alone
+  const ParamLayout layout(spec);
+  std::vector<float> params(layout.size);
+  init_params(spec, layout, 3, params.data());
+  const float p = 0.5f;
+  const std::uint64_t seed = 11;
+  const long long step = 7;
+  const int first_row = 5;
+  const std::vector<float> x{0.9f, 0.1f, 0.4f, 0.7f};
+
+  CpuNet<double> net(spec, first_row + 1, p, seed);
+  std::copy(params.begin(), params.end(), net.params().begin());
+  std::vector<double> batch(static_cast<std::size_t>(first_row + 1) * spec.inputs, 0.25);
+  std::copy(x.begin(), x.end(), batch.begin() + static_cast<std::ptrdiff_t>(first_row) * spec.inputs);
+  const double* out = net.forward(batch.data(), first_row + 1, step);
+  std::vector<double> row(out + first_row * spec.outputs, out + (first_row + 1) * spec.outputs);
+  std::sort(row.begin(), row.end(), std::greater<double>());
+  const double want = row[0] - row[1];
+
+  const double got = decision_margin(spec, params, x.data(), 1, MarginDropout{p, seed, step, first_row});
+  EXPECT_NEAR(got, want, 1e-12);
+  // The masks changed the decision, and they depend on the row's position.
+  EXPECT_GT(std::fabs(got - decision_margin(spec, params, x.data(), 1)), 1e-6);
+  EXPECT_GT(std::fabs(got - decision_margin(spec, params, x.data(), 1, MarginDropout{p, seed, step, 0})), 1e-6);
 }

@@ -262,11 +262,15 @@ TEST_F(GpuOps, DropoutMatchesCpuExactly) {
       gpu::dropout_forward(d_a.get(), d_out.get(), n, m, stream());
       std::vector<float> want(n);
       cpu::dropout_forward<float>(a.data(), want.data(), n, m);
-      EXPECT_TRUE(matches("dropout_forward out", download(d_out, stream()), want, kTolExact));
+      // At p 0.999 a short vector may keep nothing: an all-zero result is then the right one
+      // (the poisoned output still fails if the kernel skips an element).
+      const bool kept_any = std::any_of(want.begin(), want.end(), [](float v) { return v != 0.0f; });
+      if (n > 100000) EXPECT_TRUE(kept_any) << "the long vector must keep some elements";
+      EXPECT_TRUE(matches("dropout_forward out", download(d_out, stream()), want, kTolExact, 0, kept_any));
       gpu::dropout_backward(d_a.get(), n, m, stream());  // in place
       std::vector<float> back = a;
       cpu::dropout_backward<float>(back.data(), n, m);
-      EXPECT_TRUE(matches("dropout_backward d", download(d_a, stream()), back, kTolExact));
+      EXPECT_TRUE(matches("dropout_backward d", download(d_a, stream()), back, kTolExact, 0, kept_any));
     }
   }
 }

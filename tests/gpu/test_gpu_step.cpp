@@ -54,9 +54,12 @@ struct StepBatch {
   int tries = 0;
 };
 
-/// The first seeded random batch whose decisions all clear kMargin (see above).
-StepBatch choose_batch(const ModelSpec& spec, const std::vector<float>& params,
-                       int rows) {
+/// A training pass: dropout's masks of this step, when on.
+constexpr long long kStep = 5;
+
+/// The first seeded random batch whose decisions all clear kMargin (see above), with the masks
+/// that dropout (when p > 0) applies in step kStep.
+StepBatch choose_batch(const ModelSpec& spec, const std::vector<float>& params, int rows, float dropout) {
   StepBatch b;
   const std::size_t n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(spec.inputs);
   for (b.tries = 1; b.tries <= 256; ++b.tries) {
@@ -65,7 +68,7 @@ StepBatch choose_batch(const ModelSpec& spec, const std::vector<float>& params,
     b.labels = labels(rng, static_cast<std::size_t>(rows), spec.outputs);
     b.x.assign(n, 0.0f);
     cpu::u8_to_unit<float>(b.pixels.data(), b.x.data(), n);
-    b.margin = decision_margin(spec, params, b.x.data(), rows);
+    b.margin = decision_margin(spec, params, b.x.data(), rows, MarginDropout{dropout, kInitSeed, kStep, 0});
     if (b.margin >= kMargin) break;
   }
   return b;
@@ -95,7 +98,7 @@ TEST_P(GpuStep, ForwardBackwardMatchesCpu) {
   CpuNet<float> cnet(spec, kMaxBatch, dropout, kInitSeed);
   const ParamLayout& layout = cnet.layout();
   init_params(spec, layout, kInitSeed, cnet.params().data());
-  const StepBatch b = choose_batch(spec, cnet.params(), rows);
+  const StepBatch b = choose_batch(spec, cnet.params(), rows, dropout);
   ASSERT_GE(b.margin, kMargin) << "no batch in " << b.tries - 1 << " tries clears the decision margin";
 
   gpu::GpuNet gnet(spec, kMaxBatch, stream(), cublas(), dropout, kInitSeed);
@@ -110,11 +113,10 @@ TEST_P(GpuStep, ForwardBackwardMatchesCpu) {
   // Forward. The output buffer belongs to the net; it is poisoned so that an unwritten output fails.
   const std::size_t n_out = static_cast<std::size_t>(rows) * static_cast<std::size_t>(spec.outputs);
   poison(const_cast<float*>(gnet.output()), n_out, stream());
-  const long long step = 5;  // a training pass: dropout's masks of step 5, when on
-  const float* d_out = gnet.forward(d_x.get(), rows, step);
+  const float* d_out = gnet.forward(d_x.get(), rows, kStep);
   EXPECT_EQ(d_out, gnet.output());
   const std::vector<float> g_out = download(d_out, n_out, stream());
-  cnet.forward(b.x.data(), rows, step);
+  cnet.forward(b.x.data(), rows, kStep);
   EXPECT_TRUE(matches("outputs", g_out.data(), cnet.output(), n_out, kTolStep, static_cast<std::size_t>(spec.outputs)));
 
   // Backward into a poisoned gradient arena: every layer's dW and db must be written.
@@ -128,12 +130,8 @@ TEST_P(GpuStep, ForwardBackwardMatchesCpu) {
 
   const double g_loss = download(d_loss, stream())[0];
   EXPECT_TRUE(matches("loss sum", &g_loss, &c_loss, 1, kTolStep));
-  // The batch was chosen clear of decision thresholds without dropout; with it, one borderline
-  // row may round to the other side.
-  if (dropout == 0.0f)
-    EXPECT_EQ(download(d_correct, stream())[0], c_correct);
-  else
-    EXPECT_NEAR(static_cast<double>(download(d_correct, stream())[0]), static_cast<double>(c_correct), 1.0);
+  // The batch was chosen clear of decision thresholds under the step's dropout masks too.
+  EXPECT_EQ(download(d_correct, stream())[0], c_correct);
   const std::vector<float> g_grads = download(gnet.grads(), layout.size, stream());
   for (std::size_t li = 0; li < layout.layers.size(); ++li) {
     const LayerView& l = layout.layers[li];
