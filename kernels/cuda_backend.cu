@@ -40,7 +40,7 @@ class CudaBackend final : public Backend {
       : opt_(opt), cuda_(cuda), batch_(batch), pixels_(spec.inputs), device_name_(probe.name),
         cublas_(compute_.get()), net_(spec, batch, compute_.get(), cublas_.get(), opt.dropout, seed),
         x_(static_cast<std::size_t>(batch) * spec.inputs), y_(static_cast<std::size_t>(batch)), loss_sum_(1),
-        correct_(1), confusion_(100) {
+        correct_(1), confusion_(kClasses * kClasses) {
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) {
       s1_ = DeviceBuffer<float>(n);
@@ -384,6 +384,7 @@ class CudaBackend final : public Backend {
 
 std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec, const OptimizerConfig& opt, int batch,
                                            std::uint64_t seed, const CudaConfig& cuda) {
+  check_backend_model(spec);
   const DeviceProbe probe = probe_device();
   if (!probe.usable) throw Error("no usable GPU: " + probe.reason);
   CUDA_CHECK(cudaSetDevice(0));

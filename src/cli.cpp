@@ -179,6 +179,9 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
   if (!flags.resume_path.empty()) {
     resume = read_checkpoint(flags.resume_path);
     check_resume_flags(flags, resume.config, given, flags.resume_path);
+    if (resume.config.model.outputs != kClasses)
+      throw Error(flags.resume_path + ": the checkpoint's model has " + std::to_string(resume.config.model.outputs) +
+                  " outputs; training on MNIST needs " + std::to_string(kClasses) + " (one per digit)");
     cfg = resume.config;
     cfg.data_dir = flags.data_dir;
     cfg.device = flags.device;

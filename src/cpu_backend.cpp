@@ -153,8 +153,15 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
+void check_backend_model(const ModelSpec& spec) {
+  if (spec.outputs != kClasses)
+    throw Error("the model has " + std::to_string(spec.outputs) + " outputs; training and scoring MNIST need " +
+                std::to_string(kClasses) + " (one per digit)");
+}
+
 std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const OptimizerConfig& opt,
                                           int batch, std::uint64_t seed) {
+  check_backend_model(spec);
   return std::make_unique<CpuBackend>(spec, opt, batch, seed);
 }
 

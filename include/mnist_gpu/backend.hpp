@@ -28,7 +28,7 @@ struct EvalResult {
   long long count = 0;
   double loss = 0;  ///< mean per-sample loss
   double acc = 0;   ///< fraction correct
-  std::array<unsigned long long, 100> confusion{};  ///< [label * 10 + predicted]
+  std::array<unsigned long long, kClasses * kClasses> confusion{};  ///< [label * 10 + predicted]
   /// Misclassified samples of each true digit.
   std::array<unsigned long long, 10> per_class_errors() const;
 };
@@ -85,6 +85,10 @@ class Backend {
   /// graph turned off).
   virtual int kernels_per_step() const { return 0; }
 };
+
+/// Throws Error unless spec has one output per class: the backends score labels 0..9 (their loss
+/// reads output[label], their confusion matrix is 10 x 10).
+void check_backend_model(const ModelSpec& spec);
 
 /// The CPU backend: float32, OpenBLAS GEMMs. Parameters start from init_params(seed).
 std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const OptimizerConfig& opt,

@@ -28,10 +28,13 @@ const char* to_string(Schedule s);
 const char* to_string(DataPath d);
 
 /// Shape of the multilayer perceptron: inputs -> hidden... -> outputs.
+/// MNIST's classes (the digits 0-9): the outputs of every model the backends train.
+inline constexpr int kClasses = 10;
+
 struct ModelSpec {
   int inputs = 784;
   std::vector<int> hidden{512, 256};  ///< empty: softmax regression
-  int outputs = 10;
+  int outputs = kClasses;
   Activation activation = Activation::relu;
   Loss loss = Loss::xent;
   /// All layer widths, inputs first and outputs last.

@@ -17,9 +17,11 @@
 
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/batches.hpp"
+#include "mnist_gpu/checkpoint.hpp"
 #include "mnist_gpu/cpu_net.hpp"
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/device.hpp"
+#include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/train.hpp"
 #include "mnist_gpu/verify.hpp"
@@ -268,4 +270,25 @@ TEST(DecisionMargin, AppliesTheStepsDropoutMasksAtTheRowsPosition) {
   // The masks changed the decision, and they depend on the row's position.
   EXPECT_GT(std::fabs(got - decision_margin(spec, params, x.data(), 1)), 1e-6);
   EXPECT_GT(std::fabs(got - decision_margin(spec, params, x.data(), 1, MarginDropout{p, seed, step, 0})), 1e-6);
+}
+
+// The backends score MNIST's 10 classes (the loss reads output[label]); a checkpoint with another
+// output count (the trainer never writes one) is refused on resume, naming the file, before any
+// training; a backend asked for one refuses too.
+TEST(Train, ResumeRefusesACheckpointWithoutTenOutputs) {
+  Checkpoint ck;
+  ck.config.model.hidden = {8};
+  ck.config.model.outputs = 3;
+  ck.config.optimizer.kind = OptimizerKind::sgd;
+  ck.config.epochs = 2;
+  ck.state.params.assign(ParamLayout(ck.config.model).size, 0.01f);
+  mnist_gpu::test::TempDir dir;
+  const std::string path = (dir.path() / "three.ckpt").string();
+  write_checkpoint(path, ck);
+  const auto [out, code] = mnist_gpu::test::run_exe("train --device cpu --resume " + path);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find(path + ": the checkpoint's model has 3 outputs; training on MNIST needs 10"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("epoch 1"), std::string::npos) << out;
+  EXPECT_THROW(make_cpu_backend(ck.config.model, ck.config.optimizer, 16, 1), Error);
 }
