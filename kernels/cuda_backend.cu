@@ -61,6 +61,15 @@ class CudaBackend final : public Backend {
     set_params(init);
   }
 
+  // Best effort, errors ignored (a destructor must not throw): nothing queued is still using the
+  // buffers, staging slots and graphs that the members free next (after an epoch that threw).
+  ~CudaBackend() override {
+    cudaStreamSynchronize(copy_.get());
+    cudaStreamSynchronize(compute_.get());
+  }
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
   std::string describe() const override { return "cuda (" + device_name_ + ")"; }
   std::string device() const override { return "cuda"; }
   std::uint64_t peak_device_bytes() const override { return gpu::g_device_bytes.peak.load(); }
@@ -102,12 +111,14 @@ class CudaBackend final : public Backend {
   EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
                         const EpochControl& ctl) override {
     const bool resident = cuda_.data == DataPath::resident;
+    if (data.pixels() != pixels_) throw Error("train_epoch: image size does not match the model input");
+    for (std::uint32_t i : order)
+      if (i >= static_cast<std::uint32_t>(data.count)) throw Error("train_epoch: an order index is past the data");
     // Once per epoch: nothing of an earlier call (one that threw mid-epoch included) is still
-    // reading the pinned buffers that pin() and reside() rewrite.
+    // reading the staging slots or the buffers that reside() rewrites.
     compute_.sync();
     copy_.sync();
     if (resident) reside(data, order);
-    else pin(data);
     cudaStream_t cs = compute_.get();
     // The sums so far (non-zero when resuming mid-epoch) seed the device accumulators.
     start_sums_ = ctl.start;
@@ -125,12 +136,17 @@ class CudaBackend final : public Backend {
       }
       const int s = static_cast<int>(issued % kSlots);
       const int rows = plan.rows(k);
-      if (!resident) stream_batch(plan, k, s, issued >= kSlots);
+      if (!resident) stream_batch(data, plan, k, s, issued >= kSlots);
       const OptimStep st = make_optim_step(opt_, lr, step_ + 1);
       const std::uint32_t* idx = resident ? order_dev_.get() + plan.offset(k) : nullptr;
       if (cuda_.graph && rows == batch_ && warmed_up_) {
         StepGraph& g = step_graphs_[resident ? 0 : s];
-        if (!g.graph) capture_step(g, s, st);
+        if (!g.graph) {
+          // Every slot's graph at once (capturing only records), so that no later step pays for one.
+          if (resident) capture_step(g, 0, st);
+          else
+            for (int t = 0; t < kSlots; ++t) capture_step(step_graphs_[t], t, st);
+        }
         replay_step(g, st, idx);
       } else {
         eager_step(s, rows, st, idx);
@@ -191,13 +207,13 @@ class CudaBackend final : public Backend {
 
   // Streamed: gather batch k on the host into staging slot s and enqueue its copy into device
   // slot s; the compute stream waits for the copy.
-  void stream_batch(const BatchPlan& plan, long long k, int s, bool reusing) {
+  void stream_batch(const Dataset& data, const BatchPlan& plan, long long k, int s, bool reusing) {
     cudaStream_t cs = compute_.get(), xs = copy_.get();
     const int rows = plan.rows(k);
     // Flow control, not a step sync: the staging slot is reused once its previous copy (batch
     // k - kSlots) has left it, which only waits when the host is kSlots batches ahead.
     if (reusing) copied_[s].sync();
-    gather_rows(pinned_images_.get(), pinned_labels_.get(), pixels_, plan.indices(k), rows, stage_images_[s].get(),
+    gather_rows(data.images.data(), data.labels.data(), pixels_, plan.indices(k), rows, stage_images_[s].get(),
                 stage_labels_[s].get());
     // The device slot is free once the compute stream has finished with batch k - kSlots.
     if (reusing) CUDA_CHECK(cudaStreamWaitEvent(xs, consumed_[s].get(), 0));
@@ -290,18 +306,6 @@ class CudaBackend final : public Backend {
     return (static_cast<std::uint64_t>(data.count) << 32) ^ static_cast<std::uint64_t>(crc) ^ 0x9E3779B97F4A7C15ull;
   }
 
-  // The training images, once, in pinned host memory (the gather's source).
-  void pin(const Dataset& data) {
-    const std::uint64_t key = fingerprint(data);
-    if (pinned_key_ == key) return;
-    if (data.pixels() != pixels_) throw Error("train_epoch: image size does not match the model input");
-    pinned_images_ = PinnedBuffer<std::uint8_t>(data.images.size());
-    pinned_labels_ = PinnedBuffer<std::uint8_t>(data.labels.size());
-    std::memcpy(pinned_images_.get(), data.images.data(), data.images.size());
-    std::memcpy(pinned_labels_.get(), data.labels.data(), data.labels.size());
-    pinned_key_ = key;
-  }
-
   // Resident: the training set on the device, once per dataset (its replacement drops the step
   // graphs, which hold its address), and this epoch's order beside it (through pinned memory, so
   // the copy is asynchronous; the previous epoch's copy finished at its closing sync).
@@ -312,8 +316,6 @@ class CudaBackend final : public Backend {
       train_set_ = DeviceSet{};  // the old copy goes before the new one is made
       train_set_ = device_set(data, key, "train_epoch");
     }
-    for (std::uint32_t i : order)
-      if (i >= static_cast<std::uint32_t>(data.count)) throw Error("train_epoch: an order index is past the data");
     if (order.size() > order_dev_.size()) {
       for (StepGraph& g : step_graphs_) g = StepGraph{};  // captured with the old order buffer
       order_dev_ = DeviceBuffer<std::uint32_t>(order.size());
@@ -367,8 +369,6 @@ class CudaBackend final : public Backend {
   std::array<PinnedBuffer<std::uint8_t>, kSlots> stage_images_, stage_labels_;  // (batch, inputs), (batch)
   std::array<DeviceBuffer<std::uint8_t>, kSlots> dev_images_, dev_labels_;
   std::array<Event, kSlots> copied_, consumed_;
-  PinnedBuffer<std::uint8_t> pinned_images_, pinned_labels_;  // the training set
-  std::uint64_t pinned_key_ = 0;
   std::vector<DeviceSet> eval_sets_;
   DeviceSet train_set_;                        // resident: the training set
   DeviceBuffer<std::uint32_t> order_dev_;      // resident: the epoch's order

@@ -31,4 +31,6 @@ namespace mnist_gpu::gpu {
   } while (0)
 
 /// After every <<<...>>>: a bad configuration surfaces here, not at an unrelated later call.
-#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaPeekAtLastError())
+/// cudaGetLastError also clears a non-sticky error, so that one reported here is not reported
+/// again by the next launch.
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())

@@ -162,10 +162,15 @@ class CublasHandle {
  public:
   explicit CublasHandle(cudaStream_t stream, bool allow_tf32 = false) : workspace_(kCublasWorkspaceBytes) {
     CUBLAS_CHECK(cublasCreate(&h_));
-    // cublasSetStream resets the workspace to cuBLAS's pool: set the stream first.
-    CUBLAS_CHECK(cublasSetStream(h_, stream));
-    CUBLAS_CHECK(cublasSetWorkspace(h_, workspace_.get(), workspace_.bytes()));
-    CUBLAS_CHECK(cublasSetMathMode(h_, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    try {
+      // cublasSetStream resets the workspace to cuBLAS's pool: set the stream first.
+      CUBLAS_CHECK(cublasSetStream(h_, stream));
+      CUBLAS_CHECK(cublasSetWorkspace(h_, workspace_.get(), workspace_.bytes()));
+      CUBLAS_CHECK(cublasSetMathMode(h_, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    } catch (...) {
+      cublasDestroy(std::exchange(h_, nullptr));  // no destructor runs for a half-built object
+      throw;
+    }
   }
   ~CublasHandle() {
     if (h_) cublasDestroy(h_);

@@ -30,6 +30,13 @@ void launch(const LaunchAt& at, void (*kernel)(P...), unsigned grid, unsigned bl
     CUDA_CHECK_LAUNCH();
     return;
   }
+  // The node must hold this kernel: cudaGraphExecKernelNodeSetParams would accept another one and
+  // run it with these arguments, so a node noted at the wrong launch fails here instead.
+  cudaKernelNodeParams held{};
+  CUDA_CHECK(cudaGraphKernelNodeGetParams(at.node, &held));
+  if (held.func != reinterpret_cast<void*>(kernel))
+    throw_cuda_error(cudaErrorInvalidDeviceFunction, "launch: the graph node holds another kernel", __FILE__,
+                     __LINE__);
   std::tuple<P...> values(std::forward<A>(args)...);
   void* pointers[sizeof...(P)];
   std::apply([&pointers](auto&... v) {

@@ -18,6 +18,7 @@
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
 #include "mnist_gpu/dataset.hpp"
+#include "mnist_gpu/error.hpp"
 #include "mnist_gpu/train.hpp"
 #include "test_paths.hpp"
 
@@ -147,6 +148,10 @@ TEST(GpuGraphNode, RewrittenNodeRunsWithItsNewArguments) {
     EXPECT_TRUE(matches("dropout via rewritten node, step " + std::to_string(step), download(d_out, stream.get()),
                         want, kTolExact));
   }
+  // A rewrite that names another kernel is refused (the node would silently run it instead).
+  EXPECT_THROW(gpu::dropout_backward(d_out.get(), n, make_dropout_mask(0.5f, 9, 4, 0),
+                                     gpu::LaunchAt(graph.exec(), node)),
+               Error);
 }
 
 // The captured step of 784-512-256-10 holds our 11 kernels (input conversion, 3 bias+activation,

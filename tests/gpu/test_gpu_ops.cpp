@@ -265,7 +265,9 @@ TEST_F(GpuOps, DropoutMatchesCpuExactly) {
       // At p 0.999 a short vector may keep nothing: an all-zero result is then the right one
       // (the poisoned output still fails if the kernel skips an element).
       const bool kept_any = std::any_of(want.begin(), want.end(), [](float v) { return v != 0.0f; });
-      if (n > 100000) EXPECT_TRUE(kept_any) << "the long vector must keep some elements";
+      if (n > 100000) {
+        EXPECT_TRUE(kept_any) << "the long vector must keep some elements";
+      }
       EXPECT_TRUE(matches("dropout_forward out", download(d_out, stream()), want, kTolExact, 0, kept_any));
       gpu::dropout_backward(d_a.get(), n, m, stream());  // in place
       std::vector<float> back = a;
