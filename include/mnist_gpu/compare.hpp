@@ -42,7 +42,8 @@ struct Comparison {
   }
 };
 
-/// Compares got[0..n) with want[0..n) under `tol`; NaN anywhere in got fails.
+/// Compares got[0..n) with want[0..n) under `tol`: NaN on either side fails, an infinity passes
+/// only against the same infinity.
 template <class A, class B>
 Comparison compare(const A* got, const B* want, std::size_t n, const Tolerance& tol) {
   Comparison c;
@@ -54,7 +55,8 @@ Comparison compare(const A* got, const B* want, std::size_t n, const Tolerance& 
     const double err = std::fabs(g - w);
     double r;
     if (std::isnan(g) || std::isnan(w)) r = INFINITY;
-    else if (bound == 0) r = err == 0 ? 0 : INFINITY;
+    else if (g == w) r = 0;  // equal infinities too (their difference is NaN)
+    else if (bound == 0 || std::isinf(err)) r = INFINITY;
     else r = err / bound;
     if (i == 0 || r > c.ratio) {
       c.ratio = r;

@@ -253,6 +253,10 @@ TEST(CpuOps, DenseOpsExactOnHandCase) {
   std::vector<float> dw(6, kNaN);
   cpu::dense_backward_weights(dy.data(), x.data(), dw.data(), 2, 3, 2);
   EXPECT_EQ(dw, (std::vector<float>{13, 17, 21, -2, -1, 0}));
+  // An empty batch: dw is defined, all zeros (the GPU twin's test expects the same).
+  std::vector<float> dw0(6, kNaN);
+  cpu::dense_backward_weights(dy.data(), x.data(), dw0.data(), 0, 3, 2);
+  EXPECT_EQ(dw0, std::vector<float>(6, 0.0f));
 }
 
 TEST(CpuOps, DenseOpsExactOnRaggedIntegers) {

@@ -102,6 +102,7 @@ TEST_F(GpuOps, GatherU8ToUnitMatchesCpuGatherThenConvert) {
       gpu::DeviceBuffer<float> d_x(count(rows, pixels));
       gpu::DeviceBuffer<std::uint8_t> d_y(static_cast<std::size_t>(rows));
       poison(d_x, stream());
+      poison(d_y, stream());  // 0xFF: never a label
       gpu::gather_u8_to_unit(d_images.get(), d_labels.get(), d_idx.get(), rows, pixels, d_x.get(), d_y.get(), stream());
       std::vector<std::uint8_t> px(count(rows, pixels)), want_y(static_cast<std::size_t>(rows));
       gather_rows(images.data(), labels.data(), pixels, idx.data(), rows, px.data(), want_y.data());
@@ -172,6 +173,19 @@ TEST_F(GpuOps, DenseBackwardWeightsMatchesCpu) {
                           static_cast<std::size_t>(s.in)));
     }
   }
+}
+
+// An empty batch still defines dw: all zeros (cuBLAS with inner length 0 scales C by beta = 0),
+// as the CPU twin writes.
+TEST_F(GpuOps, DenseBackwardWeightsOfAnEmptyBatchIsZero) {
+  const int in = 33, out = 10;
+  gpu::DeviceBuffer<float> d_x(1), d_dy(1), d_dw(count(out, in));
+  poison(d_dw, stream());
+  gpu::dense_backward_weights(d_dy.get(), d_x.get(), d_dw.get(), 0, in, out, cublas());
+  std::vector<float> want(d_dw.size(), 1.0f);
+  cpu::dense_backward_weights<float>(nullptr, nullptr, want.data(), 0, in, out);
+  EXPECT_TRUE(matches("dense_backward_weights dw, batch 0", download(d_dw, stream()), want, kTolExact,
+                      static_cast<std::size_t>(in), /*nonzero_reference=*/false));
 }
 
 namespace {
