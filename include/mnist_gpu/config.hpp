@@ -27,10 +27,10 @@ const char* to_string(DeviceChoice d);
 const char* to_string(Schedule s);
 const char* to_string(DataPath d);
 
-/// Shape of the multilayer perceptron: inputs -> hidden... -> outputs.
 /// MNIST's classes (the digits 0-9): the outputs of every model the backends train.
 inline constexpr int kClasses = 10;
 
+/// Shape of the multilayer perceptron: inputs -> hidden... -> outputs.
 struct ModelSpec {
   int inputs = 784;
   std::vector<int> hidden{512, 256};  ///< empty: softmax regression
