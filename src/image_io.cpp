@@ -210,17 +210,6 @@ GreyImage read_jpeg(const std::string& name, FilePtr f) {
 
 // --- PNG writing ------------------------------------------------------------------------------
 
-bool png_write_all(png_structp png, png_infop info, std::FILE* f, int width, int height, png_bytepp rows) {
-  if (setjmp(png_jmpbuf(png))) return false;
-  png_init_io(png, f);
-  png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8, PNG_COLOR_TYPE_GRAY,
-               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  png_write_info(png, info);
-  png_write_image(png, rows);
-  png_write_end(png, nullptr);
-  return true;
-}
-
 // libpng's write callbacks for encoding into a std::vector. No exception may cross libpng's C
 // frames: a failed allocation becomes a libpng error (a longjmp, taken outside the try block).
 void png_append_cb(png_structp png, png_bytep data, png_size_t n) {
@@ -235,16 +224,40 @@ void png_append_cb(png_structp png, png_bytep data, png_size_t n) {
 }
 void png_flush_cb(png_structp) {}
 
-bool png_encode_all(png_structp png, png_infop info, std::vector<std::uint8_t>* out, int width, int height,
-                    png_bytepp rows) {
+// Writes a grey image through libpng into f, or (f null) appends it to out. Kept free of C++
+// objects with destructors: a libpng error longjmps back to the setjmp here.
+bool png_write_grey(png_structp png, png_infop info, std::FILE* f, std::vector<std::uint8_t>* out, int width,
+                    int height, png_bytepp rows) {
   if (setjmp(png_jmpbuf(png))) return false;
-  png_set_write_fn(png, out, png_append_cb, png_flush_cb);
+  if (f) png_init_io(png, f);
+  else png_set_write_fn(png, out, png_append_cb, png_flush_cb);
   png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8, PNG_COLOR_TYPE_GRAY,
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   png_write_image(png, rows);
   png_write_end(png, nullptr);
   return true;
+}
+
+// The grey image (height, width) as a PNG into f or out (see png_write_grey); errors name `who`
+// and say what failed (`action`: "write", "encode").
+void write_grey(const std::string& who, const char* action, std::FILE* f, std::vector<std::uint8_t>* out, int width,
+                int height, const std::uint8_t* pixels) {
+  PngError err;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_cb, png_warning_cb);
+  if (!png) throw Error(who + ": cannot initialise libpng");
+  png_infop info = png_create_info_struct(png);
+  struct Owner {
+    png_structp* png;
+    png_infop* info;
+    ~Owner() { png_destroy_write_struct(png, info); }
+  } owner{&png, &info};
+  if (!info) throw Error(who + ": cannot initialise libpng");
+  std::vector<png_bytep> rows(static_cast<std::size_t>(height));
+  for (int y = 0; y < height; ++y)
+    rows[static_cast<std::size_t>(y)] = const_cast<png_bytep>(pixels + static_cast<std::size_t>(y) * width);
+  if (!png_write_grey(png, info, f, out, width, height, rows.data()))
+    throw Error(who + ": cannot " + action + " the PNG (" + err.msg + ")");
 }
 
 }  // namespace
@@ -268,43 +281,15 @@ void write_grey_png(const std::filesystem::path& file, int width, int height, co
   const std::string name = file.string();
   FilePtr f(std::fopen(name.c_str(), "wb"));
   if (!f) throw Error(name + ": cannot write (" + std::strerror(errno) + ")");
-  PngError err;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_cb, png_warning_cb);
-  if (!png) throw Error(name + ": cannot initialise libpng");
-  png_infop info = png_create_info_struct(png);
-  struct Owner {
-    png_structp* png;
-    png_infop* info;
-    ~Owner() { png_destroy_write_struct(png, info); }
-  } owner{&png, &info};
-  if (!info) throw Error(name + ": cannot initialise libpng");
-  std::vector<png_bytep> rows(static_cast<std::size_t>(height));
-  for (int y = 0; y < height; ++y)
-    rows[static_cast<std::size_t>(y)] = const_cast<png_bytep>(pixels + static_cast<std::size_t>(y) * width);
-  if (!png_write_all(png, info, f.get(), width, height, rows.data()))
-    throw Error(name + ": cannot write the PNG (" + err.msg + ")");
+  write_grey(name, "write", f.get(), nullptr, width, height, pixels);
   if (std::fflush(f.get()) != 0 || std::ferror(f.get())) throw Error(name + ": write failed (" + std::strerror(errno) + ")");
 }
 
 std::vector<std::uint8_t> encode_grey_png(int width, int height, const std::uint8_t* pixels) {
   check_size("encode_grey_png", width < 0 ? 0 : static_cast<unsigned long long>(width),
              height < 0 ? 0 : static_cast<unsigned long long>(height));
-  PngError err;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_cb, png_warning_cb);
-  if (!png) throw Error("encode_grey_png: cannot initialise libpng");
-  png_infop info = png_create_info_struct(png);
-  struct Owner {
-    png_structp* png;
-    png_infop* info;
-    ~Owner() { png_destroy_write_struct(png, info); }
-  } owner{&png, &info};
-  if (!info) throw Error("encode_grey_png: cannot initialise libpng");
-  std::vector<png_bytep> rows(static_cast<std::size_t>(height));
-  for (int y = 0; y < height; ++y)
-    rows[static_cast<std::size_t>(y)] = const_cast<png_bytep>(pixels + static_cast<std::size_t>(y) * width);
   std::vector<std::uint8_t> out;
-  if (!png_encode_all(png, info, &out, width, height, rows.data()))
-    throw Error(std::string("encode_grey_png: cannot encode the PNG (") + err.msg + ")");
+  write_grey("encode_grey_png", "encode", nullptr, &out, width, height, pixels);
   return out;
 }
 
