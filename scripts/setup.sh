@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config zlib1g-dev libspdlog-dev libfmt-dev
           libcli11-dev nlohmann-json3-dev libopenblas-dev libgtest-dev libgmock-dev
-          libbenchmark-dev libpng-dev libjpeg-dev)
+          libbenchmark-dev libpng-dev libjpeg-dev libonnx-dev libprotobuf-dev)
 # For the tests only: the report test opens `train --report`'s page in Debian's headless chromium
 # (with a font for its text). MNIST_GPU_NO_BROWSER=1 leaves them out; that test is then skipped.
 test_packages=(chromium fonts-dejavu-core)
