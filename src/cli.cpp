@@ -19,6 +19,7 @@
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/checkpoint.hpp"
 #include "mnist_gpu/cli.hpp"
+#include "mnist_gpu/cli_export.hpp"
 #include "mnist_gpu/cli_models.hpp"
 #include "mnist_gpu/cli_sweep.hpp"
 #include "mnist_gpu/dataset.hpp"
@@ -382,6 +383,14 @@ int run_cli(int argc, const char* const* argv) {
   CLI::App* predict_cmd = app.add_subcommand("predict", "classify PNG or JPEG images of digits with a saved model");
   PredictArgs predict_args;
   add_predict_options(*predict_cmd, predict_args);
+  CLI::App* export_cmd = app.add_subcommand(
+      "export", "write a saved model as ONNX (for ONNX Runtime) or as a PyTorch state dict in safetensors");
+  ExportArgs export_args;
+  add_export_options(*export_cmd, export_args);
+  CLI::App* import_cmd = app.add_subcommand(
+      "import", "turn a PyTorch nn.Sequential MLP saved as safetensors into a model for eval and predict");
+  ImportArgs import_args;
+  add_import_options(*import_cmd, import_args);
   CLI::App* verify_cmd = app.add_subcommand(
       "verify", "check the GPU against the CPU: one training step of each activation and loss, tensor by tensor");
   TrainArgs verify_args;
@@ -412,6 +421,8 @@ int run_cli(int argc, const char* const* argv) {
     if (verify_cmd->parsed()) return run_verify(to_train_config(verify_args));
     if (eval_cmd->parsed()) return run_eval(eval_args);
     if (predict_cmd->parsed()) return run_predict(predict_args);
+    if (export_cmd->parsed()) return run_export(export_args);
+    if (import_cmd->parsed()) return run_import(import_args);
     if (bench_cmd->parsed()) return run_bench_command(bench_args);
     if (sweep_cmd->parsed()) return run_sweep_command(sweep_args);
     return 2;

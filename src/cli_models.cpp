@@ -25,13 +25,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// CLI11 takes the next word as a value even when it is a flag ("--model --json"): refuse it.
-void refuse_flag_values(std::initializer_list<std::pair<const char*, const std::string*>> values) {
-  for (const auto& [flag, value] : values)
-    if (value->rfind("--", 0) == 0)
-      throw UsageError(std::string(flag) + ": expected a value, got the flag '" + *value + "'");
-}
-
 std::string describe(const ModelSpec& s) {
   std::string shape = std::to_string(s.inputs);
   for (int w : s.hidden) shape += "-" + std::to_string(w);
@@ -59,6 +52,9 @@ void add_eval_options(CLI::App& app, EvalArgs& a) {
   app.add_option("--device", a.device, "auto | cpu | cuda (auto: a usable GPU, else the CPU)")->capture_default_str();
   app.add_option("--batch", a.batch, "evaluation batch size, 1..65536")->capture_default_str();
   app.add_option("--json", a.json, "also write the results as JSON to this file");
+  app.add_option("--predictions", a.predictions,
+                 "write one JSON line per test image to this file: index, label, digit, probs (10), from the CPU "
+                 "forward pass");
 }
 
 void add_predict_options(CLI::App& app, PredictArgs& a) {
@@ -70,7 +66,7 @@ void add_predict_options(CLI::App& app, PredictArgs& a) {
 
 int run_eval(const EvalArgs& a) {
   refuse_flag_values({{"--model", &a.model}, {"--data", &a.data}, {"--device", &a.device},
-                      {"--batch", &a.batch}, {"--json", &a.json}});
+                      {"--batch", &a.batch}, {"--json", &a.json}, {"--predictions", &a.predictions}});
   // --device and --batch mean what they mean for train, refusals included.
   TrainArgs targs;
   targs.device = a.device;
@@ -78,6 +74,8 @@ int run_eval(const EvalArgs& a) {
   targs.data = a.data;
   TrainConfig cfg = to_train_config(targs);
 
+  if (!a.json.empty()) check_file_writable(a.json, "write the results");
+  if (!a.predictions.empty()) check_file_writable(a.predictions, "write the predictions");
   const SavedModel model = load_model(a.model);
   if (model.spec.outputs != 10)
     throw Error(a.model + ": the model has " + std::to_string(model.spec.outputs) + " outputs; eval needs 10 classes");
@@ -118,6 +116,17 @@ int run_eval(const EvalArgs& a) {
                       {"loss", to_string(model.spec.loss)}};
     const std::string text = out.dump() + "\n";
     write_file_atomically(a.json, std::vector<std::uint8_t>(text.begin(), text.end()));
+  }
+  if (!a.predictions.empty()) {
+    // Per image, for comparisons with other runtimes: the CPU forward pass whatever --device was
+    // (the digits are the first maximum of the outputs, as the confusion matrix counts them).
+    const std::vector<Prediction> preds = predict_dataset(model.spec, model.params, files.test, cfg.batch);
+    std::string text;
+    for (std::size_t i = 0; i < preds.size(); ++i)
+      text += json{{"index", i}, {"label", files.test.labels[i]}, {"digit", preds[i].digit}, {"probs", preds[i].probs}}
+                  .dump() + "\n";
+    write_file_atomically(a.predictions, std::vector<std::uint8_t>(text.begin(), text.end()));
+    spdlog::info("predictions of the {} test images written to {}", preds.size(), a.predictions);
   }
   return 0;
 }

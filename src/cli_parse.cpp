@@ -57,6 +57,12 @@ constexpr int kMaxBatch = 65536;
 
 }  // namespace
 
+void refuse_flag_values(std::initializer_list<std::pair<const char*, const std::string*>> values) {
+  for (const auto& [flag, value] : values)
+    if (value->rfind("--", 0) == 0)
+      throw UsageError(std::string(flag) + ": expected a value, got the flag '" + *value + "'");
+}
+
 std::vector<int> parse_hidden(const std::string& text) {
   std::vector<int> widths;
   if (text.empty()) return widths;

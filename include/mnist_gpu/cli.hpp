@@ -1,9 +1,11 @@
 // The command line: flag definitions, strict value parsing (each refusal names the flag and what
 // it accepts), and the entry point that maps errors to exit codes (0 ok, 1 runtime, 2 usage).
 #pragma once
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mnist_gpu/config.hpp"
@@ -43,6 +45,10 @@ TrainConfig to_train_config(const TrainArgs& args);
 /// Parses `train` flags (no program or command name) into a config; throws UsageError for any
 /// unknown flag or bad value.
 TrainConfig parse_train_flags(const std::vector<std::string>& flags);
+
+/// CLI11 takes the next word as a flag's value even when it is another flag ("--model --json"):
+/// throws UsageError naming the flag whose value is such a word.
+void refuse_flag_values(std::initializer_list<std::pair<const char*, const std::string*>> values);
 
 /// "512,256" -> {512, 256}; "" -> {} (softmax regression). Throws UsageError (--hidden ...).
 std::vector<int> parse_hidden(const std::string& text);

@@ -13,6 +13,7 @@ namespace mnist_gpu {
 /// The `eval` flags as typed by the user, before validation.
 struct EvalArgs {
   std::string model, data, device = "auto", batch = "1000", json;
+  std::string predictions;  ///< --predictions FILE: one JSON line per test image (CPU forward pass)
 };
 
 /// The `predict` flags and image files as typed by the user.
