@@ -111,8 +111,7 @@ std::map<std::string, std::string> export_metadata(const ModelSpec& spec, const 
       // The model file stores no training settings: the recipe is what the model itself fixes.
       {"recipe", "MLP " + architecture_text(spec) + ", " + to_string(spec.activation) + " hidden activation, trained with " +
                      (spec.loss == Loss::xent ? "softmax cross-entropy" : "squared error to one-hot targets") +
-                     " by mnist_gpu; inputs are pixels / 255 in [0, 1]"},
-      {"format", "pt"}};  // what safetensors.torch.save_file writes: the tensors are PyTorch's
+                     " by mnist_gpu; inputs are pixels / 255 in [0, 1]"}};
   if (info.test_acc) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.6f", *info.test_acc);
@@ -136,6 +135,7 @@ SafeTensors model_to_safetensors(const ModelSpec& spec, const std::vector<float>
     out.tensors.push_back({state_dict_name(l, "bias"), {v.out}, {b, b + v.out}, "F32"});
   }
   out.metadata = export_metadata(spec, info);
+  out.metadata["format"] = "pt";  // as safetensors.torch.save_file marks PyTorch tensors
   return out;
 }
 

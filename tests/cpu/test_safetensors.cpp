@@ -20,11 +20,11 @@ namespace {
 
 // A file from a header's JSON text and a data section, as a writer that lies might make it.
 Bytes forge(const std::string& header, const Bytes& data) {
-  Bytes b(8);
+  Bytes b(8 + header.size() + data.size());
   const std::uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(n >> (8 * i));
-  b.insert(b.end(), header.begin(), header.end());
-  b.insert(b.end(), data.begin(), data.end());
+  std::memcpy(b.data() + 8, header.data(), header.size());
+  if (!data.empty()) std::memcpy(b.data() + 8 + header.size(), data.data(), data.size());
   return b;
 }
 
