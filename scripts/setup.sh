@@ -8,10 +8,15 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake ninja-build pkg-config zlib1g-dev libspdlog-dev libfmt-dev
           libcli11-dev nlohmann-json3-dev libopenblas-dev libgtest-dev libgmock-dev
           libbenchmark-dev libpng-dev libjpeg-dev libonnx-dev libprotobuf-dev)
-# For the tests only: the report test opens `train --report`'s page in Debian's headless chromium
-# (with a font for its text). MNIST_GPU_NO_BROWSER=1 leaves them out; that test is then skipped.
-test_packages=(chromium fonts-dejavu-core)
-if [ "${MNIST_GPU_NO_BROWSER:-}" != 1 ]; then packages+=("${test_packages[@]}"); fi
+# For the tests only: the round trips of `export`/`import` (tests/python/roundtrip.py) run in a
+# virtual environment made from Debian's python3 with its PyTorch, NumPy and ONNX (the test's
+# fixture pip-installs onnxruntime and safetensors into it, under the build folder).
+test_packages=(python3-venv python3-torch python3-numpy python3-onnx)
+# The report test opens `train --report`'s page in Debian's headless chromium (with a font for its
+# text). MNIST_GPU_NO_BROWSER=1 leaves them out; that test is then skipped.
+browser_packages=(chromium fonts-dejavu-core)
+packages+=("${test_packages[@]}")
+if [ "${MNIST_GPU_NO_BROWSER:-}" != 1 ]; then packages+=("${browser_packages[@]}"); fi
 scripts/install-packages.sh "${packages[@]}"
 
 # CUDA: the toolkit's usual home, so that nvcc is found without PATH changes.
