@@ -64,8 +64,8 @@ int run_export(const ExportArgs& a) {
   for (std::size_t i = 0; i < preds.size(); ++i) right += preds[i].digit == files.test.labels[i];
   ExportInfo info;
   info.test_acc = static_cast<double>(right) / static_cast<double>(std::max(1, files.test.count));
-  info.test_set = files.dataset_name + " test set (" + dir.string() + "), " + std::to_string(files.test.count) + " images";
-  spdlog::info("test accuracy {:.2f}% on the {}", 100 * *info.test_acc, info.test_set);
+  info.test_set = files.dataset_name + " test set, " + std::to_string(files.test.count) + " images";
+  spdlog::info("test accuracy {:.2f}% on the {} in {}", 100 * *info.test_acc, info.test_set, dir.string());
 
   if (!a.onnx.empty()) {
     write_file_atomically(a.onnx, encode_onnx(model.spec, model.params, input, export_metadata(model.spec, info)));

@@ -42,12 +42,6 @@ std::vector<int> parse_architecture(const std::string& text, const std::string& 
   return widths;
 }
 
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
-
 // The architecture `import` uses: the flags, else the file's metadata.
 ModelSpec resolve_spec(const std::map<std::string, std::string>& meta, const ImportSpec& want, const std::string& name) {
   ModelSpec spec;

@@ -40,12 +40,6 @@ std::uint64_t get_u64(const std::uint8_t* p) {
   return v;
 }
 
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
-
 // The header's JSON, checked field by field; every tensor's span checked against `data_size`.
 Header parse_header(const std::uint8_t* text, std::size_t n, std::uint64_t data_size, const std::string& file) {
   auto bad = [&](const std::string& what) { return Error(file + ": " + what); };
@@ -172,6 +166,12 @@ struct FileCloser {
 };
 
 }  // namespace
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
 
 float half_to_float(std::uint16_t h) {
   const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;

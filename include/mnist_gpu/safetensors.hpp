@@ -47,6 +47,9 @@ SafeTensors parse_safetensors(const std::uint8_t* bytes, std::size_t size, const
 /// file's size before the data section is read.
 SafeTensors read_safetensors(const std::filesystem::path& file);
 
+/// A shape as PyTorch prints it, for messages: "(2, 3)", "(10,)", "()".
+std::string shape_text(const std::vector<std::int64_t>& shape);
+
 /// IEEE half and bfloat16 bit patterns to float32, exactly (subnormals, infinities and NaNs kept).
 float half_to_float(std::uint16_t bits);
 float bfloat16_to_float(std::uint16_t bits);
