@@ -1,98 +1,201 @@
 #!/usr/bin/env bash
-# Run THERE (the GPU machine), from the repository root, after bench/gpu-pack.sh here:
-#   bash bench/gpu-check.sh [OUT_DIR] [check|perf|all]
-# Each part fits one device call (10 minutes). check: nvidia-smi and nvcc --version; every test, GPU
-# tests included (a skipped GPU test is a failure here); compute-sanitizer memcheck over the GPU
-# tests; `verify`; the default training run on the GPU (with time to 98%) and short runs of the
-# other data path and without the CUDA graph. perf: side by side with the PyTorch peer on the same
-# GPU (eager and torch.compile, batch 256, 3 alternating runs, time to 98%; other batch sizes
-# eager), `mnist_gpu bench` (GPU variants vs CPU), and the micro-benchmarks of every op
-# (bench/micro_gpu.cpp). A summary table last. Full logs go to OUT_DIR.
+# Run THERE (the GPU machine), from the repository root, after bench/gpu-pack.sh HERE, as ONE
+# device call (carry [".gpu"]):
+#   bash bench/gpu-check.sh OUT_DIR [BUDGET_S]
+# Everything it writes goes under OUT_DIR, ready to commit as bench/results/<date>-<gpu>-<commit>/:
+# summary.md (commit, GPU, date, the test counts as "N passed, N failed", a row per check),
+# summary.json, and the logs and JSON of every figure. Most important first, each step under its
+# own `timeout`, and the whole within BUDGET_S seconds (default 410: the call ends inside 7
+# minutes); a step with no time left is MISSING. A GPU row passes only when the GPU really ran it:
+# without a GPU every GPU row says FAIL or MISSING.
+#   1. GPU tests (a skip is a failure), compute-sanitizer memcheck over them, racecheck and
+#      synccheck over the kernel that uses shared memory (the bias gradient);
+#   2. `verify`; the default `train` and the main command (--batch 256 --hidden 512,256), each
+#      with --target 0.98;
+#   3. a CUDA run killed with SIGKILL mid-epoch and resumed ends within the GPU-vs-CPU step
+#      tolerance of an uninterrupted one; an absurd width ends in the out-of-memory message;
+#   4. side by side on this GPU (bench/side_by_side.py): PyTorch eager, PyTorch with the whole
+#      step in one CUDA graph, JAX (default TF32 matmuls, and --precision highest), batch 256
+#      (3 alternating runs, 10 epochs) then 1024, 64, 4096 (1 run, 3 epochs), time to 98%. The
+#      peers' start-up (about 10 s for PyTorch, 20-40 s for JAX's compilation) makes all of it
+#      longer than one call: what its share of the budget does not reach is MISSING. JAX's
+#      persistent compilation cache is on, so a repeated JAX run loads its compiled epoch instead
+#      of compiling it again (shorter wall time and time to 98% for JAX, the same samples/s);
+#   5. `mnist_gpu bench --device cuda`, then the micro-benchmarks.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-/tmp/gpu-check}}
-PART=${2:-all}
-case "$PART" in check|perf|all) ;; *) echo "gpu-check: part must be check, perf or all, not '$PART'" >&2; exit 2 ;; esac
+BUDGET=${2:-410}
 mkdir -p "$OUT_DIR"
+T0=$SECONDS
 export LD_LIBRARY_PATH="$PWD/.gpu/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
 export MNIST_GPU_TEST_DATA="$PWD/data/mnist" MNIST_GPU_TEST_EXE="$PWD/.gpu/bin/mnist_gpu" MNIST_GPU_DATA="$PWD/data/mnist"
-export PYTHONUNBUFFERED=1 PATH="/usr/local/cuda/bin:$PATH"
-# No chromium on the GPU machine: the report's browser check runs in CI and here, not there.
-export MNIST_GPU_NO_BROWSER=1
-ln -sfn "$PWD/data" .gpu/data  # resolve_data_dir's <exe>/../data/mnist
+export PYTHONUNBUFFERED=1 PATH="/usr/local/cuda/bin:$PATH" MNIST_GPU_NO_BROWSER=1
+export XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_COMPILATION_CACHE_DIR=/tmp/mnist-gpu-jax-cache
 BIN=.gpu/bin
-declare -a rows
-row() { rows+=("$(printf '| %-34s | %-8s | %s |' "$1" "$2" "$3")"); }
-ok() { [ "$1" = 0 ] && echo ok || echo "FAIL($1)"; }
+PEERS=.gpu/peers
+[ -d .gpu/bin ] && ln -sfn "$PWD/data" .gpu/data  # resolve_data_dir's <exe>/../data/mnist
+rows=()
+json_rows=()
+started=1
 
-{ nvidia-smi; nvcc --version; echo "commit: $(cat .gpu/COMMIT)"; } 2>&1 | tee "$OUT_DIR/machine.txt"
+# row NAME RESULT DETAIL SECONDS
+row() {
+  local d=$3
+  ((started)) || d="not started: no time left of the budget"
+  rows+=("$(printf '| %s | %s | %s | %s |' "$1" "$2" "$d" "$4")")
+  json_rows+=("$(python3 -c 'import json,sys; print(json.dumps(dict(check=sys.argv[1], result=sys.argv[2], detail=sys.argv[3], seconds=float(sys.argv[4]))))' "$1" "$2" "$d" "$4")")
+}
+left() { echo $((BUDGET - (SECONDS - T0))); }
+# timed LIMIT CMD...: runs CMD under `timeout` with at most LIMIT seconds (less when the budget is
+# nearly spent); sets rc (124: timed out; 200: not started, no time left), secs and started.
+timed() {
+  local limit=$1; shift
+  local l; l=$(left)
+  ((limit > l)) && limit=$l
+  started=0
+  if ((limit < 5)); then rc=200; secs=0; return; fi
+  started=1
+  local t=$SECONDS
+  timeout --kill-after=5 "$limit" "$@"
+  rc=$?
+  ((rc == 137)) && rc=124
+  secs=$((SECONDS - t))
+}
+verdict() {  # verdict OK_CONDITION(0/1): pass, FAIL, TIMEOUT or MISSING from rc
+  if ((rc == 200)); then echo MISSING; elif ((rc == 124)); then echo TIMEOUT; elif (($1)); then echo pass; else echo FAIL; fi
+}
+# gtest_counts XML: "N passed, N failed, N skipped" from a GoogleTest XML report.
+gtest_counts() {
+  python3 - "$1" <<'PY' 2>/dev/null || echo "no report"
+import sys, xml.etree.ElementTree as E
+cases = E.parse(sys.argv[1]).getroot().iter("testcase")
+p = f = s = 0
+for c in cases:
+    if c.find("failure") is not None: f += 1
+    elif c.find("skipped") is not None or c.get("result") == "skipped": s += 1
+    else: p += 1
+print(f"{p} passed, {f} failed, {s} skipped")
+PY
+}
+# detail LOG REGEX: the log's lines that match (their timestamps cut), else its last line.
+detail() {
+  local d
+  d=$(grep -hE "$2" "$1" 2>/dev/null | sed -E 's/^\[[0-9:]+\] //' | tr '\n' ' ')
+  [ -n "$d" ] || d=$(tail -n 1 "$1" 2>/dev/null | sed -E 's/^\[[0-9:]+\] //')
+  echo "${d:0:300}"
+}
+# The GPU really ran a gtest binary: it passed, nothing skipped, at least one test ran.
+gtest_ran() { grep -qE '^\[  PASSED  \] [1-9]' "$1" && ! grep -q '^\[  SKIPPED \]' "$1"; }
 
-if [ "$PART" != perf ]; then
-"$BIN/mnist_gpu_tests_cpu" --gtest_output="xml:$OUT_DIR/tests_cpu.xml" >"$OUT_DIR/tests_cpu.log" 2>&1
-rc=$?; row "CPU tests" "$([ $rc = 0 ] && echo pass || echo FAIL)" "$(grep -E '^\[  (PASSED|FAILED)' "$OUT_DIR/tests_cpu.log" | tr '\n' ' ')"
-"$BIN/mnist_gpu_tests_gpu" --gtest_output="xml:$OUT_DIR/tests_gpu.xml" >"$OUT_DIR/tests_gpu.log" 2>&1
-rc=$?
-skipped=$(grep -c '^\[  SKIPPED \]' "$OUT_DIR/tests_gpu.log" || true)
-status=pass; { [ $rc != 0 ] || [ "$skipped" != 0 ]; } && status=FAIL
-row "GPU tests (skip = failure)" "$status" "$(grep -E '^\[  (PASSED|FAILED)' "$OUT_DIR/tests_gpu.log" | tr '\n' ' ') skipped-lines: $skipped"
+{ nvidia-smi; nvcc --version; echo "commit: $(cat .gpu/COMMIT 2>/dev/null || echo unknown)"; } >"$OUT_DIR/machine.txt" 2>&1
+gpu_name=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+gpu_name=${gpu_name:-no GPU (nvidia-smi found none)}
 
-compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/mnist_gpu_tests_gpu" \
+# 1. GPU tests, memcheck, racecheck and synccheck
+timed 90 "$BIN/mnist_gpu_tests_gpu" --gtest_output="xml:$OUT_DIR/tests_gpu.xml" >"$OUT_DIR/tests_gpu.log" 2>&1
+ok=0; ((rc == 0)) && gtest_ran "$OUT_DIR/tests_gpu.log" && ok=1
+test_counts=$(gtest_counts "$OUT_DIR/tests_gpu.xml")
+row "GPU tests (a skip is a failure)" "$(verdict $ok)" "$test_counts" $secs
+timed 150 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/mnist_gpu_tests_gpu" \
   --gtest_filter='-*ThreeEpochs*' >"$OUT_DIR/memcheck.log" 2>&1
-rc=$?; row "memcheck over GPU tests" "$([ $rc = 0 ] && echo clean || echo FAIL)" "$(tail -n 1 "$OUT_DIR/memcheck.log")"
-# The bias gradient reduces through shared memory: racecheck and synccheck over its tests.
+ok=0; ((rc == 0)) && gtest_ran "$OUT_DIR/memcheck.log" && ok=1
+row "memcheck over the GPU tests" "$(verdict $ok)" "$(detail "$OUT_DIR/memcheck.log" 'ERROR SUMMARY')" $secs
 for tool in racecheck synccheck; do
-  compute-sanitizer --tool $tool --error-exitcode 99 "$BIN/mnist_gpu_tests_gpu" --gtest_filter='GpuOps.BiasGrad*' \
-    >"$OUT_DIR/$tool.log" 2>&1
-  rc=$?; row "$tool (bias gradient)" "$([ $rc = 0 ] && echo clean || echo FAIL)" "$(tail -n 1 "$OUT_DIR/$tool.log")"
+  timed 60 compute-sanitizer --tool $tool --error-exitcode 99 "$BIN/mnist_gpu_tests_gpu" \
+    --gtest_filter='GpuOps.BiasGrad*' >"$OUT_DIR/$tool.log" 2>&1
+  ok=0; ((rc == 0)) && gtest_ran "$OUT_DIR/$tool.log" && ok=1
+  row "$tool (bias gradient, shared memory)" "$(verdict $ok)" "$(detail "$OUT_DIR/$tool.log" 'ERROR SUMMARY')" $secs
 done
 
-"$BIN/mnist_gpu" verify >"$OUT_DIR/verify.log" 2>&1
-rc=$?; row "mnist_gpu verify" "$([ $rc = 0 ] && echo pass || echo FAIL)" "$(tail -n 1 "$OUT_DIR/verify.log" | cut -c1-150)"
+# 2. verify, the default run and the main command
+timed 60 "$BIN/mnist_gpu" verify >"$OUT_DIR/verify.log" 2>&1
+ok=0; ((rc == 0)) && ok=1
+row "mnist_gpu verify" "$(verdict $ok)" "$(detail "$OUT_DIR/verify.log" '^.{11}verify:')" $secs
+train_row() {  # train_row NAME FILE_STEM FLAGS...
+  local name=$1 stem=$2; shift 2
+  timed 60 "$BIN/mnist_gpu" train --device cuda --target 0.98 --metrics "$OUT_DIR/$stem.jsonl" "$@" >"$OUT_DIR/$stem.log" 2>&1
+  ok=0; ((rc == 0)) && ok=1
+  row "$name" "$(verdict $ok)" "$(detail "$OUT_DIR/$stem.log" 'test:|time to|gpu step')" $secs
+}
+train_row "train (defaults), --target 0.98" train_default
+train_row "train --batch 256 --hidden 512,256, --target 0.98" train_main --batch 256 --hidden 512,256
 
-"$BIN/mnist_gpu" train --device cuda --target 0.98 --metrics "$OUT_DIR/train_default.jsonl" >"$OUT_DIR/train_default.log" 2>&1
-rc=$?; row "train (defaults, cuda)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(grep -E 'test:|time to|gpu step|memory' "$OUT_DIR/train_default.log" | cut -c12- | tr '\n' ' ')"
-for variant in "--data-path resident" "--cuda-graph off"; do
-  name=$(echo "$variant" | tr -d ' -')
-  "$BIN/mnist_gpu" train --device cuda --epochs 2 $variant --metrics "$OUT_DIR/train_$name.jsonl" >"$OUT_DIR/train_$name.log" 2>&1
-  rc=$?; row "train 2 epochs $variant" "$(ok $rc)" "$(grep -E 'test:|gpu step' "$OUT_DIR/train_$name.log" | cut -c12- | tr '\n' ' ')"
-done
+# 3. SIGKILL mid-epoch and resume; out of memory
+resume_check() {
+  local d=$OUT_DIR/resume
+  mkdir -p "$d"
+  local run=(train --device cuda --hidden 4096,4096 --batch 32 --optimizer momentum --lr 0.01 --schedule constant
+             --epochs 3 --val 0 --seed 7)
+  "$BIN/mnist_gpu" "${run[@]}" --save "$d/clean.model" --metrics "$d/clean.jsonl" >"$d/clean.log" 2>&1 ||
+    { echo "the uninterrupted run failed"; return 1; }
+  local half
+  half=$(python3 -c 'import json,sys; L=[json.loads(l) for l in open(sys.argv[1]) if "\"epoch\"" in l]; print(round(L[1]["epoch_s"] / 2, 3))' "$d/clean.jsonl") ||
+    { echo "no epoch times in clean.jsonl"; return 1; }
+  "$BIN/mnist_gpu" "${run[@]}" --checkpoint "$d/run.ckpt" --save "$d/resumed.model" --metrics "$d/resumed.jsonl" \
+    >"$d/killed.log" 2>&1 &
+  local pid=$! waited=0
+  while [ ! -f "$d/run.ckpt" ] && kill -0 $pid 2>/dev/null && ((waited < 600)); do sleep 0.1; waited=$((waited + 1)); done
+  sleep "$half"  # half an epoch past the first checkpoint: mid-epoch 2
+  if ! kill -KILL $pid 2>/dev/null; then wait $pid; echo "the run ended before the kill (no checkpoint?)"; return 1; fi
+  wait $pid 2>/dev/null
+  [ -f "$d/run.ckpt" ] || { echo "killed before any checkpoint"; return 1; }
+  "$BIN/mnist_gpu" train --device cuda --resume "$d/run.ckpt" --save "$d/resumed.model" --metrics "$d/resumed.jsonl" \
+    >"$d/resumed.log" 2>&1 || { echo "the resumed run failed"; return 1; }
+  echo "killed mid-epoch 2 ($(grep -h 'resuming' "$d/resumed.log" | cut -c12-)); $(python3 bench/compare_models.py \
+    "$d/clean.model" "$d/resumed.model" --atol 1e-5 --rtol 1e-3 --json "$d/compare.json")"
+  python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["within_tolerance"] else 1)' "$d/compare.json"
+}
+timed 90 bash -c "$(declare -f resume_check); BIN=$BIN OUT_DIR=$OUT_DIR resume_check" >"$OUT_DIR/resume.log" 2>&1
+ok=0; ((rc == 0)) && ok=1
+row "SIGKILL mid-epoch, resume vs uninterrupted (step tolerance)" "$(verdict $ok)" "$(tail -n 1 "$OUT_DIR/resume.log" | cut -c1-300)" $secs
+timed 60 "$BIN/mnist_gpu" train --device cuda --hidden 65536,65536,65536,65536 --batch 65536 --epochs 1 >"$OUT_DIR/oom.log" 2>&1
+ok=0; ((rc != 0 && rc != 124 && rc != 200)) && grep -qE 'out of GPU memory: asked for [0-9]+ bytes, [0-9]+ of [0-9]+ bytes free' "$OUT_DIR/oom.log" && ok=1
+((rc != 200 && rc != 124)) && rc=0  # the command is meant to fail: judge by its message
+row "absurd width: out-of-memory message" "$(verdict $ok)" "$(detail "$OUT_DIR/oom.log" 'error')" $secs
 
-fi
-
-if [ "$PART" != check ]; then
-# Side by side (bench/side_by_side.py): 784-512-256-10, SGD momentum 0.9 lr 0.05, constant rate,
-# all 60000 training images, batches streamed from pinned memory on both sides; the peer eager
-# and under torch.compile; 3 alternating runs; training time to 98% test accuracy.
-sbs="python3 bench/side_by_side.py --exe $BIN/mnist_gpu --peer .gpu/torch_mlp.py --python python3 --device cuda"
-if [ -f .gpu/torch_mlp.py ]; then
-  $sbs --batches 256 --reps 3 --epochs 10 --peer-variants eager,compile --json "$OUT_DIR/sbs_b256.json" \
-    >"$OUT_DIR/sbs_b256.md" 2>"$OUT_DIR/sbs_b256.log"
-  row "side by side b256 (eager, compile)" "$(ok $?)" "table in sbs_b256.md: $(grep -E '^\| 256 ' "$OUT_DIR/sbs_b256.md")"
-  $sbs --batches 64,1024,4096 --reps 1 --epochs 3 --peer-variants eager --json "$OUT_DIR/sbs_other.json" \
-    >"$OUT_DIR/sbs_other.md" 2>"$OUT_DIR/sbs_other.log"
-  row "side by side b64/1024/4096 (eager)" "$(ok $?)" "table in sbs_other.md"
+# 4. Side by side: leaves 75 s for step 5; no peer run starts in the last 50 s of its share.
+share=$(($(left) - 75))
+if [ -f "$PEERS/torch_mlp.py" ] && [ -f "$PEERS/jax_mlp.py" ]; then
+  timed $share python3 bench/side_by_side.py --exe "$BIN/mnist_gpu" --device cuda --python python3 \
+    --peer "$PEERS/torch_mlp.py" --jax-peer "$PEERS/jax_mlp.py" --peer-variants eager,graph,jax,jax+highest \
+    --batches 256:3:10,1024:1:3,64:1:3,4096:1:3 --run-timeout 90 --deadline-s $((share - 50)) \
+    --json "$OUT_DIR/sbs.json" >"$OUT_DIR/sbs.md" 2>"$OUT_DIR/sbs.log"
+  sbs_rc=$rc
+  ok=0; ((rc == 0)) && ok=1
+  ((rc == 3)) && rc=200  # ran out of its share: some runs missing
+  row "side by side: PyTorch eager and CUDA graph, JAX TF32 and FP32" "$(verdict $ok)" \
+    "exit $sbs_rc; $(grep -c ': error' "$OUT_DIR/sbs.log") failed, $(grep -c ': deadline' "$OUT_DIR/sbs.log") missing runs; table in sbs.md" $secs
 else
-  row "side by side" "MISSING" ".gpu/torch_mlp.py was not packed"
+  rc=200; started=1; row "side by side" "$(verdict 0)" "the peers were not packed ($PEERS)" 0
 fi
 
-"$BIN/mnist_gpu" bench --samples 16384 --json "$OUT_DIR/bench.json" >"$OUT_DIR/bench.md" 2>"$OUT_DIR/bench.log"
-row "bench (GPU variants vs CPU, batch 32..4096)" "$(ok $?)" "table in bench.md"
-
-# Micro-benchmarks: every kernel and cuBLAS product at the model's shapes, each checked against its
-# CPU twin before it is timed. The binary exits 1 when any benchmark ended in an error (a mismatch,
-# a CUDA failure, no usable GPU); the error lines are counted as well, in case it could not say so.
-"$BIN/mnist_gpu_micro_gpu" --benchmark_min_time=0.05 --benchmark_out="$OUT_DIR/micro_gpu.json" \
+# 5. bench and the micro-benchmarks
+timed 40 "$BIN/mnist_gpu" bench --device cuda --samples 16384 --json "$OUT_DIR/bench.json" >"$OUT_DIR/bench.md" 2>"$OUT_DIR/bench.log"
+ok=0; ((rc == 0)) && ok=1
+row "bench --device cuda (variants x batch 32..4096)" "$(verdict $ok)" "$( ((ok)) && echo 'table in bench.md' || detail "$OUT_DIR/bench.log" 'error')" $secs
+# Every kernel and cuBLAS product at the model's shapes, checked against its CPU twin before it is
+# timed; exits 1 when any benchmark ended in an error (a mismatch, a CUDA failure, no GPU).
+timed 60 "$BIN/mnist_gpu_micro_gpu" --benchmark_min_time=0.02 --benchmark_out="$OUT_DIR/micro_gpu.json" \
   --benchmark_out_format=json >"$OUT_DIR/micro_gpu.log" 2>&1
-rc=$?
-errors=$(grep -c 'ERROR OCCURRED' "$OUT_DIR/micro_gpu.log" || true)
+errors=$(grep -c 'ERROR OCCURRED' "$OUT_DIR/micro_gpu.log")
+ok=0; ((rc == 0 && errors == 0)) && grep -q 'BM_' "$OUT_DIR/micro_gpu.log" && ok=1
 python3 bench/micro_table.py "$OUT_DIR/micro_gpu.json" >"$OUT_DIR/micro_gpu.md" 2>/dev/null
-status=pass; { [ $rc != 0 ] || [ "$errors" != 0 ]; } && status=FAIL
-row "micro-benchmarks (ops vs CPU twins)" "$status" "exit $rc, $errors benchmark errors; table in micro_gpu.md"
-
-fi
+row "micro-benchmarks (ops vs CPU twins)" "$(verdict $ok)" "exit $rc, $errors benchmark errors; table in micro_gpu.md" $secs
 
 {
-  echo "| check | result | detail |"
-  echo "|---|---|---|"
+  echo "# GPU check, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- commit: $(head -n 1 .gpu/COMMIT 2>/dev/null || echo unknown)$(grep -q dirty .gpu/COMMIT 2>/dev/null && echo ' (with uncommitted changes)')"
+  echo "- GPU: $gpu_name"
+  echo "- GPU tests: $test_counts"
+  echo "- script: bench/gpu-check.sh, $((SECONDS - T0)) s of its $BUDGET s budget"
+  echo
+  echo "| check | result | detail | s |"
+  echo "|---|---|---|---:|"
   printf '%s\n' "${rows[@]}"
-} | tee "$OUT_DIR/summary.md"
+} >"$OUT_DIR/summary.md"
+printf '%s\n' "${json_rows[@]}" | python3 -c 'import json,sys; json.dump([json.loads(l) for l in sys.stdin], open(sys.argv[1], "w"), indent=1)' "$OUT_DIR/summary.json"
+cat "$OUT_DIR/summary.md"
+# Exit 0 only when every row passed.
+! grep -qE '^\| [^|]+ \| (FAIL|TIMEOUT|MISSING) \|' "$OUT_DIR/summary.md"

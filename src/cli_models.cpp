@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <string>
 
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/cli.hpp"
@@ -44,6 +46,53 @@ void log_confusion(const EvalResult& r) {
   }
 }
 
+// `text` with every byte that is not part of valid UTF-8 written as the four characters \xNN, so
+// that a file name in another encoding can stand in JSON (which must be UTF-8) and stay distinct.
+std::string escape_utf8(const std::string& text) {
+  std::string out;
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned c = p[i];
+    // Length of a well-formed sequence starting at i (RFC 3629: no overlongs, no surrogates,
+    // nothing past U+10FFFF), or 0.
+    std::size_t len = 0;
+    if (c < 0x80) len = 1;
+    else if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4;
+    if (len > 1) {
+      if (i + len > n) len = 0;
+      for (std::size_t k = 1; k < len; ++k)
+        if ((p[i + k] & 0xC0) != 0x80) len = 0;
+      if (len == 3 && ((c == 0xE0 && p[i + 1] < 0xA0) || (c == 0xED && p[i + 1] > 0x9F))) len = 0;
+      if (len == 4 && ((c == 0xF0 && p[i + 1] < 0x90) || (c == 0xF4 && p[i + 1] > 0x8F))) len = 0;
+    }
+    if (len == 0) {
+      out += fmt::format("\\x{:02x}", c);
+      ++i;
+    } else {
+      out.append(text, i, len);
+      i += len;
+    }
+  }
+  return out;
+}
+
+// File names for --show: "<stem>.png", or "<stem>-2.png", "-3" ... when that name was taken by an
+// earlier image of the same run (a/3.png and b/3.png, or 3.png and 3.jpg).
+class UniqueNames {
+ public:
+  std::string take(const std::string& stem) {
+    std::string name = stem + ".png";
+    for (int k = 2; !taken_.insert(name).second; ++k) name = stem + "-" + std::to_string(k) + ".png";
+    return name;
+  }
+
+ private:
+  std::set<std::string> taken_;
+};
+
 }  // namespace
 
 void add_eval_options(CLI::App& app, EvalArgs& a) {
@@ -59,8 +108,11 @@ void add_eval_options(CLI::App& app, EvalArgs& a) {
 
 void add_predict_options(CLI::App& app, PredictArgs& a) {
   app.add_option("--model", a.model, "a model saved by `train --save`")->required();
-  app.add_flag("--json", a.json, "one JSON object per line: file, digit, prob, probs (10)");
-  app.add_option("--show", a.show, "write the 28x28 image the model saw to DIR/<name>.png");
+  app.add_flag("--json", a.json, "one JSON object per line: file, digit, prob, low_confidence, probs (10)");
+  app.add_option("--show", a.show, "write the 28x28 image the model saw to DIR/<name>.png (-2, -3 ... when names repeat)");
+  app.add_option("--min-prob", a.min_prob, "flag predictions below this probability as low confidence ('?')")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   app.add_option("images", a.images, "PNG or JPEG images of single digits")->required();
 }
 
@@ -143,6 +195,7 @@ int run_predict(const PredictArgs& a) {
     if (ec) throw Error("--show: cannot create the directory '" + a.show + "' (" + ec.message() + ")");
   }
   int failed = 0;
+  UniqueNames show_names;
   for (const std::string& file : a.images) {
     DigitImage digit;
     try {
@@ -157,18 +210,24 @@ int run_predict(const PredictArgs& a) {
       ++failed;
       continue;
     }
-    if (!a.show.empty())
-      write_grey_png(std::filesystem::path(a.show) / (std::filesystem::path(file).stem().string() + ".png"),
-                     kDigitSide, kDigitSide, digit.data());
+    std::string shown;
+    if (!a.show.empty()) {
+      shown = (std::filesystem::path(a.show) / show_names.take(std::filesystem::path(file).stem().string())).string();
+      write_grey_png(shown, kDigitSide, kDigitSide, digit.data());
+    }
     const Prediction p = classifier.classify(digit);
+    const bool low = p.prob < a.min_prob;
     std::string line;
     if (a.json) {
       auto rounded = [](float v) { return std::round(static_cast<double>(v) * 1e6) / 1e6; };  // 6 decimals
       json probs = json::array();
       for (float q : p.probs) probs.push_back(rounded(q));
-      line = json{{"file", file}, {"digit", p.digit}, {"prob", rounded(p.prob)}, {"probs", probs}}.dump();
+      json out = {{"file", escape_utf8(file)}, {"digit", p.digit}, {"prob", rounded(p.prob)}, {"low_confidence", low},
+                  {"probs", probs}};
+      if (!shown.empty()) out["shown"] = escape_utf8(shown);
+      line = out.dump();
     } else {
-      line = fmt::format("{}: {} ({:.1f}%)", file, p.digit, 100.0 * p.prob);
+      line = fmt::format("{}: {}{} ({:.1f}%)", file, p.digit, low ? "?" : "", 100.0 * p.prob);
     }
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);

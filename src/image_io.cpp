@@ -10,6 +10,7 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -159,8 +160,43 @@ bool jpeg_header(jpeg_decompress_struct* cinfo, JpegError* err, std::FILE* f) {
   if (setjmp(err->jmp)) return false;
   jpeg_create_decompress(cinfo);
   jpeg_stdio_src(cinfo, f);
+  jpeg_save_markers(cinfo, JPEG_APP0 + 1, 0xFFFF);  // APP1: Exif, for the orientation tag
   jpeg_read_header(cinfo, TRUE);
   return true;
+}
+
+// The Exif orientation (1..8) of a JPEG from its saved APP1 markers: "Exif\0\0", then a TIFF
+// header (byte order, 42, offset of IFD0) and IFD0's 12-byte entries, of which tag 0x0112 (a
+// SHORT) is the orientation. 1 (as stored) when absent or malformed; every read is bounds-checked.
+int exif_orientation(const jpeg_decompress_struct& cinfo) {
+  for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next) {
+    if (m->marker != JPEG_APP0 + 1 || m->data_length < 14 || std::memcmp(m->data, "Exif\0\0", 6) != 0) continue;
+    const unsigned char* t = m->data + 6;
+    const std::size_t n = m->data_length - 6;
+    const bool little = t[0] == 'I' && t[1] == 'I';
+    if (!little && !(t[0] == 'M' && t[1] == 'M')) return 1;
+    auto u16 = [&](std::size_t at) {
+      return static_cast<unsigned>(little ? t[at] | t[at + 1] << 8 : t[at] << 8 | t[at + 1]);
+    };
+    auto u32 = [&](std::size_t at) {
+      return little ? static_cast<std::uint32_t>(u16(at)) | static_cast<std::uint32_t>(u16(at + 2)) << 16
+                    : static_cast<std::uint32_t>(u16(at)) << 16 | static_cast<std::uint32_t>(u16(at + 2));
+    };
+    if (u16(2) != 42) return 1;
+    const std::uint32_t ifd = u32(4);
+    if (ifd > n || n - ifd < 2) return 1;
+    const unsigned entries = u16(ifd);
+    for (unsigned e = 0; e < entries; ++e) {
+      const std::size_t at = ifd + 2 + 12 * static_cast<std::size_t>(e);
+      if (at + 12 > n) return 1;
+      if (u16(at) == 0x0112 && u16(at + 2) == 3 && u32(at + 4) >= 1) {
+        const unsigned v = u16(at + 8);
+        return v >= 1 && v <= 8 ? static_cast<int>(v) : 1;
+      }
+    }
+    return 1;
+  }
+  return 1;
 }
 
 // Decodes to one grey channel (the Y of YCbCr, or converted from RGB) into `out` (height, width).
@@ -194,6 +230,7 @@ GreyImage read_jpeg(const std::string& name, FilePtr f) {
   std::rewind(f.get());
   if (!jpeg_header(&cinfo, &err, f.get())) throw Error(name + ": not a valid JPEG image (" + err.msg + ")");
   check_size(name, cinfo.image_width, cinfo.image_height);
+  const int orientation = exif_orientation(cinfo);  // now: the saved markers are freed by the decode
   if (cinfo.jpeg_color_space != JCS_GRAYSCALE && cinfo.jpeg_color_space != JCS_YCbCr &&
       cinfo.jpeg_color_space != JCS_RGB)
     throw Error(name + ": unsupported JPEG colour space (only grey and RGB/YCbCr are read)");
@@ -205,7 +242,22 @@ GreyImage read_jpeg(const std::string& name, FilePtr f) {
   img.height = static_cast<int>(cinfo.output_height);
   img.grey.resize(buf.size());
   for (std::size_t i = 0; i < buf.size(); ++i) img.grey[i] = static_cast<float>(buf[i]) / 255.0f;
-  return img;
+  return orient(img, orientation);
+}
+
+// What a file that is neither PNG nor JPEG is, from its first bytes, for the refusal; "" if unknown.
+std::string other_format(const unsigned char* h, std::size_t got) {
+  if (got >= 6 && (std::memcmp(h, "GIF87a", 6) == 0 || std::memcmp(h, "GIF89a", 6) == 0)) return "GIF";
+  if (got >= 12 && std::memcmp(h, "RIFF", 4) == 0 && std::memcmp(h + 8, "WEBP", 4) == 0) return "WebP";
+  if (got >= 14 && h[0] == 'B' && h[1] == 'M') return "BMP";
+  if (got >= 4 && (std::memcmp(h, "II*\0", 4) == 0 || std::memcmp(h, "MM\0*", 4) == 0)) return "TIFF";
+  if (got >= 12 && std::memcmp(h + 4, "ftyp", 4) == 0) {
+    if (std::memcmp(h + 8, "avif", 4) == 0) return "AVIF";
+    if (std::memcmp(h + 8, "heic", 4) == 0 || std::memcmp(h + 8, "heix", 4) == 0 || std::memcmp(h + 8, "mif1", 4) == 0)
+      return "HEIF/HEIC";
+  }
+  if (got >= 5 && std::memcmp(h, "%PDF-", 5) == 0) return "PDF";
+  return "";
 }
 
 // --- PNG writing ------------------------------------------------------------------------------
@@ -274,7 +326,36 @@ GreyImage read_image(const std::filesystem::path& file) {
   if (got >= 8 && std::memcmp(head, png_sig, 8) == 0) return read_png(name, std::move(f), head, got);
   if (got >= 3 && head[0] == 0xFF && head[1] == 0xD8 && head[2] == 0xFF) return read_jpeg(name, std::move(f));
   if (got == 0) throw Error(name + ": the file is empty, not an image");
+  const std::string other = other_format(head, got);
+  if (!other.empty()) throw Error(name + ": unsupported format (" + other + "); convert it to PNG or JPEG");
   throw Error(name + ": not an image (only PNG and JPEG files are read)");
+}
+
+GreyImage orient(const GreyImage& img, int exif_orientation) {
+  if (exif_orientation < 2 || exif_orientation > 8) return img;
+  // For each orientation: whether the sides swap, and the stored pixel (sx, sy) that shows at
+  // (x, y) of the upright image, as flips of the axes after an optional transpose.
+  const bool swap = exif_orientation >= 5;
+  const int w = img.width, h = img.height;
+  const int ow = swap ? h : w, oh = swap ? w : h;
+  // Mirrors applied in the stored frame: 2 x, 3 x+y, 4 y, 5 none (transpose), 6 y, 7 x+y, 8 x.
+  const bool flip_x = exif_orientation == 2 || exif_orientation == 3 || exif_orientation == 7 || exif_orientation == 8;
+  const bool flip_y = exif_orientation == 3 || exif_orientation == 4 || exif_orientation == 6 || exif_orientation == 7;
+  GreyImage out;
+  out.width = ow;
+  out.height = oh;
+  out.grey.resize(img.grey.size());
+  if (!img.alpha.empty()) out.alpha.resize(img.alpha.size());
+  for (int y = 0; y < oh; ++y)
+    for (int x = 0; x < ow; ++x) {
+      int sx = swap ? y : x, sy = swap ? x : y;
+      if (flip_x) sx = w - 1 - sx;
+      if (flip_y) sy = h - 1 - sy;
+      const std::size_t from = static_cast<std::size_t>(sy) * w + sx, to = static_cast<std::size_t>(y) * ow + x;
+      out.grey[to] = img.grey[from];
+      if (!img.alpha.empty()) out.alpha[to] = img.alpha[from];
+    }
+  return out;
 }
 
 void write_grey_png(const std::filesystem::path& file, int width, int height, const std::uint8_t* pixels) {

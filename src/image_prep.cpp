@@ -3,7 +3,9 @@
 #include "mnist_gpu/image_prep.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "mnist_gpu/error.hpp"
@@ -14,7 +16,14 @@ namespace {
 constexpr float kMinContrast = 0.1f;  // below this (25/255) the image counts as blank
 constexpr float kBoxLevel = 0.4f;     // share of the contrast that counts as ink for the box
 constexpr float kNoiseFloor = 0.08f;  // below this share: paper texture, JPEG ringing -> 0
+constexpr float kNoiseSigmas = 3.0f;  // and below this many of the paper's noise deviations -> 0
 constexpr int kMargin = 4;            // output pixels of context kept around the box
+constexpr int kMinSide = 8;           // a smaller image cannot show a digit
+constexpr int kBlocksPerSide = 8;     // the background is estimated per block of about 1/8 of a side
+constexpr int kMinBlock = 8;          // ... and at least 8 x 8 pixels
+constexpr float kSpeckShare = 0.1f;   // ink pieces smaller than this share of the largest are specks
+constexpr float kScatterShare = 0.15f;  // the largest piece under this share of all ink, in
+constexpr int kScatterPieces = 10;      // at least this many pieces: scattered noise, no digit
 
 float median(std::vector<float> v) {
   const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
@@ -100,6 +109,117 @@ std::vector<float> resample(const std::vector<float>& src, int w, int h, int ow,
   return out;
 }
 
+// The paper's level at every pixel of v (h, w) (ink bright): per block of s x s pixels its 20th
+// percentile, lowered to the least of its 3 x 3 neighbourhood of blocks (a block that a stroke fills
+// does not raise it), interpolated bilinearly between block centres. It follows uneven lighting
+// and shading that vary over more than a block; strokes are narrower than a block.
+std::vector<float> background(const std::vector<float>& v, int w, int h) {
+  const int s = std::max(kMinBlock, (std::max(w, h) + kBlocksPerSide - 1) / kBlocksPerSide);
+  const int bx = (w + s - 1) / s, by = (h + s - 1) / s;
+  std::vector<float> level(static_cast<std::size_t>(bx) * by);
+  std::vector<float> block;
+  for (int j = 0; j < by; ++j)
+    for (int i = 0; i < bx; ++i) {
+      block.clear();
+      for (int y = j * s; y < std::min(h, (j + 1) * s); ++y)
+        for (int x = i * s; x < std::min(w, (i + 1) * s); ++x) block.push_back(v[static_cast<std::size_t>(y) * w + x]);
+      const auto at = block.begin() + static_cast<std::ptrdiff_t>(block.size() / 5);
+      std::nth_element(block.begin(), at, block.end());
+      level[static_cast<std::size_t>(j) * bx + i] = *at;
+    }
+  std::vector<float> low(level.size());
+  for (int j = 0; j < by; ++j)
+    for (int i = 0; i < bx; ++i) {
+      float m = level[static_cast<std::size_t>(j) * bx + i];
+      for (int jj = std::max(0, j - 1); jj <= std::min(by - 1, j + 1); ++jj)
+        for (int ii = std::max(0, i - 1); ii <= std::min(bx - 1, i + 1); ++ii)
+          m = std::min(m, level[static_cast<std::size_t>(jj) * bx + ii]);
+      low[static_cast<std::size_t>(j) * bx + i] = m;
+    }
+  std::vector<float> bg(v.size());
+  auto coord = [s](int p, int blocks, int* b0, int* b1, float* f) {  // pixel -> blocks and weight
+    const float c = std::clamp((p + 0.5f) / s - 0.5f, 0.0f, static_cast<float>(blocks - 1));
+    *b0 = static_cast<int>(c);
+    *b1 = std::min(*b0 + 1, blocks - 1);
+    *f = c - *b0;
+  };
+  for (int y = 0; y < h; ++y) {
+    int j0, j1;
+    float fy;
+    coord(y, by, &j0, &j1, &fy);
+    for (int x = 0; x < w; ++x) {
+      int i0, i1;
+      float fx;
+      coord(x, bx, &i0, &i1, &fx);
+      auto L = [&](int j, int i) { return low[static_cast<std::size_t>(j) * bx + i]; };
+      bg[static_cast<std::size_t>(y) * w + x] =
+          (1 - fy) * ((1 - fx) * L(j0, i0) + fx * L(j0, i1)) + fy * ((1 - fx) * L(j1, i0) + fx * L(j1, i1));
+    }
+  }
+  return bg;
+}
+
+// The noise of the paper in r (ink bright, the paper at 0): 1.4826 x the median absolute value, an
+// estimate of the standard deviation that the ink (a minority of pixels) does not move.
+float noise_sigma(const std::vector<float>& r) {
+  std::vector<float> dev(r.size());
+  for (std::size_t i = 0; i < r.size(); ++i) dev[i] = std::abs(r[i]);
+  return 1.4826f * median(dev);
+}
+
+// Removes the specks from t (h, w) (0..1 of the contrast): the 8-connected pieces of pixels at or
+// above kBoxLevel smaller than kSpeckShare of the largest piece are set to 0. Returns the bounding
+// box of what is kept ({x0, y0, x1, y1}, inclusive). Throws when the ink is scattered noise: at
+// least kScatterPieces pieces with the largest under kScatterShare of all.
+std::array<int, 4> drop_specks(std::vector<float>& t, int w, int h) {
+  std::vector<int> piece(t.size(), -1);
+  std::vector<std::vector<std::size_t>> pieces;
+  std::vector<std::size_t> stack;
+  for (std::size_t start = 0; start < t.size(); ++start) {
+    if (t[start] < kBoxLevel || piece[start] >= 0) continue;
+    const int id = static_cast<int>(pieces.size());
+    pieces.emplace_back();
+    piece[start] = id;
+    stack.assign(1, start);
+    while (!stack.empty()) {
+      const std::size_t p = stack.back();
+      stack.pop_back();
+      pieces.back().push_back(p);
+      const int px = static_cast<int>(p % w), py = static_cast<int>(p / w);
+      for (int y = std::max(0, py - 1); y <= std::min(h - 1, py + 1); ++y)
+        for (int x = std::max(0, px - 1); x <= std::min(w - 1, px + 1); ++x) {
+          const std::size_t q = static_cast<std::size_t>(y) * w + x;
+          if (t[q] >= kBoxLevel && piece[q] < 0) {
+            piece[q] = id;
+            stack.push_back(q);
+          }
+        }
+    }
+  }
+  if (pieces.empty()) throw Error("no ink found: nothing stands out from the paper");
+  std::size_t largest = 0, total = 0;
+  for (const auto& p : pieces) {
+    largest = std::max(largest, p.size());
+    total += p.size();
+  }
+  if (static_cast<int>(pieces.size()) >= kScatterPieces && largest < kScatterShare * total)
+    throw Error("no digit found: the ink is scattered specks (" + std::to_string(pieces.size()) +
+                " pieces, the largest " + std::to_string(largest) + " of " + std::to_string(total) + " ink pixels)");
+  std::array<int, 4> box{w, h, -1, -1};
+  for (const auto& p : pieces) {
+    const bool speck = p.size() < kSpeckShare * largest;
+    for (std::size_t i : p) {
+      if (speck) {
+        t[i] = 0;
+        continue;
+      }
+      const int x = static_cast<int>(i % w), y = static_cast<int>(i / w);
+      box = {std::min(box[0], x), std::min(box[1], y), std::max(box[2], x), std::max(box[3], y)};
+    }
+  }
+  return box;
+}
+
 }  // namespace
 
 DigitImage prepare_digit(const GreyImage& img) {
@@ -107,18 +227,27 @@ DigitImage prepare_digit(const GreyImage& img) {
   const std::size_t n = static_cast<std::size_t>(w) * h;
   if (w < 1 || h < 1 || img.grey.size() != n || (!img.alpha.empty() && img.alpha.size() != n))
     throw Error("no ink found: the image is empty");
+  if (w < kMinSide || h < kMinSide)
+    throw Error("no digit found: the image is " + std::to_string(w) + "x" + std::to_string(h) +
+                " pixels, too small to hold a digit (at least " + std::to_string(kMinSide) + "x" +
+                std::to_string(kMinSide) + ")");
   const std::vector<std::size_t> border = border_indices(w, h);
   std::vector<float> v = composite(img, border);
 
-  // Polarity: the paper is the border's median; MNIST has bright ink on black.
+  // Polarity: the border's median is the paper; MNIST has bright ink on black.
   std::vector<float> edge;
   edge.reserve(border.size());
   for (std::size_t i : border) edge.push_back(v[i]);
-  float paper = median(edge);
-  if (paper > 0.5f) {
+  if (median(edge) > 0.5f)
     for (float& x : v) x = 1 - x;
-    paper = 1 - paper;
-  }
+  // The paper, lit unevenly or not, becomes 0 (pixels darker than it go negative): the background
+  // removed, then what is left of the paper's level (its median; the background is a low estimate
+  // of a noisy paper).
+  const std::vector<float> bg = background(v, w, h);
+  for (std::size_t i = 0; i < n; ++i) v[i] -= bg[i];
+  const float level = median(v);
+  for (float& x : v) x -= level;
+  const float sigma = noise_sigma(v);
   // The ink's level: the brightest 3x3 mean, so that a lone bright speck does not set the scale.
   float ink = 0;
   for (int y = 0; y < h; ++y)
@@ -130,24 +259,18 @@ DigitImage prepare_digit(const GreyImage& img) {
           sum += v[static_cast<std::size_t>(yy) * w + xx];
       ink = std::max(ink, sum / static_cast<float>(cnt));
     }
-  const float contrast = ink - paper;
+  const float contrast = ink;  // over the paper's 0
   if (!(contrast >= kMinContrast))
     throw Error("no ink found: the image is blank (ink/paper contrast " + std::to_string(std::lround(100 * std::max(0.0f, contrast))) +
                 "%, at least " + std::to_string(std::lround(100 * kMinContrast)) + "% needed)");
-  int x0 = w, y0 = h, x1 = -1, y1 = -1;  // bounding box of the ink, inclusive
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      float& t = v[static_cast<std::size_t>(y) * w + x];
-      t = std::clamp((t - paper) / contrast, 0.0f, 1.0f);
-      if (t < kNoiseFloor) t = 0;
-      if (t >= kBoxLevel) {
-        x0 = std::min(x0, x);
-        x1 = std::max(x1, x);
-        y0 = std::min(y0, y);
-        y1 = std::max(y1, y);
-      }
-    }
-  if (x1 < 0) throw Error("no ink found: nothing stands out from the paper");
+  // Below the floor (paper texture, JPEG ringing, the paper's noise): 0.
+  const float floor = std::max(kNoiseFloor, kNoiseSigmas * sigma / contrast);
+  for (float& t : v) {
+    t = std::clamp(t / contrast, 0.0f, 1.0f);
+    if (t < floor) t = 0;
+  }
+  // The bounding box of the ink, inclusive, specks left out.
+  const auto [x0, y0, x1, y1] = drop_specks(v, w, h);
 
   // Fit the box to 20x20 keeping the aspect ratio; bring kMargin output pixels of context.
   const int bw = x1 - x0 + 1, bh = y1 - y0 + 1;

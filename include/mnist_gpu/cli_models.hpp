@@ -20,6 +20,7 @@ struct EvalArgs {
 struct PredictArgs {
   std::string model, show;
   bool json = false;
+  double min_prob = 0.7;  ///< below this probability a prediction is flagged as low confidence
   std::vector<std::string> images;
 };
 

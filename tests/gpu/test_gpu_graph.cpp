@@ -148,9 +148,23 @@ TEST(GpuGraphNode, RewrittenNodeRunsWithItsNewArguments) {
     EXPECT_TRUE(matches("dropout via rewritten node, step " + std::to_string(step), download(d_out, stream.get()),
                         want, kTolExact));
   }
-  // A rewrite that names another kernel is refused (the node would silently run it instead).
-  EXPECT_THROW(gpu::dropout_backward(d_out.get(), n, make_dropout_mask(0.5f, 9, 4, 0),
-                                     gpu::LaunchAt(graph.exec(), node)),
+  // dropout_backward launches the same kernel (in place, with its mask), so it may be aimed at
+  // this node: the node then runs in place on what it last wrote.
+  const std::vector<float> before = download(d_out, stream.get());
+  const DropoutMask m4 = make_dropout_mask(0.5f, 9, 4, 0);
+  gpu::dropout_backward(d_out.get(), n, m4, gpu::LaunchAt(graph.exec(), node));
+  graph.launch(stream.get());
+  std::vector<float> in_place = before;
+  cpu::dropout_backward<float>(in_place.data(), n, m4);
+  EXPECT_TRUE(matches("dropout_backward via the same node", download(d_out, stream.get()), in_place, kTolExact));
+  // A rewrite that names another kernel is refused (the node would silently run it instead): the
+  // resident gather. Nothing is launched after the refusal, so its arguments need only be valid.
+  gpu::DeviceBuffer<std::uint8_t> images(784), labels(1);
+  gpu::DeviceBuffer<std::uint32_t> idx(1);
+  gpu::DeviceBuffer<float> x(784);
+  gpu::DeviceBuffer<std::uint8_t> y(1);
+  EXPECT_THROW(gpu::gather_u8_to_unit(images.get(), labels.get(), idx.get(), 1, 784, x.get(), y.get(),
+                                      gpu::LaunchAt(graph.exec(), node)),
                Error);
 }
 
