@@ -131,7 +131,7 @@ SafeTensors decode(Header&& h, const std::uint8_t* data) {
     t.shape = std::move(e.shape);
     t.dtype = e.dtype;
     t.values.resize(static_cast<std::size_t>(e.count));
-    const std::uint8_t* p = data + e.begin;
+    const std::uint8_t* p = e.count > 0 ? data + e.begin : nullptr;  // an empty section's data may be null
     for (std::size_t i = 0; i < t.values.size(); ++i) {
       if (e.dtype == "F32") {
         const std::uint32_t bits = static_cast<std::uint32_t>(p[4 * i]) | static_cast<std::uint32_t>(p[4 * i + 1]) << 8 |
