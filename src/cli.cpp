@@ -366,36 +366,40 @@ int run_cli(int argc, const char* const* argv) {
                "mnist_gpu"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(MNIST_GPU_VERSION));
-  CLI::App* train_cmd = app.add_subcommand("train", "train an MLP and report its test accuracy");
-  TrainArgs train_args;
-  add_train_options(*train_cmd, train_args);
-  CLI::App* bench_cmd = app.add_subcommand(
-      "bench", "measure training and inference throughput across batch sizes on the CPU and the GPU");
-  BenchArgs bench_args;
-  add_bench_options(*bench_cmd, bench_args);
-  CLI::App* sweep_cmd = app.add_subcommand(
-      "sweep", "train a grid of architectures, activations, losses and batch sizes and compare them");
-  SweepArgs sweep_args;
-  add_sweep_options(*sweep_cmd, sweep_args);
-  CLI::App* eval_cmd = app.add_subcommand("eval", "evaluate a saved model on the test set (accuracy, confusion matrix)");
-  EvalArgs eval_args;
-  add_eval_options(*eval_cmd, eval_args);
-  CLI::App* predict_cmd = app.add_subcommand("predict", "classify PNG or JPEG images of digits with a saved model");
-  PredictArgs predict_args;
-  add_predict_options(*predict_cmd, predict_args);
-  CLI::App* export_cmd = app.add_subcommand(
-      "export", "write a saved model as ONNX (for ONNX Runtime) or as a PyTorch state dict in safetensors");
-  ExportArgs export_args;
-  add_export_options(*export_cmd, export_args);
-  CLI::App* import_cmd = app.add_subcommand(
-      "import", "turn a PyTorch nn.Sequential MLP saved as safetensors into a model for eval and predict");
-  ImportArgs import_args;
-  add_import_options(*import_cmd, import_args);
-  CLI::App* verify_cmd = app.add_subcommand(
-      "verify", "check the GPU against the CPU: one training step of each activation and loss, tensor by tensor");
-  TrainArgs verify_args;
+  // Each command: its flags bound to its own argument struct, declared by its add_*_options.
+  auto command = [&app](const char* name, const char* help, auto& args, auto add_options) {
+    CLI::App* cmd = app.add_subcommand(name, help);
+    add_options(*cmd, args);
+    return cmd;
+  };
+  TrainArgs train_args, verify_args;
   verify_args.batch = "256";
-  add_model_options(*verify_cmd, verify_args);
+  BenchArgs bench_args;
+  SweepArgs sweep_args;
+  EvalArgs eval_args;
+  PredictArgs predict_args;
+  ExportArgs export_args;
+  ImportArgs import_args;
+  CLI::App* train_cmd = command("train", "train an MLP and report its test accuracy", train_args, add_train_options);
+  CLI::App* bench_cmd =
+      command("bench", "measure training and inference throughput across batch sizes on the CPU and the GPU",
+              bench_args, add_bench_options);
+  CLI::App* sweep_cmd =
+      command("sweep", "train a grid of architectures, activations, losses and batch sizes and compare them",
+              sweep_args, add_sweep_options);
+  CLI::App* eval_cmd = command("eval", "evaluate a saved model on the test set (accuracy, confusion matrix)",
+                               eval_args, add_eval_options);
+  CLI::App* predict_cmd = command("predict", "classify PNG or JPEG images of digits with a saved model",
+                                  predict_args, add_predict_options);
+  CLI::App* export_cmd =
+      command("export", "write a saved model as ONNX (for ONNX Runtime) or as a PyTorch state dict in safetensors",
+              export_args, add_export_options);
+  CLI::App* import_cmd =
+      command("import", "turn a PyTorch nn.Sequential MLP saved as safetensors into a model for eval and predict",
+              import_args, add_import_options);
+  CLI::App* verify_cmd = command(
+      "verify", "check the GPU against the CPU: one training step of each activation and loss, tensor by tensor",
+      verify_args, add_model_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
