@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # One-step set-up: installs the Debian packages mnist_gpu needs (only those missing; nothing when
 # all are present), then configures and builds into ./build (or $MNIST_GPU_BUILD_DIR).
-# Extra arguments go to CMake's configure step, e.g. scripts/setup.sh -DMNIST_GPU_CUDA=OFF
+#   scripts/setup.sh [--tests] [CMAKE_ARGS...]
+# By default only what building and training need; --tests adds what only the tests need (a
+# browser, Python with PyTorch and ONNX: several hundred MB). Other arguments go to CMake's
+# configure step, e.g. scripts/setup.sh -DMNIST_GPU_CUDA=OFF
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tests=0
+if [ "${1:-}" = --tests ]; then tests=1; shift; fi
 
 packages=(build-essential cmake ninja-build pkg-config zlib1g-dev libspdlog-dev libfmt-dev
           libcli11-dev nlohmann-json3-dev libopenblas-dev libgtest-dev libgmock-dev
@@ -15,8 +20,10 @@ test_packages=(python3-venv python3-torch python3-numpy python3-onnx)
 # The report test opens `train --report`'s page in Debian's headless chromium (with a font for its
 # text). MNIST_GPU_NO_BROWSER=1 leaves them out; that test is then skipped.
 browser_packages=(chromium fonts-dejavu-core)
-packages+=("${test_packages[@]}")
-if [ "${MNIST_GPU_NO_BROWSER:-}" != 1 ]; then packages+=("${browser_packages[@]}"); fi
+if ((tests)); then
+  packages+=("${test_packages[@]}")
+  if [ "${MNIST_GPU_NO_BROWSER:-}" != 1 ]; then packages+=("${browser_packages[@]}"); fi
+fi
 scripts/install-packages.sh "${packages[@]}"
 
 # CUDA: the toolkit's usual home, so that nvcc is found without PATH changes.

@@ -514,7 +514,7 @@ TEST(ReportBrowser, PageRendersInHeadlessChromium) {
     if (opt_out && std::string(opt_out) == "1")
       GTEST_SKIP() << "MNIST_GPU_NO_BROWSER=1: the report is not checked in a browser (chromium not found)";
     FAIL() << "chromium not found: the report page must be checked in a real browser. Install Debian's chromium "
-              "(scripts/setup.sh does), point $MNIST_GPU_CHROMIUM at one, or set MNIST_GPU_NO_BROWSER=1 to skip";
+              "(scripts/setup.sh --tests does), point $MNIST_GPU_CHROMIUM at one, or set MNIST_GPU_NO_BROWSER=1 to skip";
   }
   const ReportRun& run = report_run();
   ASSERT_EQ(run.result.code, 0) << run.result.out;
