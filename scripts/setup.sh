@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One-step set-up: installs the Debian packages mnist_gpu needs (only those missing; nothing when
 # all are present), then configures and builds into ./build (or $MNIST_GPU_BUILD_DIR).
-#   scripts/setup.sh [--tests] [CMAKE_ARGS...]
+#   scripts/setup.sh [--tests] [--list | CMAKE_ARGS...]
 # By default only what building and training need; --tests adds what only the tests need (a
-# browser, Python with PyTorch and ONNX: several hundred MB). Other arguments go to CMake's
-# configure step, e.g. scripts/setup.sh -DMNIST_GPU_CUDA=OFF
+# browser, Python with PyTorch and ONNX: several hundred MB). --list prints the packages it would
+# make sure of and stops. Other arguments go to CMake's configure step, e.g.
+# scripts/setup.sh -DMNIST_GPU_CUDA=OFF
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests=0
@@ -24,6 +25,7 @@ if ((tests)); then
   packages+=("${test_packages[@]}")
   if [ "${MNIST_GPU_NO_BROWSER:-}" != 1 ]; then packages+=("${browser_packages[@]}"); fi
 fi
+if [ "${1:-}" = --list ]; then printf '%s\n' "${packages[@]}"; exit 0; fi
 scripts/install-packages.sh "${packages[@]}"
 
 # CUDA: the toolkit's usual home, so that nvcc is found without PATH changes.
