@@ -206,7 +206,7 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
 }
 
 Checkpoint read_checkpoint(const std::filesystem::path& path) {
-  return parse_checkpoint(read_whole_file(path, kMaxFile), path.string());
+  return parse_checkpoint(read_whole_file(path, kMaxFile, "an mnist_gpu checkpoint"), path.string());
 }
 
 Checkpoint parse_checkpoint(const std::vector<std::uint8_t>& b, const std::string& name) {

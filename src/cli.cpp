@@ -25,6 +25,7 @@
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/device.hpp"
 #include "mnist_gpu/error.hpp"
+#include "mnist_gpu/file_io.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/model_io.hpp"
 #include "mnist_gpu/predict.hpp"
@@ -139,6 +140,23 @@ std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work
 
 namespace {
 
+// Every output of `train`, checked before any work: no two the same file, and each one a place
+// where a regular file can be written (not a device, FIFO or directory; an existing, writable
+// folder; a name the file system accepts). `checkpoint_flag` names where the checkpoint path came from.
+void check_train_outputs(const TrainConfig& cfg, const char* checkpoint_flag) {
+  std::vector<std::pair<std::string, std::filesystem::path>> outputs = {
+      {"--metrics", cfg.metrics_path}, {checkpoint_flag, cfg.checkpoint_path}, {"--save", cfg.save_path}};
+  if (!cfg.report_path.empty()) {
+    outputs.emplace_back("--report", cfg.report_path);
+    for (const auto& file : report_files(cfg.report_path)) outputs.emplace_back("--report", file);
+  }
+  check_distinct_paths(outputs);
+  if (!cfg.metrics_path.empty()) check_file_writable(cfg.metrics_path, "write the --metrics file");
+  if (!cfg.checkpoint_path.empty()) check_file_writable(cfg.checkpoint_path, "write the checkpoint");
+  if (!cfg.save_path.empty()) check_model_writable(cfg.save_path);
+  if (!cfg.report_path.empty()) check_report_dir(cfg.report_path);
+}
+
 // With --resume, flags that change the result must agree with the checkpoint's settings.
 void check_resume_flags(const TrainConfig& flags, const TrainConfig& ck, const std::vector<std::string>& given,
                         const std::string& path) {
@@ -193,9 +211,9 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
     cfg.save_path = flags.save_path;
     cfg.report_path = flags.report_path;
   }
-  MetricsFile metrics(cfg.metrics_path, resume.progress.done);  // opened first: an unwritable path fails early
-  if (!cfg.save_path.empty()) check_model_writable(cfg.save_path);
-  if (!cfg.report_path.empty()) check_report_dir(cfg.report_path);
+  const char* checkpoint_flag = flags.checkpoint_path.empty() ? "--resume" : "--checkpoint";
+  check_train_outputs(cfg, checkpoint_flag);
+  MetricsFile metrics(cfg.metrics_path, resume.progress.done);
   std::unique_ptr<Backend> backend = choose_backend(cfg);  // a missing GPU fails before loading data
   if (!cfg.resume_path.empty()) {
     backend->set_state(resume.state);

@@ -126,6 +126,8 @@ int run_eval(const EvalArgs& a) {
   targs.data = a.data;
   TrainConfig cfg = to_train_config(targs);
 
+  // Before any work; never over the model, nor one output over the other.
+  check_distinct_paths({{"--model", a.model}, {"--json", a.json}, {"--predictions", a.predictions}});
   if (!a.json.empty()) check_file_writable(a.json, "write the results");
   if (!a.predictions.empty()) check_file_writable(a.predictions, "write the predictions");
   const SavedModel model = load_model(a.model);

@@ -197,7 +197,7 @@ int run_sweep_command(const SweepArgs& a) {
     if (!a.resume)
       throw UsageError("--out: " + a.out + " already holds a sweep (sweep.json); add --resume to continue it, or "
                        "choose another --out");
-    const std::vector<std::uint8_t> b = read_whole_file(out / "sweep.json", 1ull << 30);
+    const std::vector<std::uint8_t> b = read_whole_file(out / "sweep.json", 1ull << 30, "a sweep state file");
     try {
       const json state = json::parse(b.begin(), b.end());
       if (state.at("settings") != settings)

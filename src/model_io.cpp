@@ -2,16 +2,13 @@
 // and a reader that validates the header and the exact file size before it allocates.
 #include "mnist_gpu/model_io.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 #include <string>
 
 #include "mnist_gpu/error.hpp"
@@ -68,10 +65,6 @@ std::uint32_t crc_update(std::uint32_t crc, const std::uint8_t* p, std::size_t n
 
 std::string errno_text() { return std::strerror(errno); }
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-
 }  // namespace
 
 std::vector<std::uint8_t> encode_model(const ModelSpec& spec, const std::vector<float>& params) {
@@ -108,11 +101,9 @@ void save_model(const std::filesystem::path& file, const ModelSpec& spec, const 
 SavedModel load_model(const std::filesystem::path& file) {
   const std::string name = file.string();
   auto bad = [&](const std::string& what) { return Error(name + ": " + what); };
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(name.c_str(), "rb"));
-  if (!f) throw bad("cannot open the model file (" + errno_text() + ")");
+  const InputFile f = open_input_file(file, "an mnist_gpu model file");
   struct stat st {};
   if (::fstat(::fileno(f.get()), &st) != 0) throw bad("cannot stat the model file (" + errno_text() + ")");
-  if (!S_ISREG(st.st_mode)) throw bad("not a regular file, so not an mnist_gpu model file");
   const std::uint64_t file_size = static_cast<std::uint64_t>(st.st_size);
   if (file_size == 0) throw bad("the file is empty, not an mnist_gpu model file");
 

@@ -28,7 +28,7 @@ struct MnistFiles {
 };
 
 /// Loads train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
-/// t10k-labels-idx1-ubyte from `dir`, each as NAME.gz or raw NAME. Checks labels in 0..9,
+/// t10k-labels-idx1-ubyte from `dir`, each as NAME.gz or raw NAME, a regular file. Checks labels in 0..9,
 /// image count == label count, and image size == `input_pixels` (the model's input). Recognises
 /// MNIST and Fashion-MNIST by digest. Throws mnist_gpu::Error naming the file.
 MnistFiles load_mnist_dir(const std::filesystem::path& dir, int input_pixels = 784);

@@ -53,8 +53,9 @@ void save_model(const std::filesystem::path& file, const ModelSpec& spec, const 
 /// --save` fail before training rather than after.
 void check_model_writable(const std::filesystem::path& file);
 
-/// Reads and validates a model file: magic, version, sizes (before allocating), exact file size,
-/// CRC. Throws Error naming the file and what is wrong.
+/// Reads and validates a model file: a regular file (a FIFO or device is refused before it is
+/// opened), magic, version, sizes (before allocating), exact file size, CRC. Throws Error naming
+/// the file and what is wrong.
 SavedModel load_model(const std::filesystem::path& file);
 
 }  // namespace mnist_gpu
