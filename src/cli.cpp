@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <new>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "mnist_gpu/backend.hpp"
@@ -26,6 +27,7 @@
 #include "mnist_gpu/device.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/file_io.hpp"
+#include "mnist_gpu/file_lock.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/model_io.hpp"
 #include "mnist_gpu/predict.hpp"
@@ -157,6 +159,20 @@ void check_train_outputs(const TrainConfig& cfg, const char* checkpoint_flag) {
   if (!cfg.report_path.empty()) check_report_dir(cfg.report_path);
 }
 
+// The checkpoint's lock (CHECKPOINT.lock beside the file it names): a second run writing the
+// same checkpoint is refused, naming the first.
+FileLock lock_checkpoint(const std::string& path, const char* flag) {
+  const std::filesystem::path lock_path = output_target(path).string() + ".lock";
+  long holder = 0;
+  std::optional<FileLock> lock = FileLock::try_acquire(lock_path, holder);
+  if (!lock)
+    throw Error(std::string(flag) + " " + path + ": another run (" +
+                (holder > 0 ? "pid " + std::to_string(holder) : std::string("pid unknown")) +
+                ") is writing this checkpoint (it holds " + lock_path.string() +
+                "); wait for it to end, or choose another " + flag);
+  return std::move(*lock);
+}
+
 // With --resume, flags that change the result must agree with the checkpoint's settings.
 void check_resume_flags(const TrainConfig& flags, const TrainConfig& ck, const std::vector<std::string>& given,
                         const std::string& path) {
@@ -213,6 +229,8 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
   }
   const char* checkpoint_flag = flags.checkpoint_path.empty() ? "--resume" : "--checkpoint";
   check_train_outputs(cfg, checkpoint_flag);
+  std::optional<FileLock> checkpoint_lock;
+  if (!cfg.checkpoint_path.empty()) checkpoint_lock = lock_checkpoint(cfg.checkpoint_path, checkpoint_flag);
   MetricsFile metrics(cfg.metrics_path, resume.progress.done);
   std::unique_ptr<Backend> backend = choose_backend(cfg);  // a missing GPU fails before loading data
   if (!cfg.resume_path.empty()) {

@@ -1,7 +1,7 @@
 // Outputs and inputs that are not plain files, through the library and the real executable: a
 // device, FIFO or directory is never replaced nor read (refused at once, naming it), a symbolic
-// link is written through, every output is checked before any work, and two outputs naming
-// one file are refused. Every run that could hang has a timeout.
+// link is written through, every output is checked (and locked, for --checkpoint) before any
+// work, and two outputs naming one file are refused. Every run that could hang has a timeout.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -252,6 +252,50 @@ TEST(SpecialOutputs, TwoOutputsNamingOneFileAreRefused) {
   EXPECT_FALSE(fs::exists(x));
   EXPECT_FALSE(fs::exists(dir / "rep"));
   EXPECT_EQ(read_text(model), model_before);
+}
+
+// --- the checkpoint's lock --------------------------------------------------------------------
+
+TEST(CheckpointLock, ASecondRunOnTheSameCheckpointIsRefusedNamingTheFirst) {
+  TempDir dir;
+  const fs::path ck = dir / "run.ckpt", lock = dir / "run.ckpt.lock", log = dir / "first.log";
+  // The first run: long enough to still hold the lock when the second starts (it is killed).
+  const pid_t first = ::fork();
+  ASSERT_GE(first, 0);
+  if (first == 0) {
+    const std::string exe = mnist_gpu::test::exe(), path = ck.string();
+    FILE* out = std::freopen(log.c_str(), "w", stderr);
+    (void)out;
+    ::execl(exe.c_str(), exe.c_str(), "train", "--device", "cpu", "--epochs", "1000", "--limit", "2000", "--hidden",
+            "8", "--val", "0", "--checkpoint", path.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const std::string pid = std::to_string(first);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTimeout);
+  while (read_text(lock) != pid + "\n" && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(read_text(lock), pid + "\n") << read_text(log);
+
+  const auto second = run_exe(quick_train("--checkpoint " + q(ck)), kTimeout);
+  EXPECT_EQ(second.code, 1) << second.out;
+  EXPECT_TRUE(contains(second.out, "--checkpoint " + ck.string() + ": another run (pid " + pid + ")"));
+  EXPECT_TRUE(refused_before_work(second.out));
+  // The same checkpoint named through --resume (new checkpoints go to it) is refused too, once it exists.
+  while (!fs::exists(ck) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto resumed = run_exe("train --device cpu --resume " + q(ck), kTimeout);
+  EXPECT_EQ(resumed.code, 1) << resumed.out;
+  EXPECT_TRUE(contains(resumed.out, "--resume " + ck.string() + ": another run (pid " + pid + ")"));
+
+  // SIGKILL: the kernel releases the lock; the next run takes it and removes the file at the end.
+  ::kill(first, SIGKILL);
+  int status = 0;
+  ::waitpid(first, &status, 0);
+  fs::remove(ck);
+  const auto third = run_exe(quick_train("--checkpoint " + q(ck)), kTimeout);
+  EXPECT_EQ(third.code, 0) << third.out;
+  EXPECT_TRUE(fs::exists(ck));
+  EXPECT_FALSE(fs::exists(lock));
 }
 
 // --- inputs -----------------------------------------------------------------------------------
