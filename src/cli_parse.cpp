@@ -1,5 +1,6 @@
 // Flag definitions and strict parsing of their values for the mnist_gpu command line.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -52,7 +53,6 @@ E parse_choice(const std::string& flag, const std::string& text,
   refuse(flag, "one of " + names, text);
 }
 
-constexpr int kMaxWidth = 65536;
 constexpr int kMaxBatch = 65536;
 
 }  // namespace
@@ -67,8 +67,8 @@ std::vector<int> parse_hidden(const std::string& text) {
   std::vector<int> widths;
   if (text.empty()) return widths;
   const std::string expected =
-      "a comma-separated list of layer widths in 1.." + std::to_string(kMaxWidth) +
-      " such as 512,256 (or \"\" for no hidden layer)";
+      "a comma-separated list of at most " + std::to_string(kMaxHiddenLayers) + " layer widths in 1.." +
+      std::to_string(kMaxLayerWidth) + " such as 512,256 (or \"\" for no hidden layer)";
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = text.find(',', start);
@@ -76,8 +76,13 @@ std::vector<int> parse_hidden(const std::string& text) {
     if (item.empty()) refuse("--hidden", expected + "; width " + std::to_string(widths.size() + 1) + " is empty", text);
     if (item.find_first_not_of("0123456789") != std::string::npos)
       refuse("--hidden", expected + "; '" + item + "' is not a positive integer", text);
-    const long long w = parse_int("--hidden", item, 1, kMaxWidth, expected);
+    const long long w = parse_int("--hidden", item, 1, kMaxLayerWidth, expected);
     widths.push_back(static_cast<int>(w));
+    if (widths.size() > static_cast<std::size_t>(kMaxHiddenLayers))
+      refuse("--hidden",
+             expected + "; this list has " + std::to_string(std::count(text.begin(), text.end(), ',') + 1) +
+                 " (a model file holds at most " + std::to_string(kMaxHiddenLayers) + " hidden layers)",
+             text);
     if (comma == std::string::npos) break;
     start = comma + 1;
   }

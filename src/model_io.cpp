@@ -68,6 +68,9 @@ std::string errno_text() { return std::strerror(errno); }
 }  // namespace
 
 std::vector<std::uint8_t> encode_model(const ModelSpec& spec, const std::vector<float>& params) {
+  if (spec.hidden.size() > kModelMaxLayers - 1)
+    throw Error("model: " + std::to_string(spec.hidden.size()) + " hidden layers; a model file holds at most " +
+                std::to_string(kModelMaxLayers - 1));
   const ParamLayout layout(spec);
   if (params.size() != layout.size)
     throw Error("model: " + std::to_string(params.size()) + " parameters given, the spec needs " +

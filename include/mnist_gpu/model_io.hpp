@@ -31,16 +31,16 @@ namespace mnist_gpu {
 constexpr std::uint32_t kModelFormatVersion = 1;
 
 /// Limits a reader enforces on a header before it allocates anything.
-constexpr std::uint32_t kModelMaxWidth = 65536;  ///< inputs, outputs and each hidden width
-constexpr std::uint32_t kModelMaxLayers = 64;     ///< dense layers (hidden layers + 1)
+constexpr std::uint32_t kModelMaxWidth = kMaxLayerWidth;         ///< inputs, outputs and each hidden width
+constexpr std::uint32_t kModelMaxLayers = kMaxHiddenLayers + 1;  ///< dense layers (hidden layers + 1)
 
 struct SavedModel {
   ModelSpec spec;
   std::vector<float> params;  // (ParamLayout(spec).size)
 };
 
-/// The file's bytes for `spec` and `params` (params.size() must equal ParamLayout(spec).size;
-/// throws Error otherwise).
+/// The file's bytes for `spec` and `params` (params.size() must equal ParamLayout(spec).size and
+/// spec.hidden hold at most kModelMaxLayers - 1 layers; throws Error otherwise).
 std::vector<std::uint8_t> encode_model(const ModelSpec& spec, const std::vector<float>& params);
 
 /// Writes the model to `file` atomically (write_file_atomically: FILE.tmp.<pid>, fsync, rename

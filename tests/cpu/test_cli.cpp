@@ -192,6 +192,16 @@ TEST(CliParse, RefusesBadHidden) {
                    {{"--hidden", "100000"}, "--hidden"}});
 }
 
+TEST(CliParse, HiddenLayersAtMostWhatAModelFileHolds) {
+  std::string ones = "1";
+  for (int i = 1; i < mnist_gpu::kMaxHiddenLayers; ++i) ones += ",1";
+  EXPECT_EQ(parse_train_flags({"--hidden", ones}).model.hidden.size(), 63u);
+  const std::string msg = refusal({"--hidden", ones + ",1"});  // 64 hidden layers: a model file holds 63
+  EXPECT_TRUE(contains(msg, "--hidden"));
+  EXPECT_TRUE(contains(msg, "at most 63 layer widths"));
+  EXPECT_TRUE(contains(msg, "this list has 64 (a model file holds at most 63 hidden layers)"));
+}
+
 TEST(CliParse, RefusesBadLr) {
   expect_refusals({{{"--lr", "nan"}, "--lr"},
                    {{"--lr", "inf"}, "--lr"},

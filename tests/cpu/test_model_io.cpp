@@ -329,3 +329,23 @@ TEST_F(ModelIo, SaveRefusesParametersThatDoNotFitTheSpec) {
   EXPECT_THROW(save_model(dir_ / "m.bin", small_spec(), std::vector<float>(3)), Error);
   EXPECT_FALSE(fs::exists(dir_ / "m.bin"));
 }
+
+// The parser and the format share one limit: the deepest model `train` accepts is one a saved
+// file holds (63 hidden layers), and one more is refused before training.
+TEST_F(ModelIo, DeepestModelTheCommandLineAcceptsRoundTrips) {
+  ModelSpec spec;
+  spec.inputs = 4;
+  spec.hidden.assign(static_cast<std::size_t>(kMaxHiddenLayers), 2);
+  spec.outputs = 3;
+  const std::vector<float> p = random_params(spec, 5);
+  save_model(dir_ / "deep.bin", spec, p);
+  EXPECT_EQ(load_model(dir_ / "deep.bin").spec.hidden.size(), static_cast<std::size_t>(kMaxHiddenLayers));
+  spec.hidden.push_back(2);
+  try {
+    save_model(dir_ / "deeper.bin", spec, random_params(spec, 5));
+    ADD_FAILURE() << "saved a model no reader accepts";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.what(), "64 hidden layers; a model file holds at most 63"));
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "deeper.bin"));
+}
