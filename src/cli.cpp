@@ -140,6 +140,13 @@ std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work
   return make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
 }
 
+void log_data_notes(const MnistFiles& files) {
+  for (const auto& s : files.shadowed)
+    spdlog::info("notice: {} holds both {} and {}; reading {}", s.used.parent_path().string(),
+                 s.used.filename().string(), s.ignored.filename().string(), s.used.filename().string());
+  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
+}
+
 namespace {
 
 // Every output of `train`, checked before any work: no two the same file, and each one a place
@@ -240,7 +247,7 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
   }
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
-  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
+  log_data_notes(files);
   const TrainSplit split = make_train_split(files.train, cfg.val, cfg.limit, cfg.seed);
   const Dataset& train_set = split.train;
   const Dataset& val_set = split.val;
@@ -373,6 +380,7 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
 int run_verify(const TrainConfig& cfg) {
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   const MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
+  log_data_notes(files);
   const VerifyReport report = verify_gpu(cfg.model, cfg.optimizer, files.train, cfg.batch, cfg.seed);
   for (const auto& c : report.checks)
     spdlog::info("{:<4} {:<60} worst error {:.3g}x the {} tolerance (atol {:g}, rtol {:g})", c.cmp.ok ? "ok" : "FAIL",

@@ -139,7 +139,7 @@ int run_eval(const EvalArgs& a) {
   backend->set_params(model.params);
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   const MnistFiles files = load_mnist_dir(dir, model.spec.inputs);
-  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
+  log_data_notes(files);
 
   const EvalResult r = backend->evaluate(files.test);
   const auto errors = r.per_class_errors();

@@ -224,7 +224,7 @@ int run_sweep_command(const SweepArgs& a) {
 
   const TrainConfig& first = configs.front();
   const MnistFiles files = load_mnist_dir(resolve_data_dir(first.data_dir), first.model.inputs);
-  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
+  log_data_notes(files);
   const TrainSplit split = make_train_split(files.train, first.val, first.limit, first.seed);
   spdlog::info("sweep: {} runs of {} epochs, seed {}, on {} ({} train, {} validation, {} test images); results in {}",
                points.size(), first.epochs, first.seed, files.dataset_name, split.train.count, split.val.count,

@@ -17,6 +17,7 @@ class App;
 namespace mnist_gpu {
 
 class Backend;
+struct MnistFiles;
 
 /// The `train` flags as typed by the user, before validation.
 struct TrainArgs {
@@ -57,6 +58,10 @@ std::vector<int> parse_hidden(const std::string& text);
 /// the CPU with a one-line notice naming `work` ("training on the CPU"); `cuda` without a usable
 /// GPU throws Error.
 std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work = "training");
+
+/// Logs what loading a data directory noted: NAME.gz read where NAME is there too, and the
+/// warnings (unknown digests).
+void log_data_notes(const MnistFiles& files);
 
 /// The `bench` flags: the model flags plus the measurement's own.
 struct BenchArgs {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "mnist_gpu/dataset.hpp"
 #include "test_paths.hpp"
 
 namespace fs = std::filesystem;
@@ -186,4 +187,31 @@ TEST(BadInput, FifoOrDeviceAsADataFileIsRefusedAtOnce) {
             std::string::npos)
       << r.out;
   EXPECT_EQ(r.out.find("epoch"), std::string::npos) << r.out;
+}
+
+// NAME.gz is read when NAME is there too, and the run says so (the library reports the pair).
+TEST(BadInput, BothNameAndNameGzSaysWhichIsRead) {
+  mnist_gpu::test::TempDir tmp;
+  const fs::path dir = tmp / "data";
+  const Files f;
+  write_files(dir, f);
+  const Bytes gz = gzip(f.train_labels);
+  std::ofstream(dir / "train-labels-idx1-ubyte.gz", std::ios::binary)
+      .write(reinterpret_cast<const char*>(gz.data()), static_cast<std::streamsize>(gz.size()));
+
+  const mnist_gpu::MnistFiles files = mnist_gpu::load_mnist_dir(dir);
+  ASSERT_EQ(files.shadowed.size(), 1u);
+  EXPECT_EQ(files.shadowed[0].used, dir / "train-labels-idx1-ubyte.gz");
+  EXPECT_EQ(files.shadowed[0].ignored, dir / "train-labels-idx1-ubyte");
+
+  int code = 0;
+  const std::string out = run(dir, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("notice: " + dir.string() +
+                     " holds both train-labels-idx1-ubyte.gz and train-labels-idx1-ubyte; reading "
+                     "train-labels-idx1-ubyte.gz"),
+            std::string::npos)
+      << out;
+  // The bundled directory holds only the .gz files: no such notice.
+  EXPECT_TRUE(mnist_gpu::load_mnist_dir(mnist_gpu::test::data_dir()).shadowed.empty());
 }
