@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -64,6 +65,33 @@ std::uint32_t crc_update(std::uint32_t crc, const std::uint8_t* p, std::size_t n
 }
 
 std::string errno_text() { return std::strerror(errno); }
+
+// Where parameter `i` of the arena sits: "layer 2 weight [3, 17]" (W is (out, in)) or "layer 3 bias [4]".
+std::string describe_param(const ModelSpec& spec, std::size_t i) {
+  const ParamLayout layout(spec);
+  for (std::size_t l = 0; l < layout.layers.size(); ++l) {
+    const LayerView& v = layout.layers[l];
+    const std::size_t in = static_cast<std::size_t>(v.in), n_w = in * static_cast<std::size_t>(v.out);
+    const std::string layer = "layer " + std::to_string(l + 1);
+    if (i >= v.w && i < v.w + n_w)
+      return layer + " weight [" + std::to_string((i - v.w) / in) + ", " + std::to_string((i - v.w) % in) + "]";
+    if (i >= v.b && i < v.b + static_cast<std::size_t>(v.out)) return layer + " bias [" + std::to_string(i - v.b) + "]";
+  }
+  return "outside every layer";
+}
+
+// A NaN or infinite parameter makes every output NaN: refused when read, naming the first.
+void check_finite(const std::string& name, const SavedModel& m) {
+  std::size_t bad = 0, first = 0;
+  for (std::size_t i = 0; i < m.params.size(); ++i)
+    if (!std::isfinite(m.params[i]) && bad++ == 0) first = i;
+  if (bad == 0) return;
+  const float v = m.params[first];
+  throw Error(name + ": parameter " + std::to_string(first) + " (" + describe_param(m.spec, first) + ") is " +
+              (std::isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity") + " (" + std::to_string(bad) + " of the " +
+              std::to_string(m.params.size()) +
+              " parameters are not finite): the model cannot be used; was it saved from a diverged run?");
+}
 
 }  // namespace
 
@@ -174,6 +202,7 @@ SavedModel load_model(const std::filesystem::path& file) {
     const std::uint32_t bits = get_u32(raw.data() + 4 * i);
     std::memcpy(&m.params[i], &bits, 4);
   }
+  check_finite(name, m);
   return m;
 }
 

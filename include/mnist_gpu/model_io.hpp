@@ -54,8 +54,9 @@ void save_model(const std::filesystem::path& file, const ModelSpec& spec, const 
 void check_model_writable(const std::filesystem::path& file);
 
 /// Reads and validates a model file: a regular file (a FIFO or device is refused before it is
-/// opened), magic, version, sizes (before allocating), exact file size, CRC. Throws Error naming
-/// the file and what is wrong.
+/// opened), magic, version, sizes (before allocating), exact file size, CRC, and finite
+/// parameters (a NaN or infinity is refused naming its index and layer). Throws Error naming the
+/// file and what is wrong.
 SavedModel load_model(const std::filesystem::path& file);
 
 }  // namespace mnist_gpu
