@@ -454,6 +454,8 @@ int run_cli(int argc, const char* const* argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     spdlog::error("error: {}", e.what());
+    const std::string hint = suggest_near_name(app, std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
+    if (!hint.empty()) spdlog::error("{}", hint);
     std::fprintf(stderr, "Run 'mnist_gpu --help' or 'mnist_gpu train --help' for the flags.\n");
     return 2;
   }

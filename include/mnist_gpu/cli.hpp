@@ -73,6 +73,11 @@ void add_bench_options(CLI::App& app, BenchArgs& args);
 /// Runs `bench`: a table on stdout, JSON to --json; returns the exit code.
 int run_bench_command(const BenchArgs& args);
 
+/// For a command line `app` refused (args: the words after the program's name): a hint naming
+/// the command or flag nearest to a misspelt one ("'trian' is not a command; did you mean
+/// 'train'?"), or "" when none is near.
+std::string suggest_near_name(CLI::App& app, const std::vector<std::string>& args);
+
 /// The whole program: returns the process exit code. Logs to stderr.
 int run_cli(int argc, const char* const* argv);
 
