@@ -271,18 +271,20 @@ TEST(CheckpointLock, ASecondRunOnTheSameCheckpointIsRefusedNamingTheFirst) {
     ::_exit(127);
   }
   const std::string pid = std::to_string(first);
+  // Once it holds the lock and has written a checkpoint, it is stopped (SIGSTOP keeps the lock):
+  // a training run at full speed would slow the tests that run beside this one.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTimeout);
-  while (read_text(lock) != pid + "\n" && std::chrono::steady_clock::now() < deadline)
+  while ((read_text(lock) != pid + "\n" || !fs::exists(ck)) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::kill(first, SIGSTOP);
   EXPECT_EQ(read_text(lock), pid + "\n") << read_text(log);
+  EXPECT_TRUE(fs::exists(ck)) << read_text(log);
 
   const auto second = run_exe(quick_train("--checkpoint " + q(ck)), kTimeout);
   EXPECT_EQ(second.code, 1) << second.out;
   EXPECT_TRUE(contains(second.out, "--checkpoint " + ck.string() + ": another run (pid " + pid + ")"));
   EXPECT_TRUE(refused_before_work(second.out));
-  // The same checkpoint named through --resume (new checkpoints go to it) is refused too, once it exists.
-  while (!fs::exists(ck) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // The same checkpoint named through --resume (new checkpoints go to it) is refused too.
   const auto resumed = run_exe("train --device cpu --resume " + q(ck), kTimeout);
   EXPECT_EQ(resumed.code, 1) << resumed.out;
   EXPECT_TRUE(contains(resumed.out, "--resume " + ck.string() + ": another run (pid " + pid + ")"));
