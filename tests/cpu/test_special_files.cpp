@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -138,7 +140,7 @@ TEST(SpecialOutputs, DeviceDestinationIsRefusedAndKept) {
   if (::geteuid() != 0) GTEST_SKIP() << "mknod of a character device needs root";
   TempDir dir;
   const fs::path dev = dir / "null";
-  ASSERT_EQ(::mknod(dev.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0) << "mknod failed";  // a /dev/null twin
+  ASSERT_EQ(::mknod(dev.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0) << "mknod: " << std::strerror(errno);  // a /dev/null twin
   try {
     write_file_atomically(dev, Bytes{1, 2, 3});
     ADD_FAILURE() << "wrote over a device";
