@@ -249,6 +249,9 @@ TEST(SpecialOutputs, TwoOutputsNamingOneFileAreRefused) {
        "--metrics and --report both name"},
       {quick_train("--report " + q(dir / "rep") + " --save " + q(dir / "rep")), "--save and --report both name"},
       {"eval --device cpu --model " + q(model) + " --json " + q(model), "--model and --json both name"},
+      {"eval --device cpu --model " + q(model) + " --json " + q(x) + " --predictions " + q(x),
+       "--json and --predictions both name"},
+      {"export --model " + q(model) + " --onnx " + q(x) + " --safetensors " + q(x), "--onnx and --safetensors both name"},
   };
   expect_refused(cases, 2);
   EXPECT_FALSE(fs::exists(x));
@@ -319,6 +322,8 @@ TEST(SpecialInputs, FifoOrDeviceModelCheckpointAndImageAreRefusedAtOnce) {
       {"predict --model " + q(fifo) + " " + q(model), fifo.string() + not_regular + "a FIFO"},
       {"train --device cpu --resume " + q(fifo), fifo.string() + not_regular + "a FIFO, expected an mnist_gpu checkpoint)"},
       {"train --device cpu --resume " + q(zero), zero.string() + not_regular + "a character device"},
+      {"import --safetensors " + q(fifo) + " --out " + q(dir / "imported.bin"),
+       fifo.string() + not_regular + "a FIFO, expected a safetensors file)"},
   };
   expect_refused(cases, 1);
 
