@@ -142,7 +142,7 @@ TrainConfig config_from(const json& j) {
 // Sizes a corrupt or forged header might carry, refused before anything is sized from them.
 void check_config(const TrainConfig& c) {
   auto in = [](long long v, long long lo, long long hi) { return v >= lo && v <= hi; };
-  bool ok = in(c.model.inputs, 1, 1 << 20) && in(c.model.outputs, 1, 1 << 16) && c.model.hidden.size() <= 64 &&
+  bool ok = in(c.model.inputs, 1, 1 << 20) && in(c.model.outputs, 1, 1 << 16) && c.model.hidden.size() <= static_cast<std::size_t>(kMaxHiddenLayers) &&
             in(c.batch, 1, 1 << 16) && in(c.epochs, 1, 100000) && in(c.val, 0, 1 << 30) &&
             in(c.lr_step, 1, 100000) && in(c.lr_patience, 0, 100000) && in(c.patience, 0, 100000) && in(c.limit, 0, 1 << 30) &&
             c.optimizer.dropout >= 0.0f && c.optimizer.dropout < 1.0f && c.target >= 0 && c.target <= 1;
@@ -206,7 +206,7 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
 }
 
 Checkpoint read_checkpoint(const std::filesystem::path& path) {
-  return parse_checkpoint(read_whole_file(path, kMaxFile), path.string());
+  return parse_checkpoint(read_whole_file(path, kMaxFile, "an mnist_gpu checkpoint"), path.string());
 }
 
 Checkpoint parse_checkpoint(const std::vector<std::uint8_t>& b, const std::string& name) {

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <new>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "mnist_gpu/backend.hpp"
@@ -25,6 +26,8 @@
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/device.hpp"
 #include "mnist_gpu/error.hpp"
+#include "mnist_gpu/file_io.hpp"
+#include "mnist_gpu/file_lock.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/model_io.hpp"
 #include "mnist_gpu/predict.hpp"
@@ -137,7 +140,45 @@ std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work
   return make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
 }
 
+void log_data_notes(const MnistFiles& files) {
+  for (const auto& s : files.shadowed)
+    spdlog::info("notice: {} holds both {} and {}; reading {}", s.used.parent_path().string(),
+                 s.used.filename().string(), s.ignored.filename().string(), s.used.filename().string());
+  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
+}
+
 namespace {
+
+// Every output of `train`, checked before any work: no two the same file, and each one a place
+// where a regular file can be written (not a device, FIFO or directory; an existing, writable
+// folder; a name the file system accepts). `checkpoint_flag` names where the checkpoint path came from.
+void check_train_outputs(const TrainConfig& cfg, const char* checkpoint_flag) {
+  std::vector<std::pair<std::string, std::filesystem::path>> outputs = {
+      {"--metrics", cfg.metrics_path}, {checkpoint_flag, cfg.checkpoint_path}, {"--save", cfg.save_path}};
+  if (!cfg.report_path.empty()) {
+    outputs.emplace_back("--report", cfg.report_path);
+    for (const auto& file : report_files(cfg.report_path)) outputs.emplace_back("--report", file);
+  }
+  check_distinct_paths(outputs);
+  if (!cfg.metrics_path.empty()) check_file_writable(cfg.metrics_path, "write the --metrics file");
+  if (!cfg.checkpoint_path.empty()) check_file_writable(cfg.checkpoint_path, "write the checkpoint");
+  if (!cfg.save_path.empty()) check_model_writable(cfg.save_path);
+  if (!cfg.report_path.empty()) check_report_dir(cfg.report_path);
+}
+
+// The checkpoint's lock (CHECKPOINT.lock beside the file it names): a second run writing the
+// same checkpoint is refused, naming the first.
+FileLock lock_checkpoint(const std::string& path, const char* flag) {
+  const std::filesystem::path lock_path = output_target(path).string() + ".lock";
+  long holder = 0;
+  std::optional<FileLock> lock = FileLock::try_acquire(lock_path, holder);
+  if (!lock)
+    throw Error(std::string(flag) + " " + path + ": another run (" +
+                (holder > 0 ? "pid " + std::to_string(holder) : std::string("pid unknown")) +
+                ") is writing this checkpoint (it holds " + lock_path.string() +
+                "); wait for it to end, or choose another " + flag);
+  return std::move(*lock);
+}
 
 // With --resume, flags that change the result must agree with the checkpoint's settings.
 void check_resume_flags(const TrainConfig& flags, const TrainConfig& ck, const std::vector<std::string>& given,
@@ -193,9 +234,11 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
     cfg.save_path = flags.save_path;
     cfg.report_path = flags.report_path;
   }
-  MetricsFile metrics(cfg.metrics_path, resume.progress.done);  // opened first: an unwritable path fails early
-  if (!cfg.save_path.empty()) check_model_writable(cfg.save_path);
-  if (!cfg.report_path.empty()) check_report_dir(cfg.report_path);
+  const char* checkpoint_flag = flags.checkpoint_path.empty() ? "--resume" : "--checkpoint";
+  check_train_outputs(cfg, checkpoint_flag);
+  std::optional<FileLock> checkpoint_lock;
+  if (!cfg.checkpoint_path.empty()) checkpoint_lock = lock_checkpoint(cfg.checkpoint_path, checkpoint_flag);
+  MetricsFile metrics(cfg.metrics_path, resume.progress.done);
   std::unique_ptr<Backend> backend = choose_backend(cfg);  // a missing GPU fails before loading data
   if (!cfg.resume_path.empty()) {
     backend->set_state(resume.state);
@@ -204,7 +247,7 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
   }
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
-  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
+  log_data_notes(files);
   const TrainSplit split = make_train_split(files.train, cfg.val, cfg.limit, cfg.seed);
   const Dataset& train_set = split.train;
   const Dataset& val_set = split.val;
@@ -337,6 +380,7 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given) {
 int run_verify(const TrainConfig& cfg) {
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   const MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
+  log_data_notes(files);
   const VerifyReport report = verify_gpu(cfg.model, cfg.optimizer, files.train, cfg.batch, cfg.seed);
   for (const auto& c : report.checks)
     spdlog::info("{:<4} {:<60} worst error {:.3g}x the {} tolerance (atol {:g}, rtol {:g})", c.cmp.ok ? "ok" : "FAIL",
@@ -410,6 +454,8 @@ int run_cli(int argc, const char* const* argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     spdlog::error("error: {}", e.what());
+    const std::string hint = suggest_near_name(app, std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
+    if (!hint.empty()) spdlog::error("{}", hint);
     std::fprintf(stderr, "Run 'mnist_gpu --help' or 'mnist_gpu train --help' for the flags.\n");
     return 2;
   }

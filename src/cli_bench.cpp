@@ -90,6 +90,7 @@ int run_bench_command(const BenchArgs& a) {
 
   if (!a.json.empty()) check_file_writable(a.json, "write the --json results");
   const MnistFiles files = load_mnist_dir(resolve_data_dir(base.data_dir), cfg.model.inputs);
+  log_data_notes(files);
   std::string widths;
   for (int w : cfg.model.hidden) widths += std::to_string(w) + "-";
   spdlog::info("bench: 784-{}10 {}, {} optimizer; {} timed samples per point", widths,

@@ -48,7 +48,8 @@ int run_export(const ExportArgs& a) {
     input = OnnxInput::images;
   else if (a.input != "pixels")
     throw UsageError("--input: expected one of pixels | images, got '" + a.input + "'");
-  // Unwritable outputs fail before the model is read or evaluated.
+  // Unwritable outputs fail before the model is read or evaluated; none overwrites another or the model.
+  check_distinct_paths({{"--model", a.model}, {"--onnx", a.onnx}, {"--safetensors", a.safetensors}});
   if (!a.onnx.empty()) check_file_writable(a.onnx, "write the ONNX model");
   if (!a.safetensors.empty()) check_file_writable(a.safetensors, "write the safetensors file");
 
@@ -59,6 +60,7 @@ int run_export(const ExportArgs& a) {
   // --device cpu` counts), so that the metadata states a figure anyone can check.
   const std::filesystem::path dir = resolve_data_dir(a.data);
   const MnistFiles files = load_mnist_dir(dir, model.spec.inputs);
+  log_data_notes(files);
   const std::vector<Prediction> preds = predict_dataset(model.spec, model.params, files.test, 1000);
   long long right = 0;
   for (std::size_t i = 0; i < preds.size(); ++i) right += preds[i].digit == files.test.labels[i];
@@ -90,6 +92,7 @@ int run_import(const ImportArgs& a) {
   if (a.hidden) want.hidden = parsed.model.hidden;
   if (a.activation) want.activation = parsed.model.activation;
   if (a.loss) want.loss = parsed.model.loss;
+  check_distinct_paths({{"--safetensors", a.safetensors}, {"--out", a.out}});
   check_model_writable(a.out);
 
   const SafeTensors file = read_safetensors(a.safetensors);

@@ -126,6 +126,8 @@ int run_eval(const EvalArgs& a) {
   targs.data = a.data;
   TrainConfig cfg = to_train_config(targs);
 
+  // Before any work; never over the model, nor one output over the other.
+  check_distinct_paths({{"--model", a.model}, {"--json", a.json}, {"--predictions", a.predictions}});
   if (!a.json.empty()) check_file_writable(a.json, "write the results");
   if (!a.predictions.empty()) check_file_writable(a.predictions, "write the predictions");
   const SavedModel model = load_model(a.model);
@@ -137,7 +139,7 @@ int run_eval(const EvalArgs& a) {
   backend->set_params(model.params);
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   const MnistFiles files = load_mnist_dir(dir, model.spec.inputs);
-  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
+  log_data_notes(files);
 
   const EvalResult r = backend->evaluate(files.test);
   const auto errors = r.per_class_errors();

@@ -1,10 +1,13 @@
 // Flag definitions and strict parsing of their values for the mnist_gpu command line.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "mnist_gpu/cli.hpp"
 #include "mnist_gpu/error.hpp"
@@ -37,7 +40,21 @@ float parse_float(const std::string& flag, const std::string& text, double lo, b
   if (!whole || errno == ERANGE || !std::isfinite(v) || v < lo || (lo_open && v == lo) || v > hi ||
       (hi_open && v == hi))
     refuse(flag, expected, text);
-  return static_cast<float>(v);
+  // The value is used as a float: one that rounds onto an open bound (1e-50 to 0, 0.999999999 to
+  // 1) is refused, and so is a positive one below the smallest normal float (1e-45), whose
+  // products in the updates round to 0.
+  const float f = static_cast<float>(v);
+  const auto refuse_rounded = [&](const std::string& why) {
+    throw UsageError(flag + ": expected " + expected + ", got '" + text + "', which " + why);
+  };
+  if ((lo_open && f == static_cast<float>(lo)) || (hi_open && f == static_cast<float>(hi))) {
+    char rounded[32];
+    std::snprintf(rounded, sizeof rounded, "%g", static_cast<double>(f));
+    refuse_rounded("rounds to " + std::string(rounded) + " in single precision (float32)");
+  }
+  if (lo_open && lo == 0.0 && f < std::numeric_limits<float>::min())
+    refuse_rounded("is below the smallest normal single-precision (float32) number, 1.17549e-38");
+  return f;
 }
 
 template <class E>
@@ -52,8 +69,33 @@ E parse_choice(const std::string& flag, const std::string& text,
   refuse(flag, "one of " + names, text);
 }
 
-constexpr int kMaxWidth = 65536;
 constexpr int kMaxBatch = 65536;
+
+// Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+// neighbours each cost 1 ("trian" is 1 from "train").
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i)
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// The name in `names` nearest to `word` when it is near enough to be a slip (at most 2 edits,
+// and fewer than a third of the word); "" otherwise.
+std::string nearest(const std::string& word, const std::vector<std::string>& names) {
+  std::string best;
+  std::size_t best_d = 3;
+  for (const std::string& n : names) {
+    const std::size_t d = edit_distance(word, n);
+    if (d < best_d && 3 * d < word.size()) best = n, best_d = d;
+  }
+  return best;
+}
 
 }  // namespace
 
@@ -63,12 +105,37 @@ void refuse_flag_values(std::initializer_list<std::pair<const char*, const std::
       throw UsageError(std::string(flag) + ": expected a value, got the flag '" + *value + "'");
 }
 
+std::string suggest_near_name(CLI::App& app, const std::vector<std::string>& args) {
+  if (args.empty()) return "";
+  std::vector<std::string> commands;
+  CLI::App* command = nullptr;
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    commands.push_back(sub->get_name());
+    if (sub->get_name() == args[0]) command = sub;
+  }
+  if (!command) {
+    if (args[0].rfind('-', 0) == 0) return "";
+    const std::string near = nearest(args[0], commands);
+    return near.empty() ? "" : "'" + args[0] + "' is not a command; did you mean '" + near + "'?";
+  }
+  std::vector<std::string> flags;
+  for (const CLI::Option* o : command->get_options())
+    for (const std::string& name : o->get_lnames()) flags.push_back("--" + name);
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string flag = args[i].substr(0, args[i].find('='));
+    if (flag.rfind("--", 0) != 0 || flag == "--" || command->get_option_no_throw(flag)) continue;
+    const std::string near = nearest(flag, flags);
+    if (!near.empty()) return "'" + flag + "' is not a " + args[0] + " flag; did you mean '" + near + "'?";
+  }
+  return "";
+}
+
 std::vector<int> parse_hidden(const std::string& text) {
   std::vector<int> widths;
   if (text.empty()) return widths;
   const std::string expected =
-      "a comma-separated list of layer widths in 1.." + std::to_string(kMaxWidth) +
-      " such as 512,256 (or \"\" for no hidden layer)";
+      "a comma-separated list of at most " + std::to_string(kMaxHiddenLayers) + " layer widths in 1.." +
+      std::to_string(kMaxLayerWidth) + " such as 512,256 (or \"\" for no hidden layer)";
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = text.find(',', start);
@@ -76,8 +143,13 @@ std::vector<int> parse_hidden(const std::string& text) {
     if (item.empty()) refuse("--hidden", expected + "; width " + std::to_string(widths.size() + 1) + " is empty", text);
     if (item.find_first_not_of("0123456789") != std::string::npos)
       refuse("--hidden", expected + "; '" + item + "' is not a positive integer", text);
-    const long long w = parse_int("--hidden", item, 1, kMaxWidth, expected);
+    const long long w = parse_int("--hidden", item, 1, kMaxLayerWidth, expected);
     widths.push_back(static_cast<int>(w));
+    if (widths.size() > static_cast<std::size_t>(kMaxHiddenLayers))
+      refuse("--hidden",
+             expected + "; this list has " + std::to_string(std::count(text.begin(), text.end(), ',') + 1) +
+                 " (a model file holds at most " + std::to_string(kMaxHiddenLayers) + " hidden layers)",
+             text);
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -179,11 +251,11 @@ TrainConfig to_train_config(const TrainArgs& a) {
       "--optimizer", a.optimizer,
       {{"sgd", OptimizerKind::sgd}, {"momentum", OptimizerKind::momentum}, {"adam", OptimizerKind::adam}});
   c.optimizer.lr = !a.lr ? default_lr(c.optimizer.kind)
-                        : parse_float("--lr", *a.lr, 0.0, true, 1e6, false, "a finite number > 0");
+                        : parse_float("--lr", *a.lr, 0.0, true, 1e6, false, "a number > 0 and at most 1e6");
   c.optimizer.momentum = parse_float("--momentum", a.momentum, 0.0, false, 1.0, true,
                                      "a finite number in [0, 1)");
   c.optimizer.nesterov = a.nesterov;
-  c.optimizer.l2 = parse_float("--l2", a.l2, 0.0, false, 1e6, false, "a finite number >= 0");
+  c.optimizer.l2 = parse_float("--l2", a.l2, 0.0, false, 1e6, false, "a number in [0, 1e6]");
   c.optimizer.dropout = parse_float("--dropout", a.dropout, 0.0, false, 1.0, true, "a probability in [0, 1)");
   c.schedule = parse_choice<Schedule>(
       "--schedule", a.schedule,
@@ -192,7 +264,7 @@ TrainConfig to_train_config(const TrainArgs& a) {
   c.lr_factor = parse_float("--lr-factor", a.lr_factor, 0.0, true, 1.0, true, "a factor in (0, 1)");
   c.lr_patience = static_cast<int>(
       parse_int("--lr-patience", a.lr_patience, 0, 100000, "a whole number of epochs in 0..100000 (0: off)"));
-  c.min_lr = parse_float("--min-lr", a.min_lr, 0.0, false, 1e6, false, "a finite number >= 0");
+  c.min_lr = parse_float("--min-lr", a.min_lr, 0.0, false, 1e6, false, "a number in [0, 1e6]");
   c.patience = static_cast<int>(
       parse_int("--patience", a.patience, 0, 100000, "a whole number of epochs in 0..100000 (0: off)"));
   c.min_delta = parse_float("--min-delta", a.min_delta, 0.0, false, 1.0, true, "a relative threshold in [0, 1)");

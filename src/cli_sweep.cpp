@@ -197,7 +197,7 @@ int run_sweep_command(const SweepArgs& a) {
     if (!a.resume)
       throw UsageError("--out: " + a.out + " already holds a sweep (sweep.json); add --resume to continue it, or "
                        "choose another --out");
-    const std::vector<std::uint8_t> b = read_whole_file(out / "sweep.json", 1ull << 30);
+    const std::vector<std::uint8_t> b = read_whole_file(out / "sweep.json", 1ull << 30, "a sweep state file");
     try {
       const json state = json::parse(b.begin(), b.end());
       if (state.at("settings") != settings)
@@ -224,7 +224,7 @@ int run_sweep_command(const SweepArgs& a) {
 
   const TrainConfig& first = configs.front();
   const MnistFiles files = load_mnist_dir(resolve_data_dir(first.data_dir), first.model.inputs);
-  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
+  log_data_notes(files);
   const TrainSplit split = make_train_split(files.train, first.val, first.limit, first.seed);
   spdlog::info("sweep: {} runs of {} epochs, seed {}, on {} ({} train, {} validation, {} test images); results in {}",
                points.size(), first.epochs, first.seed, files.dataset_name, split.train.count, split.val.count,

@@ -48,10 +48,14 @@ struct Loaded {
   Known known = Known::none;
 };
 
-fs::path find_file(const fs::path& dir, const KnownFile& k) {
+// NAME.gz, else NAME; when both are there, the pair goes to `shadowed` (NAME.gz is read).
+fs::path find_file(const fs::path& dir, const KnownFile& k, std::vector<MnistFiles::Shadowed>& shadowed) {
   std::error_code ec;
-  for (const fs::path& p : {dir / (std::string(k.name) + ".gz"), dir / k.name})
-    if (fs::exists(p, ec)) return p;
+  const fs::path gz = dir / (std::string(k.name) + ".gz"), raw = dir / k.name;
+  const bool has_gz = fs::exists(gz, ec), has_raw = fs::exists(raw, ec);
+  if (has_gz && has_raw) shadowed.push_back({gz, raw});
+  if (has_gz) return gz;
+  if (has_raw) return raw;
   throw Error(dir.string() + ": no " + k.name + "(.gz) found (" + kExpectedFiles + ")");
 }
 
@@ -104,12 +108,12 @@ MnistFiles load_mnist_dir(const std::filesystem::path& dir, int input_pixels) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(dir.string() + ": no such directory (" + kExpectedFiles + ")");
   // Find all four before reading any, so that a missing file is reported at once.
-  const fs::path paths[4] = {find_file(dir, kTrainImages), find_file(dir, kTrainLabels),
-                             find_file(dir, kTestImages), find_file(dir, kTestLabels)};
+  MnistFiles out;
+  const fs::path paths[4] = {find_file(dir, kTrainImages, out.shadowed), find_file(dir, kTrainLabels, out.shadowed),
+                             find_file(dir, kTestImages, out.shadowed), find_file(dir, kTestLabels, out.shadowed)};
   Loaded files[4] = {load(paths[0], kTrainImages, 3), load(paths[1], kTrainLabels, 1),
                      load(paths[2], kTestImages, 3), load(paths[3], kTestLabels, 1)};
 
-  MnistFiles out;
   out.train = make_dataset(files[0], files[1], input_pixels);
   out.test = make_dataset(files[2], files[3], input_pixels);
   if (out.test.pixels() != out.train.pixels())

@@ -5,15 +5,13 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <memory>
-#include <system_error>
 
 #include "mnist_gpu/error.hpp"
+#include "mnist_gpu/file_io.hpp"
 
 namespace mnist_gpu {
 namespace {
@@ -100,20 +98,6 @@ class Md5 {
 // ---- reading ----------------------------------------------------------------------------------
 
 [[noreturn]] void fail(const std::string& name, const std::string& what) { throw Error(name + ": " + what); }
-[[noreturn]] void fail(const fs::path& path, const std::string& what) { fail(path.string(), what); }
-
-std::vector<std::uint8_t> read_file(const fs::path& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) fail(path, "is a directory, expected an IDX file");
-  std::unique_ptr<std::FILE, decltype(&std::fclose)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
-  const std::uintmax_t size = fs::file_size(path, ec);
-  if (ec) fail(path, "cannot get the file size (" + ec.message() + ")");
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  if (std::fread(bytes.data(), 1, bytes.size(), f.get()) != bytes.size())
-    fail(path, std::string("read error (") + std::strerror(errno) + ")");
-  return bytes;
-}
 
 // A view of a file's bytes held in memory (owned by the caller).
 struct ByteView {
@@ -296,7 +280,7 @@ std::string md5_hex(const void* data, std::size_t size) {
 
 IdxArray read_idx(const std::filesystem::path& path, const IdxExpect& expect) {
   check_expect("read_idx", expect);
-  const std::vector<std::uint8_t> file = read_file(path);
+  const std::vector<std::uint8_t> file = read_whole_file(path, std::numeric_limits<std::size_t>::max(), "an IDX file");
   return parse_idx(file.data(), file.size(), path.string(), expect);
 }
 

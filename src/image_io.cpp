@@ -6,23 +6,19 @@
 #include <jpeglib.h>
 #include <png.h>
 
-#include <cerrno>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <cstdint>
-#include <memory>
 #include <string>
 
 #include "mnist_gpu/error.hpp"
+#include "mnist_gpu/file_io.hpp"
 
 namespace mnist_gpu {
 namespace {
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+using FilePtr = InputFile;
 
 float luminance(float r, float g, float b) { return 0.299f * r + 0.587f * g + 0.114f * b; }
 
@@ -276,13 +272,12 @@ void png_append_cb(png_structp png, png_bytep data, png_size_t n) {
 }
 void png_flush_cb(png_structp) {}
 
-// Writes a grey image through libpng into f, or (f null) appends it to out. Kept free of C++
-// objects with destructors: a libpng error longjmps back to the setjmp here.
-bool png_write_grey(png_structp png, png_infop info, std::FILE* f, std::vector<std::uint8_t>* out, int width,
-                    int height, png_bytepp rows) {
+// Encodes a grey image through libpng into out. Kept free of C++ objects with destructors: a
+// libpng error longjmps back to the setjmp here.
+bool png_write_grey(png_structp png, png_infop info, std::vector<std::uint8_t>* out, int width, int height,
+                    png_bytepp rows) {
   if (setjmp(png_jmpbuf(png))) return false;
-  if (f) png_init_io(png, f);
-  else png_set_write_fn(png, out, png_append_cb, png_flush_cb);
+  png_set_write_fn(png, out, png_append_cb, png_flush_cb);
   png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8, PNG_COLOR_TYPE_GRAY,
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
@@ -291,35 +286,11 @@ bool png_write_grey(png_structp png, png_infop info, std::FILE* f, std::vector<s
   return true;
 }
 
-// The grey image (height, width) as a PNG into f or out (see png_write_grey); errors name `who`
-// and say what failed (`action`: "write", "encode").
-void write_grey(const std::string& who, const char* action, std::FILE* f, std::vector<std::uint8_t>* out, int width,
-                int height, const std::uint8_t* pixels) {
-  PngError err;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_cb, png_warning_cb);
-  if (!png) throw Error(who + ": cannot initialise libpng");
-  png_infop info = png_create_info_struct(png);
-  struct Owner {
-    png_structp* png;
-    png_infop* info;
-    ~Owner() { png_destroy_write_struct(png, info); }
-  } owner{&png, &info};
-  if (!info) throw Error(who + ": cannot initialise libpng");
-  std::vector<png_bytep> rows(static_cast<std::size_t>(height));
-  for (int y = 0; y < height; ++y)
-    rows[static_cast<std::size_t>(y)] = const_cast<png_bytep>(pixels + static_cast<std::size_t>(y) * width);
-  if (!png_write_grey(png, info, f, out, width, height, rows.data()))
-    throw Error(who + ": cannot " + action + " the PNG (" + err.msg + ")");
-}
-
 }  // namespace
 
 GreyImage read_image(const std::filesystem::path& file) {
   const std::string name = file.string();
-  std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) throw Error(name + ": is a directory, not an image");
-  FilePtr f(std::fopen(name.c_str(), "rb"));
-  if (!f) throw Error(name + ": cannot open (" + std::strerror(errno) + ")");
+  FilePtr f = open_input_file(file, "a PNG or JPEG image");
   unsigned char head[24] = {};
   const std::size_t got = std::fread(head, 1, sizeof head, f.get());
   static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -359,18 +330,28 @@ GreyImage orient(const GreyImage& img, int exif_orientation) {
 }
 
 void write_grey_png(const std::filesystem::path& file, int width, int height, const std::uint8_t* pixels) {
-  const std::string name = file.string();
-  FilePtr f(std::fopen(name.c_str(), "wb"));
-  if (!f) throw Error(name + ": cannot write (" + std::strerror(errno) + ")");
-  write_grey(name, "write", f.get(), nullptr, width, height, pixels);
-  if (std::fflush(f.get()) != 0 || std::ferror(f.get())) throw Error(name + ": write failed (" + std::strerror(errno) + ")");
+  write_file_atomically(file, encode_grey_png(width, height, pixels));
 }
 
 std::vector<std::uint8_t> encode_grey_png(int width, int height, const std::uint8_t* pixels) {
   check_size("encode_grey_png", width < 0 ? 0 : static_cast<unsigned long long>(width),
              height < 0 ? 0 : static_cast<unsigned long long>(height));
+  PngError err;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_cb, png_warning_cb);
+  if (!png) throw Error("encode_grey_png: cannot initialise libpng");
+  png_infop info = png_create_info_struct(png);
+  struct Owner {
+    png_structp* png;
+    png_infop* info;
+    ~Owner() { png_destroy_write_struct(png, info); }
+  } owner{&png, &info};
+  if (!info) throw Error("encode_grey_png: cannot initialise libpng");
+  std::vector<png_bytep> rows(static_cast<std::size_t>(height));
+  for (int y = 0; y < height; ++y)
+    rows[static_cast<std::size_t>(y)] = const_cast<png_bytep>(pixels + static_cast<std::size_t>(y) * width);
   std::vector<std::uint8_t> out;
-  write_grey("encode_grey_png", "encode", nullptr, &out, width, height, pixels);
+  if (!png_write_grey(png, info, &out, width, height, rows.data()))
+    throw Error(std::string("encode_grey_png: cannot encode the PNG (") + err.msg + ")");
   return out;
 }
 

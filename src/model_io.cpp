@@ -2,16 +2,14 @@
 // and a reader that validates the header and the exact file size before it allocates.
 #include "mnist_gpu/model_io.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 #include <string>
 
 #include "mnist_gpu/error.hpp"
@@ -68,13 +66,39 @@ std::uint32_t crc_update(std::uint32_t crc, const std::uint8_t* p, std::size_t n
 
 std::string errno_text() { return std::strerror(errno); }
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
+// Where parameter `i` of the arena sits: "layer 2 weight [3, 17]" (W is (out, in)) or "layer 3 bias [4]".
+std::string describe_param(const ModelSpec& spec, std::size_t i) {
+  const ParamLayout layout(spec);
+  for (std::size_t l = 0; l < layout.layers.size(); ++l) {
+    const LayerView& v = layout.layers[l];
+    const std::size_t in = static_cast<std::size_t>(v.in), n_w = in * static_cast<std::size_t>(v.out);
+    const std::string layer = "layer " + std::to_string(l + 1);
+    if (i >= v.w && i < v.w + n_w)
+      return layer + " weight [" + std::to_string((i - v.w) / in) + ", " + std::to_string((i - v.w) % in) + "]";
+    if (i >= v.b && i < v.b + static_cast<std::size_t>(v.out)) return layer + " bias [" + std::to_string(i - v.b) + "]";
+  }
+  return "outside every layer";
+}
+
+// A NaN or infinite parameter makes every output NaN: refused when read, naming the first.
+void check_finite(const std::string& name, const SavedModel& m) {
+  std::size_t bad = 0, first = 0;
+  for (std::size_t i = 0; i < m.params.size(); ++i)
+    if (!std::isfinite(m.params[i]) && bad++ == 0) first = i;
+  if (bad == 0) return;
+  const float v = m.params[first];
+  throw Error(name + ": parameter " + std::to_string(first) + " (" + describe_param(m.spec, first) + ") is " +
+              (std::isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity") + " (" + std::to_string(bad) + " of the " +
+              std::to_string(m.params.size()) +
+              " parameters are not finite): the model cannot be used; was it saved from a diverged run?");
+}
 
 }  // namespace
 
 std::vector<std::uint8_t> encode_model(const ModelSpec& spec, const std::vector<float>& params) {
+  if (spec.hidden.size() > kModelMaxLayers - 1)
+    throw Error("model: " + std::to_string(spec.hidden.size()) + " hidden layers; a model file holds at most " +
+                std::to_string(kModelMaxLayers - 1));
   const ParamLayout layout(spec);
   if (params.size() != layout.size)
     throw Error("model: " + std::to_string(params.size()) + " parameters given, the spec needs " +
@@ -108,11 +132,9 @@ void save_model(const std::filesystem::path& file, const ModelSpec& spec, const 
 SavedModel load_model(const std::filesystem::path& file) {
   const std::string name = file.string();
   auto bad = [&](const std::string& what) { return Error(name + ": " + what); };
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(name.c_str(), "rb"));
-  if (!f) throw bad("cannot open the model file (" + errno_text() + ")");
+  const InputFile f = open_input_file(file, "an mnist_gpu model file");
   struct stat st {};
   if (::fstat(::fileno(f.get()), &st) != 0) throw bad("cannot stat the model file (" + errno_text() + ")");
-  if (!S_ISREG(st.st_mode)) throw bad("not a regular file, so not an mnist_gpu model file");
   const std::uint64_t file_size = static_cast<std::uint64_t>(st.st_size);
   if (file_size == 0) throw bad("the file is empty, not an mnist_gpu model file");
 
@@ -180,6 +202,7 @@ SavedModel load_model(const std::filesystem::path& file) {
     const std::uint32_t bits = get_u32(raw.data() + 4 * i);
     std::memcpy(&m.params[i], &bits, 4);
   }
+  check_finite(name, m);
   return m;
 }
 

@@ -394,13 +394,17 @@ std::string train_report_html(const ReportInput& in) {
   return o + detail::page_tail();
 }
 
+std::vector<std::filesystem::path> report_files(const std::filesystem::path& dir) {
+  return {dir / "loss.svg", dir / "accuracy.svg", dir / "misclassified.png", dir / "report.html"};
+}
+
 void check_report_dir(const std::filesystem::path& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(dir.string() + ": cannot create the report directory (" + ec.message() + ")");
   if (!std::filesystem::is_directory(dir, ec))
     throw Error(dir.string() + ": cannot write the report here (not a directory)");
-  check_file_writable(dir / "report.html", "write the report");
+  for (const std::filesystem::path& file : report_files(dir)) check_file_writable(file, "write the report");
 }
 
 void write_train_report(const std::filesystem::path& dir, const ReportInput& in) {

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "mnist_gpu/error.hpp"
+#include "mnist_gpu/file_io.hpp"
 
 namespace mnist_gpu {
 namespace {
@@ -161,10 +162,6 @@ std::uint64_t header_length(const std::uint8_t* first8, std::uint64_t size, cons
   return n;
 }
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-
 }  // namespace
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
@@ -248,11 +245,9 @@ SafeTensors parse_safetensors(const std::uint8_t* bytes, std::size_t size, const
 
 SafeTensors read_safetensors(const std::filesystem::path& file) {
   const std::string name = file.string();
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(name.c_str(), "rb"));
-  if (!f) throw Error(name + ": cannot open (" + std::strerror(errno) + ")");
+  const InputFile f = open_input_file(file, "a safetensors file");
   struct stat st {};
-  if (::fstat(::fileno(f.get()), &st) != 0 || !S_ISREG(st.st_mode))
-    throw Error(name + ": not a regular file, so not a safetensors file");
+  if (::fstat(::fileno(f.get()), &st) != 0) throw Error(name + ": cannot stat (" + std::strerror(errno) + ")");
   const auto size = static_cast<std::uint64_t>(st.st_size);
   auto read = [&](std::uint8_t* dst, std::uint64_t n) {
     if (n > 0 && std::fread(dst, 1, static_cast<std::size_t>(n), f.get()) != n)

@@ -54,9 +54,12 @@ struct RunResult {
   int code = -1;  ///< the exit status, or -1 if the process did not exit normally
 };
 
-inline RunResult run_exe(const std::string& args) {
+/// With `timeout_s` > 0 the run is killed after that many seconds (exit code 124 or 137), so that
+/// a test of something that could hang (a FIFO) fails instead.
+inline RunResult run_exe(const std::string& args, int timeout_s = 0) {
   RunResult r;
-  const std::string cmd = "'" + exe() + "' " + args + " 2>&1";
+  const std::string limit = timeout_s > 0 ? "timeout -k 5 " + std::to_string(timeout_s) + " " : "";
+  const std::string cmd = limit + "'" + exe() + "' " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[512];

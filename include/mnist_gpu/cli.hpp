@@ -17,6 +17,7 @@ class App;
 namespace mnist_gpu {
 
 class Backend;
+struct MnistFiles;
 
 /// The `train` flags as typed by the user, before validation.
 struct TrainArgs {
@@ -58,6 +59,10 @@ std::vector<int> parse_hidden(const std::string& text);
 /// GPU throws Error.
 std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work = "training");
 
+/// Logs what loading a data directory noted: NAME.gz read where NAME is there too, and the
+/// warnings (unknown digests).
+void log_data_notes(const MnistFiles& files);
+
 /// The `bench` flags: the model flags plus the measurement's own.
 struct BenchArgs {
   TrainArgs model;
@@ -67,6 +72,11 @@ struct BenchArgs {
 void add_bench_options(CLI::App& app, BenchArgs& args);
 /// Runs `bench`: a table on stdout, JSON to --json; returns the exit code.
 int run_bench_command(const BenchArgs& args);
+
+/// For a command line `app` refused (args: the words after the program's name): a hint naming
+/// the command or flag nearest to a misspelt one ("'trian' is not a command; did you mean
+/// 'train'?"), or "" when none is near.
+std::string suggest_near_name(CLI::App& app, const std::vector<std::string>& args);
 
 /// The whole program: returns the process exit code. Logs to stderr.
 int run_cli(int argc, const char* const* argv);

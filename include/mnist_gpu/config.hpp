@@ -30,6 +30,10 @@ const char* to_string(DataPath d);
 /// MNIST's classes (the digits 0-9): the outputs of every model the backends train.
 inline constexpr int kClasses = 10;
 
+/// Limits of a model's shape, one place for the command line, the saved-model format and checkpoints.
+inline constexpr int kMaxLayerWidth = 65536;  ///< inputs, outputs and each hidden width
+inline constexpr int kMaxHiddenLayers = 63;   ///< hidden layers: at most 64 dense layers
+
 /// Shape of the multilayer perceptron: inputs -> hidden... -> outputs.
 struct ModelSpec {
   int inputs = 784;

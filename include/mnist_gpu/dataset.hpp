@@ -25,10 +25,16 @@ struct MnistFiles {
   Dataset test;                       ///< the test set, for the final report only
   std::string dataset_name;           ///< "MNIST", "Fashion-MNIST" or "unknown"
   std::vector<std::string> warnings;  ///< e.g. unknown digests; the CLI logs them
+  /// Files found both as NAME.gz and NAME: the one read (NAME.gz) and the one ignored; the CLI says so.
+  struct Shadowed {
+    std::filesystem::path used, ignored;
+  };
+  std::vector<Shadowed> shadowed;
 };
 
 /// Loads train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
-/// t10k-labels-idx1-ubyte from `dir`, each as NAME.gz or raw NAME. Checks labels in 0..9,
+/// t10k-labels-idx1-ubyte from `dir`, each as NAME.gz or raw NAME (NAME.gz when both are there,
+/// listed in `shadowed`); each must be a regular file. Checks labels in 0..9,
 /// image count == label count, and image size == `input_pixels` (the model's input). Recognises
 /// MNIST and Fashion-MNIST by digest. Throws mnist_gpu::Error naming the file.
 MnistFiles load_mnist_dir(const std::filesystem::path& dir, int input_pixels = 784);

@@ -22,10 +22,11 @@ struct GreyImage {
 /// interlaced or not) or a baseline/progressive JPEG (grey or colour), recognised by signature.
 /// Colour becomes luminance 0.299 R + 0.587 G + 0.114 B of the stored (gamma-encoded) values. A
 /// JPEG's Exif orientation tag (as phone cameras write it) is applied, so the image is upright.
-/// Throws Error naming the file when it is not a PNG or JPEG ("unsupported format (GIF)" for GIF,
-/// BMP, WebP, TIFF, HEIF and AVIF, PDF), is corrupt or truncated (libpng and libjpeg errors become
-/// Errors, never an exit), or declares a size beyond the limits above (refused from the header,
-/// before pixels are decoded).
+/// Throws Error naming the file when it is not a regular file (a FIFO or device is refused before
+/// it is opened), not a PNG or JPEG ("unsupported format (GIF)" for GIF, BMP, WebP, TIFF, HEIF
+/// and AVIF, PDF), is corrupt or truncated (libpng and libjpeg errors become Errors, never an
+/// exit), or declares a size beyond the limits above (refused from the header, before pixels are
+/// decoded).
 GreyImage read_image(const std::filesystem::path& file);
 
 /// `img` as it is meant to be seen under Exif orientation 1..8 (1: as stored; 2 mirrored
@@ -33,7 +34,8 @@ GreyImage read_image(const std::filesystem::path& file);
 /// clockwise; 7 transversed; 8 turned 90 degrees anticlockwise). Other values: unchanged.
 GreyImage orient(const GreyImage& img, int exif_orientation);
 
-/// Writes an 8-bit greyscale PNG of `pixels` (height, width). Throws Error naming the file.
+/// Writes an 8-bit greyscale PNG of `pixels` (height, width) atomically (write_file_atomically).
+/// Throws Error naming the file.
 void write_grey_png(const std::filesystem::path& file, int width, int height, const std::uint8_t* pixels);
 
 /// The bytes of an 8-bit greyscale PNG of `pixels` (height, width), encoded in memory (for

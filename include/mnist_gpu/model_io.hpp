@@ -31,16 +31,16 @@ namespace mnist_gpu {
 constexpr std::uint32_t kModelFormatVersion = 1;
 
 /// Limits a reader enforces on a header before it allocates anything.
-constexpr std::uint32_t kModelMaxWidth = 65536;  ///< inputs, outputs and each hidden width
-constexpr std::uint32_t kModelMaxLayers = 64;     ///< dense layers (hidden layers + 1)
+constexpr std::uint32_t kModelMaxWidth = kMaxLayerWidth;         ///< inputs, outputs and each hidden width
+constexpr std::uint32_t kModelMaxLayers = kMaxHiddenLayers + 1;  ///< dense layers (hidden layers + 1)
 
 struct SavedModel {
   ModelSpec spec;
   std::vector<float> params;  // (ParamLayout(spec).size)
 };
 
-/// The file's bytes for `spec` and `params` (params.size() must equal ParamLayout(spec).size;
-/// throws Error otherwise).
+/// The file's bytes for `spec` and `params` (params.size() must equal ParamLayout(spec).size and
+/// spec.hidden hold at most kModelMaxLayers - 1 layers; throws Error otherwise).
 std::vector<std::uint8_t> encode_model(const ModelSpec& spec, const std::vector<float>& params);
 
 /// Writes the model to `file` atomically (write_file_atomically: FILE.tmp.<pid>, fsync, rename
@@ -53,8 +53,10 @@ void save_model(const std::filesystem::path& file, const ModelSpec& spec, const 
 /// --save` fail before training rather than after.
 void check_model_writable(const std::filesystem::path& file);
 
-/// Reads and validates a model file: magic, version, sizes (before allocating), exact file size,
-/// CRC. Throws Error naming the file and what is wrong.
+/// Reads and validates a model file: a regular file (a FIFO or device is refused before it is
+/// opened), magic, version, sizes (before allocating), exact file size, CRC, and finite
+/// parameters (a NaN or infinity is refused naming its index and layer). Throws Error naming the
+/// file and what is wrong.
 SavedModel load_model(const std::filesystem::path& file);
 
 }  // namespace mnist_gpu

@@ -88,9 +88,12 @@ GreyPixels mistakes_grid(const Dataset& data, const std::vector<Mistake>& mistak
 /// The report page for `in` (see write_train_report).
 std::string train_report_html(const ReportInput& in);
 
-/// Creates `dir` when missing and checks that files can be written there (by creating and
-/// removing a probe file), so that `train --report` fails before training rather than after.
-/// Throws Error naming the directory.
+/// The files write_train_report writes into `dir`.
+std::vector<std::filesystem::path> report_files(const std::filesystem::path& dir);
+
+/// Creates `dir` when missing and checks that each of report_files(dir) can be written (none is
+/// a device, FIFO or directory; a probe file can be created and removed), so that `train
+/// --report` fails before training rather than after. Throws Error naming the directory or file.
 void check_report_dir(const std::filesystem::path& dir);
 
 /// Writes into `dir` (created when missing), each file atomically: report.html (summary,

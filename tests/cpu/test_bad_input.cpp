@@ -1,6 +1,7 @@
 // Bad data through the real executable: for each class of broken MNIST directory, `train` exits 1
 // with a message that names the broken file and what was expected, before any training.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "mnist_gpu/dataset.hpp"
 #include "test_paths.hpp"
 
 namespace fs = std::filesystem;
@@ -57,6 +59,18 @@ struct Case {
   const char* file;      ///< the file the message must name
   const char* expected;  ///< a phrase the message must contain
 };
+
+// The tiny valid directory's four files, raw, in `dir`.
+void write_files(const fs::path& dir, const Files& f) {
+  fs::create_directories(dir);
+  const std::pair<const char*, const Bytes*> files[] = {{"train-images-idx3-ubyte", &f.train_images},
+                                                        {"train-labels-idx1-ubyte", &f.train_labels},
+                                                        {"t10k-images-idx3-ubyte", &f.test_images},
+                                                        {"t10k-labels-idx1-ubyte", &f.test_labels}};
+  for (const auto& [name, bytes] : files)
+    std::ofstream(dir / name, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));
+}
 
 std::string run(const fs::path& dir, int* code) {
   const auto r = mnist_gpu::test::run_exe("train --device cpu --epochs 1 --hidden 8 --val 5 --data '" + dir.string() + "'");
@@ -124,16 +138,8 @@ TEST(BadInput, EveryBrokenMnistDirectoryIsRefusedNamingTheFile) {
     if (std::getenv("MNIST_GPU_SHOW_MESSAGES")) std::printf("%-32s %s", c.name, out.substr(out.rfind("error:")).c_str());
   }
   // And the sanity check that the undamaged tiny directory trains (so the failures above are the damage's).
-  Files ok;
   const fs::path dir = root / "valid";
-  fs::create_directories(dir);
-  const std::pair<const char*, const Bytes*> files[] = {{"train-images-idx3-ubyte", &ok.train_images},
-                                                        {"train-labels-idx1-ubyte", &ok.train_labels},
-                                                        {"t10k-images-idx3-ubyte", &ok.test_images},
-                                                        {"t10k-labels-idx1-ubyte", &ok.test_labels}};
-  for (const auto& [name, bytes] : files)
-    std::ofstream(dir / name, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));
+  write_files(dir, Files{});
   int code = 0;
   const std::string out = run(dir, &code);
   EXPECT_EQ(code, 0) << out;
@@ -152,4 +158,60 @@ TEST(BadInput, MissingDirectoryAndMissingFile) {
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("train-images-idx3-ubyte"), std::string::npos) << out;
   fs::remove_all(dir);
+}
+
+// A FIFO would block the reader forever (no writer ever comes) and a link to /dev/zero never
+// ends: both are refused before they are opened, naming the file. The timeout fails, not hangs.
+TEST(BadInput, FifoOrDeviceAsADataFileIsRefusedAtOnce) {
+  mnist_gpu::test::TempDir tmp;
+  const fs::path dir = tmp / "data";
+  write_files(dir, Files{});
+  fs::remove(dir / "train-images-idx3-ubyte");
+  ASSERT_EQ(::mkfifo((dir / "train-images-idx3-ubyte").c_str(), 0644), 0);
+  const std::string args = "train --device cpu --epochs 1 --hidden 8 --val 5 --data '" + dir.string() + "'";
+  auto r = mnist_gpu::test::run_exe(args, 120);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find((dir / "train-images-idx3-ubyte").string() +
+                       ": not a regular file (it is a FIFO, expected an IDX file)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("epoch"), std::string::npos) << r.out;
+
+  fs::remove(dir / "train-images-idx3-ubyte");
+  write_files(dir, Files{});
+  fs::remove(dir / "t10k-labels-idx1-ubyte");
+  fs::create_symlink("/dev/zero", dir / "t10k-labels-idx1-ubyte");
+  r = mnist_gpu::test::run_exe(args, 120);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find((dir / "t10k-labels-idx1-ubyte").string() + ": not a regular file (it is a character device"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("epoch"), std::string::npos) << r.out;
+}
+
+// NAME.gz is read when NAME is there too, and the run says so (the library reports the pair).
+TEST(BadInput, BothNameAndNameGzSaysWhichIsRead) {
+  mnist_gpu::test::TempDir tmp;
+  const fs::path dir = tmp / "data";
+  const Files f;
+  write_files(dir, f);
+  const Bytes gz = gzip(f.train_labels);
+  std::ofstream(dir / "train-labels-idx1-ubyte.gz", std::ios::binary)
+      .write(reinterpret_cast<const char*>(gz.data()), static_cast<std::streamsize>(gz.size()));
+
+  const mnist_gpu::MnistFiles files = mnist_gpu::load_mnist_dir(dir);
+  ASSERT_EQ(files.shadowed.size(), 1u);
+  EXPECT_EQ(files.shadowed[0].used, dir / "train-labels-idx1-ubyte.gz");
+  EXPECT_EQ(files.shadowed[0].ignored, dir / "train-labels-idx1-ubyte");
+
+  int code = 0;
+  const std::string out = run(dir, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("notice: " + dir.string() +
+                     " holds both train-labels-idx1-ubyte.gz and train-labels-idx1-ubyte; reading "
+                     "train-labels-idx1-ubyte.gz"),
+            std::string::npos)
+      << out;
+  // The bundled directory holds only the .gz files: no such notice.
+  EXPECT_TRUE(mnist_gpu::load_mnist_dir(mnist_gpu::test::data_dir()).shadowed.empty());
 }

@@ -192,6 +192,16 @@ TEST(CliParse, RefusesBadHidden) {
                    {{"--hidden", "100000"}, "--hidden"}});
 }
 
+TEST(CliParse, HiddenLayersAtMostWhatAModelFileHolds) {
+  std::string ones = "1";
+  for (int i = 1; i < mnist_gpu::kMaxHiddenLayers; ++i) ones += ",1";
+  EXPECT_EQ(parse_train_flags({"--hidden", ones}).model.hidden.size(), 63u);
+  const std::string msg = refusal({"--hidden", ones + ",1"});  // 64 hidden layers: a model file holds 63
+  EXPECT_TRUE(contains(msg, "--hidden"));
+  EXPECT_TRUE(contains(msg, "at most 63 layer widths"));
+  EXPECT_TRUE(contains(msg, "this list has 64 (a model file holds at most 63 hidden layers)"));
+}
+
 TEST(CliParse, RefusesBadLr) {
   expect_refusals({{{"--lr", "nan"}, "--lr"},
                    {{"--lr", "inf"}, "--lr"},
@@ -201,6 +211,19 @@ TEST(CliParse, RefusesBadLr) {
                    {{"--lr", ""}, "--lr"},
                    {{"--lr", "0.1x"}, "--lr"},
                    {{"--lr", "1e999"}, "--lr"}});
+}
+
+TEST(CliParse, RateRefusalsStateTheLimitAndFloatRounding) {
+  EXPECT_TRUE(contains(refusal({"--lr", "1e10"}), "--lr: expected a number > 0 and at most 1e6, got '1e10'"));
+  EXPECT_EQ(parse_train_flags({"--lr", "1e6"}).optimizer.lr, 1e6f);
+  // Positive, but 0 (or a denormal whose products are 0) once stored as the float the trainer uses.
+  EXPECT_TRUE(contains(refusal({"--lr", "1e-50"}), "got '1e-50', which rounds to 0 in single precision (float32)"));
+  EXPECT_TRUE(contains(refusal({"--lr", "1e-45"}),
+                       "got '1e-45', which is below the smallest normal single-precision (float32) number"));
+  EXPECT_GT(parse_train_flags({"--lr", "1e-30"}).optimizer.lr, 0.0f);
+  EXPECT_TRUE(contains(refusal({"--momentum", "0.999999999"}), "which rounds to 1 in single precision"));
+  EXPECT_TRUE(contains(refusal({"--lr-factor", "1e-50"}), "which rounds to 0"));
+  EXPECT_TRUE(contains(refusal({"--l2", "2e6"}), "--l2: expected a number in [0, 1e6]"));
 }
 
 TEST(CliParse, RefusesBadMomentumL2EpochsValSeed) {
@@ -304,6 +327,21 @@ TEST(CliExe, TrainHelpExitsZeroAndListsTheFlags) {
   EXPECT_TRUE(contains(r.output, "--batch"));
   EXPECT_TRUE(contains(r.output, "--hidden"));
   EXPECT_TRUE(contains(r.output, "--optimizer"));
+}
+
+TEST(CliExe, MisspeltCommandOrFlagSuggestsTheNearName) {
+  const ExeRun command = run_exe("trian --epochs 1");
+  EXPECT_EQ(command.exit_code, 2) << command.output;
+  EXPECT_TRUE(contains(command.output, "'trian' is not a command; did you mean 'train'?"));
+  const ExeRun flag = run_exe("train --epoch 1 --data /nonexistent/mnist_gpu_test");
+  EXPECT_EQ(flag.exit_code, 2) << flag.output;
+  EXPECT_TRUE(contains(flag.output, "'--epoch' is not a train flag; did you mean '--epochs'?"));
+  const ExeRun eq = run_exe("eval --modle=m.bin");
+  EXPECT_EQ(eq.exit_code, 2) << eq.output;
+  EXPECT_TRUE(contains(eq.output, "did you mean '--model'?"));
+  // Nothing near: no guess.
+  const ExeRun far = run_exe("frobnicate");
+  EXPECT_EQ(far.output.find("did you mean"), std::string::npos) << far.output;
 }
 
 TEST(CliExe, NoOrUnknownSubcommandFails) {

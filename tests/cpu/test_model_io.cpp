@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -328,4 +329,44 @@ TEST_F(ModelIo, FailedSaveIsAnErrorAndLeavesNoTemporary) {
 TEST_F(ModelIo, SaveRefusesParametersThatDoNotFitTheSpec) {
   EXPECT_THROW(save_model(dir_ / "m.bin", small_spec(), std::vector<float>(3)), Error);
   EXPECT_FALSE(fs::exists(dir_ / "m.bin"));
+}
+
+// NaN or infinite parameters would evaluate to "loss nan": refused when read, naming the file and
+// the first bad parameter by index and place.
+TEST_F(ModelIo, RefusesNanOrInfiniteParametersNamingTheFirst) {
+  const ModelSpec spec = small_spec();  // 784-32-16-10: layer 1 W is (32, 784), then 2, 3; then the biases
+  const ParamLayout layout(spec);
+  std::vector<float> p = random_params(spec, 1);
+  p[layout.layers[1].w + 32 + 5] = std::numeric_limits<float>::quiet_NaN();  // layer 2 W[1, 5]: W is (16, 32)
+  p[layout.layers[2].b + 3] = std::numeric_limits<float>::infinity();
+  save_model(dir_ / "nan.bin", spec, p);
+  const std::string m = refusal(dir_ / "nan.bin");
+  EXPECT_TRUE(contains(m, (dir_ / "nan.bin").string() + ": parameter " +
+                              std::to_string(layout.layers[1].w + 32 + 5) + " (layer 2 weight [1, 5]) is NaN"));
+  EXPECT_TRUE(contains(m, "2 of the " + std::to_string(layout.size) + " parameters are not finite"));
+
+  p = random_params(spec, 1);
+  p[layout.layers[2].b + 3] = -std::numeric_limits<float>::infinity();
+  save_model(dir_ / "inf.bin", spec, p);
+  EXPECT_TRUE(contains(refusal(dir_ / "inf.bin"), "(layer 3 bias [3]) is -infinity"));
+}
+
+// The parser and the format share one limit: the deepest model `train` accepts is one a saved
+// file holds (63 hidden layers), and one more is refused before training.
+TEST_F(ModelIo, DeepestModelTheCommandLineAcceptsRoundTrips) {
+  ModelSpec spec;
+  spec.inputs = 4;
+  spec.hidden.assign(static_cast<std::size_t>(kMaxHiddenLayers), 2);
+  spec.outputs = 3;
+  const std::vector<float> p = random_params(spec, 5);
+  save_model(dir_ / "deep.bin", spec, p);
+  EXPECT_EQ(load_model(dir_ / "deep.bin").spec.hidden.size(), static_cast<std::size_t>(kMaxHiddenLayers));
+  spec.hidden.push_back(2);
+  try {
+    save_model(dir_ / "deeper.bin", spec, random_params(spec, 5));
+    ADD_FAILURE() << "saved a model no reader accepts";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.what(), "64 hidden layers; a model file holds at most 63"));
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "deeper.bin"));
 }
