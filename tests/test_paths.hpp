@@ -69,4 +69,38 @@ inline RunResult run_exe(const std::string& args, int timeout_s = 0) {
   return r;
 }
 
+/// Stdout and stderr apart, and the exit code, of `mnist_gpu ARGS` (a shell command line).
+struct StreamsResult {
+  int exit_code = -1;  ///< the exit status, or -1 if the process did not exit normally
+  std::string out, err;
+};
+
+inline StreamsResult run_exe_streams(const std::string& args) {
+  StreamsResult r;
+  const std::filesystem::path err_file =
+      std::filesystem::temp_directory_path() / ("mnist_gpu_stderr_" + std::to_string(::getpid()));
+  const std::string cmd = "'" + exe() + "' " + args + " 2>'" + err_file.string() + "'";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) {
+    ADD_FAILURE() << "popen failed: " << cmd;
+    return r;
+  }
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  if (FILE* e = std::fopen(err_file.c_str(), "rb")) {
+    while ((n = std::fread(buf, 1, sizeof buf, e)) > 0) r.err.append(buf, n);
+    std::fclose(e);
+  }
+  std::error_code ec;
+  std::filesystem::remove(err_file, ec);
+  if (status == -1 || !WIFEXITED(status)) {
+    ADD_FAILURE() << "did not exit normally: " << cmd;
+    return r;
+  }
+  r.exit_code = WEXITSTATUS(status);
+  return r;
+}
+
 }  // namespace mnist_gpu::test

@@ -308,35 +308,10 @@ inline Bytes forged_png(std::uint32_t w, std::uint32_t h) {
 
 // --- running the executable -------------------------------------------------------------------
 
-struct ExeRun {
-  int exit_code = -1;
-  std::string out, err;
-};
+using ExeRun = mnist_gpu::test::StreamsResult;
 
-// Runs the executable with `args` (already shell-quoted), capturing stdout and stderr.
-inline ExeRun run_exe(const std::string& args) {
-  const std::string err_file = (fs::temp_directory_path() / ("mnist_gpu_predict_err_" + std::to_string(::getpid()))).string();
-  const std::string cmd = "'" + mnist_gpu::test::exe() + "' " + args + " 2>'" + err_file + "'";
-  ExeRun r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) {
-    ADD_FAILURE() << "popen failed: " << cmd;
-    return r;
-  }
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(pipe);
-  const Bytes err = read_bytes(err_file);
-  r.err.assign(err.begin(), err.end());
-  fs::remove(err_file);
-  if (status == -1 || !WIFEXITED(status)) {
-    ADD_FAILURE() << "did not exit normally: " << cmd;
-    return r;
-  }
-  r.exit_code = WEXITSTATUS(status);
-  return r;
-}
+// Runs the executable with `args` (already shell-quoted), capturing stdout and stderr apart.
+inline ExeRun run_exe(const std::string& args) { return mnist_gpu::test::run_exe_streams(args); }
 
 inline std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 

@@ -280,24 +280,8 @@ struct ExeRun {
 
 // Runs the mnist_gpu executable with `args` (already shell-quoted), capturing stderr (or stdout).
 ExeRun run_exe(const std::string& args, bool capture_stdout = false) {
-  const std::string redirect = capture_stdout ? " 2>/dev/null" : " 2>&1 >/dev/null";
-  const std::string cmd = std::string("'") + mnist_gpu::test::exe() + "' " + args + redirect;
-  ExeRun r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) {
-    ADD_FAILURE() << "popen failed: " << cmd;
-    return r;
-  }
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(pipe);
-  if (status == -1 || !WIFEXITED(status)) {
-    ADD_FAILURE() << "did not exit normally: " << cmd;
-    return r;
-  }
-  r.exit_code = WEXITSTATUS(status);
-  return r;
+  const mnist_gpu::test::StreamsResult r = mnist_gpu::test::run_exe_streams(args);
+  return ExeRun{r.exit_code, capture_stdout ? r.out : r.err};
 }
 
 TEST(CliExe, BadFlagsExitTwoAndNameTheFlag) {

@@ -113,58 +113,67 @@ TEST(ImageIo, OtherFormatsAreNamedInTheRefusal) {
   fs::remove_all(dir);
 }
 
+// How the first 20 MNIST test digits, drawn 8x on the canvas, prepare as photos next to a clean
+// drawing: photo(i, coverage) and clean(i, coverage) give the two images.
+struct PhotoComparison {
+  double mean = 0, worst = 0;  ///< mean absolute pixel difference (of 255) of the prepared digits
+  int same = 0;                ///< digits the small model classifies the same in both
+};
+template <class Photo, class Clean>
+PhotoComparison compare_photos(Photo photo, Clean clean, bool thin) {
+  PhotoComparison c;
+  DigitClassifier clf(small_model());
+  for (int i = 0; i < 20; ++i) {
+    std::vector<float> cov = canvas_coverage(mnist_digit(i), 8, kW, kH, 20, 30);
+    if (thin)
+      for (float& v : cov) v = v > 0.75f ? 1.0f : 0.0f;  // thinner strokes, hard edges
+    const DigitImage got = prepare_digit(grey_of(photo(cov), kW, kH));
+    const DigitImage want = prepare_digit(grey_of(clean(cov), kW, kH));
+    const double d = mean_abs_diff(got, want);
+    c.mean += d / 20;
+    c.worst = std::max(c.worst, d);
+    c.same += clf.classify(got).digit == clf.classify(want).digit ? 1 : 0;
+  }
+  return c;
+}
+
 // A dark digit on mid-grey paper with sensor noise and dark specks scattered over the page (dust,
 // pencil dots): the specks no longer stretch the ink's box and the noise no longer counts as ink,
 // so the digit prepares as the clean one does and is classified the same.
 TEST(ImagePrep, NoisyGreyPaperWithSpecksPreparesLikeTheCleanDigit) {
   Rng rng(7, RngStream::test_data, 1);
-  int same = 0;
-  double worst = 0, sum = 0;
-  for (int i = 0; i < 20; ++i) {
-    const std::vector<float> cov = canvas_coverage(mnist_digit(i), 8, kW, kH, 20, 30);
-    Bytes b = on_paper(cov, kW, kH, [&](int, int) { return 150.0 + 20.0 * rng.normal(); }, 120.0);
-    for (int s = 0; s < 12; ++s) {  // 2x2 dark specks anywhere on the page
-      const int x = static_cast<int>(rng.uniform() * (kW - 2)), y = static_cast<int>(rng.uniform() * (kH - 2));
-      for (int dy = 0; dy < 2; ++dy)
-        for (int dx = 0; dx < 2; ++dx) b[static_cast<std::size_t>(y + dy) * kW + x + dx] = 20;
-    }
-    const DigitImage got = prepare_digit(grey_of(b, kW, kH));
-    const DigitImage clean = prepare_digit(grey_of(on_paper(cov, kW, kH, [](int, int) { return 150.0; }, 120.0), kW, kH));
-    worst = std::max(worst, mean_abs_diff(got, clean));
-    sum += mean_abs_diff(got, clean);
-    DigitClassifier clf(small_model());
-    same += clf.classify(got).digit == clf.classify(clean).digit ? 1 : 0;
-  }
-  // Mean absolute pixel difference from the clean digit (of 255): before the background, noise and
-  // speck handling 30.8 on average and 48.5 at worst over these 20; with it 12.0 and 21.6 (the
-  // noise floor thins the strokes' soft edges).
-  EXPECT_LT(sum / 20, 15.0);
-  EXPECT_LT(worst, 25.0);
-  EXPECT_GE(same, 19) << "of 20 noisy digits classified as their clean originals";
+  const PhotoComparison c = compare_photos(
+      [&](const std::vector<float>& cov) {
+        Bytes b = on_paper(cov, kW, kH, [&](int, int) { return 150.0 + 20.0 * rng.normal(); }, 120.0);
+        for (int s = 0; s < 12; ++s) {  // 2x2 dark specks anywhere on the page
+          const int x = static_cast<int>(rng.uniform() * (kW - 2)), y = static_cast<int>(rng.uniform() * (kH - 2));
+          for (int dy = 0; dy < 2; ++dy)
+            for (int dx = 0; dx < 2; ++dx) b[static_cast<std::size_t>(y + dy) * kW + x + dx] = 20;
+        }
+        return b;
+      },
+      [](const std::vector<float>& cov) { return on_paper(cov, kW, kH, [](int, int) { return 150.0; }, 120.0); },
+      false);
+  // Before the background, noise and speck handling: 30.8 on average and 48.5 at worst over these
+  // 20; with it 12.0 and 21.6 (the noise floor thins the strokes' soft edges).
+  EXPECT_LT(c.mean, 15.0);
+  EXPECT_LT(c.worst, 25.0);
+  EXPECT_GE(c.same, 19) << "of 20 noisy digits classified as their clean originals";
 }
 
 // A thin pencil digit photographed under a lamp: the paper goes from 250 at one corner to 110 at
 // the other, more than the ink's own depth (60); the background removal makes the paper 0 again.
 TEST(ImagePrep, UnevenLightingOnAThinDigitPreparesLikeTheCleanDigit) {
-  int same = 0;
-  double worst = 0, sum = 0;
-  for (int i = 0; i < 20; ++i) {
-    std::vector<float> cov = canvas_coverage(mnist_digit(i), 8, kW, kH, 20, 30);
-    for (float& c : cov) c = c > 0.75f ? 1.0f : 0.0f;  // thinner strokes, hard edges
-    auto lamp = [](int x, int y) { return 250.0 - 140.0 * (0.6 * x / kW + 0.4 * y / kH); };
-    const DigitImage got = prepare_digit(grey_of(on_paper(cov, kW, kH, lamp, 60.0), kW, kH));
-    const DigitImage clean = prepare_digit(grey_of(on_paper(cov, kW, kH, [](int, int) { return 250.0; }, 60.0), kW, kH));
-    worst = std::max(worst, mean_abs_diff(got, clean));
-    sum += mean_abs_diff(got, clean);
-    DigitClassifier clf(small_model());
-    same += clf.classify(got).digit == clf.classify(clean).digit ? 1 : 0;
-  }
-  // Mean absolute pixel difference from the evenly lit digit (of 255): before the background
-  // removal 42.3 on average and 52.0 at worst over these 20; with it 1.3 and 19.7 (one digit's
-  // centre of mass lands a pixel over).
-  EXPECT_LT(sum / 20, 5.0);
-  EXPECT_LT(worst, 25.0);
-  EXPECT_GE(same, 19) << "of 20 unevenly lit digits classified as the evenly lit ones";
+  auto lamp = [](int x, int y) { return 250.0 - 140.0 * (0.6 * x / kW + 0.4 * y / kH); };
+  const PhotoComparison c = compare_photos(
+      [&](const std::vector<float>& cov) { return on_paper(cov, kW, kH, lamp, 60.0); },
+      [](const std::vector<float>& cov) { return on_paper(cov, kW, kH, [](int, int) { return 250.0; }, 60.0); },
+      true);
+  // Before the background removal: 42.3 on average and 52.0 at worst over these 20; with it 1.3
+  // and 19.7 (one digit's centre of mass lands a pixel over).
+  EXPECT_LT(c.mean, 5.0);
+  EXPECT_LT(c.worst, 25.0);
+  EXPECT_GE(c.same, 19) << "of 20 unevenly lit digits classified as the evenly lit ones";
 }
 
 TEST(ImagePrep, NoiseAndTinyImagesAreNoDigit) {
