@@ -93,18 +93,17 @@ class CudaBackend final : public Backend {
   TrainState get_state() override {
     TrainState st;
     st.params = get_params();
-    st.s1 = download(s1_);
-    st.s2 = download(s2_);
+    const std::vector<std::string> names = optimizer_state_names(opt_.kind);
+    for (std::size_t i = 0; i < names.size(); ++i) st.optimizer.push_back({names[i], download(i == 0 ? s1_ : s2_)});
     st.step = step_;
     return st;
   }
 
   void set_state(const TrainState& st) override {
-    if (st.params.size() != net_.layout().size || st.s1.size() != s1_.size() || st.s2.size() != s2_.size())
-      throw Error("set_state: the state does not match this model and optimizer");
+    check_state(st, opt_.kind, net_.layout().size);
     set_params(st.params);
-    upload(st.s1, s1_);
-    upload(st.s2, s2_);
+    if (!st.optimizer.empty()) upload(st.optimizer[0].values, s1_);
+    if (st.optimizer.size() > 1) upload(st.optimizer[1].values, s2_);
     step_ = st.step;
   }
 

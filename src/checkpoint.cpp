@@ -194,12 +194,15 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
   put<std::uint64_t>(out, h.size());
   out.insert(out.end(), h.begin(), h.end());
   put<std::uint64_t>(out, ck.state.params.size());
-  put<std::uint64_t>(out, ck.state.s1.size());
-  put<std::uint64_t>(out, ck.state.s2.size());
+  const std::vector<float> none;
+  const std::vector<float>& s1 = ck.state.optimizer.size() > 0 ? ck.state.optimizer[0].values : none;
+  const std::vector<float>& s2 = ck.state.optimizer.size() > 1 ? ck.state.optimizer[1].values : none;
+  put<std::uint64_t>(out, s1.size());
+  put<std::uint64_t>(out, s2.size());
   put<std::uint64_t>(out, ck.progress.best_params.size());
   put_floats(out, ck.state.params);
-  put_floats(out, ck.state.s1);
-  put_floats(out, ck.state.s2);
+  put_floats(out, s1);
+  put_floats(out, s2);
   put_floats(out, ck.progress.best_params);
   put<std::uint32_t>(out, static_cast<std::uint32_t>(crc32(0L, out.data(), static_cast<uInt>(out.size()))));
   write_file_atomically(path, out);
@@ -279,8 +282,8 @@ Checkpoint parse_checkpoint(const std::vector<std::uint8_t>& b, const std::strin
     return v;
   };
   ck.state.params = take(n_params);
-  ck.state.s1 = take(n_s1);
-  ck.state.s2 = take(n_s2);
+  const std::vector<std::string> names = optimizer_state_names(ck.config.optimizer.kind);
+  for (std::size_t i = 0; i < names.size(); ++i) ck.state.optimizer.push_back({names[i], take(i == 0 ? n_s1 : n_s2)});
   ck.progress.best_params = take(n_best);
   return ck;
 }

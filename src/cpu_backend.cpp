@@ -79,14 +79,18 @@ class CpuBackend final : public Backend {
   }
   std::vector<float> get_params() override { return net_.params(); }
 
-  TrainState get_state() override { return TrainState{net_.params(), s1_, s2_, step_}; }
+  TrainState get_state() override {
+    TrainState st{net_.params(), {}, step_};
+    const std::vector<std::string> names = optimizer_state_names(opt_.kind);
+    for (std::size_t i = 0; i < names.size(); ++i) st.optimizer.push_back({names[i], i == 0 ? s1_ : s2_});
+    return st;
+  }
 
   void set_state(const TrainState& st) override {
-    if (st.params.size() != net_.layout().size || st.s1.size() != s1_.size() || st.s2.size() != s2_.size())
-      throw Error("set_state: the state does not match this model and optimizer");
+    check_state(st, opt_.kind, net_.layout().size);
     net_.params() = st.params;
-    s1_ = st.s1;
-    s2_ = st.s2;
+    if (!st.optimizer.empty()) s1_ = st.optimizer[0].values;
+    if (st.optimizer.size() > 1) s2_ = st.optimizer[1].values;
     step_ = st.step;
   }
 
@@ -152,6 +156,14 @@ class CpuBackend final : public Backend {
 };
 
 }  // namespace
+
+void check_state(const TrainState& st, OptimizerKind kind, std::size_t n) {
+  const std::vector<std::string> names = optimizer_state_names(kind);
+  bool ok = st.params.size() == n && st.optimizer.size() == names.size();
+  for (std::size_t i = 0; ok && i < names.size(); ++i)
+    ok = st.optimizer[i].name == names[i] && st.optimizer[i].values.size() == n;
+  if (!ok) throw Error("set_state: the state does not match this model and optimizer");
+}
 
 void check_backend_model(const ModelSpec& spec) {
   if (spec.outputs != kClasses)

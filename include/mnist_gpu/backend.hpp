@@ -11,6 +11,7 @@
 
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/dataset.hpp"
+#include "mnist_gpu/optimizer.hpp"
 
 namespace mnist_gpu {
 
@@ -49,7 +50,7 @@ struct EpochControl {
 /// exactly where it stopped.
 struct TrainState {
   std::vector<float> params;  ///< (layout.size)
-  std::vector<float> s1, s2;  ///< optimizer state (momentum: s1; adam: s1 = m, s2 = v); empty if unused
+  std::vector<NamedTensor> optimizer;  ///< in optimizer_state_names(kind) order (sgd: none)
   long long step = 0;         ///< optimizer updates so far (Adam's bias correction)
 };
 
@@ -89,6 +90,10 @@ class Backend {
 /// Throws Error unless spec has one output per class: the backends score labels 0..9 (their loss
 /// reads output[label], their confusion matrix is 10 x 10).
 void check_backend_model(const ModelSpec& spec);
+
+/// Throws Error unless `st` holds n parameters and exactly the state tensors of `kind`
+/// (optimizer_state_names order), n floats each.
+void check_state(const TrainState& st, OptimizerKind kind, std::size_t n);
 
 /// The CPU backend: float32, OpenBLAS GEMMs. Parameters start from init_params(seed).
 std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const OptimizerConfig& opt,

@@ -47,8 +47,9 @@ Checkpoint sample_checkpoint(OptimizerKind kind) {
   ck.config.seed = 123456789012345ull;
   const std::size_t n = ParamLayout(ck.config.model).size;
   for (std::size_t i = 0; i < n; ++i) ck.state.params.push_back(0.001f * static_cast<float>(i) - 0.3f);
-  if (kind != OptimizerKind::sgd) ck.state.s1.assign(n, 0.25f);
-  if (kind == OptimizerKind::adam) ck.state.s2.assign(n, 1e-30f);
+  if (kind == OptimizerKind::momentum) ck.state.optimizer = {{"velocity", std::vector<float>(n, 0.25f)}};
+  if (kind == OptimizerKind::adam)
+    ck.state.optimizer = {{"m", std::vector<float>(n, 0.25f)}, {"v", std::vector<float>(n, 1e-30f)}};
   ck.state.step = 77;
   EpochMetrics m;
   m.epoch = 1;
@@ -117,8 +118,7 @@ TEST(Checkpoint, RoundTripsEveryField) {
     EXPECT_EQ(back.config.seed, ck.config.seed);
     EXPECT_EQ(back.config.epochs, 4);
     EXPECT_EQ(back.state.params, ck.state.params);
-    EXPECT_EQ(back.state.s1, ck.state.s1);
-    EXPECT_EQ(back.state.s2, ck.state.s2);  // 1e-30 survives: raw float bits
+    EXPECT_EQ(back.state.optimizer, ck.state.optimizer);  // 1e-30 survives: raw float bits
     EXPECT_EQ(back.state.step, 77);
     ASSERT_EQ(back.progress.done.size(), 1u);
     EXPECT_TRUE(std::isnan(back.progress.done[0].val_acc));
@@ -213,8 +213,7 @@ TEST(Checkpoint, FullDiskLeavesThePreviousFileIntact) {
   big.config.model.inputs = 784;
   const std::size_t n = ParamLayout(big.config.model).size;
   big.state.params.assign(n, 0.5f);
-  big.state.s1.assign(n, 0.0f);
-  big.state.s2.assign(n, 0.0f);
+  big.state.optimizer = {{"m", std::vector<float>(n, 0.0f)}, {"v", std::vector<float>(n, 0.0f)}};
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

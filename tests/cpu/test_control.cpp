@@ -54,7 +54,7 @@ class ScriptedBackend final : public Backend {
     ++set_params_calls;
   }
   std::vector<float> get_params() override { return params_; }
-  TrainState get_state() override { return TrainState{params_, {}, {}, 0}; }
+  TrainState get_state() override { return TrainState{params_, {}, 0}; }
   void set_state(const TrainState& s) override { params_ = s.params; }
   EpochSums train_epoch(const Dataset&, const std::vector<std::uint32_t>& order, float lr,
                         const EpochControl& ctl) override {
