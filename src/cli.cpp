@@ -126,27 +126,6 @@ class CliObserver final : public TrainObserver {
 
 }  // namespace
 
-std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work) {
-  if (cfg.device != DeviceChoice::cpu) {
-    const DeviceProbe probe = probe_device();
-    if (probe.usable) {
-      spdlog::info("device: {} (compute capability {}.{}, {:.1f} GiB)", probe.name, probe.compute_major,
-                   probe.compute_minor, static_cast<double>(probe.total_bytes) / (1024.0 * 1024.0 * 1024.0));
-      return make_cuda_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed, cfg.cuda);
-    }
-    if (cfg.device == DeviceChoice::cuda) throw Error("--device cuda: no usable GPU: " + probe.reason);
-    spdlog::info("notice: no usable GPU ({}); {} on the CPU", probe.reason, work);
-  }
-  return make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
-}
-
-void log_data_notes(const MnistFiles& files) {
-  for (const auto& s : files.shadowed)
-    spdlog::info("notice: {} holds both {} and {}; reading {}", s.used.parent_path().string(),
-                 s.used.filename().string(), s.ignored.filename().string(), s.used.filename().string());
-  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
-}
-
 namespace {
 
 // Every output of `train`, checked before any work: no two the same file, and each one a place
