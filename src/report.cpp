@@ -370,10 +370,10 @@ footer { color: #8a91a0; font-size: 12px; text-align: center; margin-top: 8px; }
 std::string stamp_html(const ReportStamp& stamp) {
   std::string o;
   if (!stamp.created_utc.empty())
-    o += "<p class=\"stamp\" id=\"run-date\">Run at <time datetime=\"" + html_escape(stamp.created_utc) + "\">" +
+    o += "<p class=\"stamp\">Run at <time datetime=\"" + html_escape(stamp.created_utc) + "\" id=\"run-date\">" +
          html_escape(stamp.created_utc) + "</time></p>";
   if (!stamp.command_line.empty())
-    o += "<p class=\"stamp\" id=\"run-command\">Command: <code>" + html_escape(stamp.command_line) + "</code></p>";
+    o += "<p class=\"stamp\">Command: <code id=\"run-command\">" + html_escape(stamp.command_line) + "</code></p>";
   return o;
 }
 
