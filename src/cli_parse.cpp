@@ -206,7 +206,7 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
   app.add_option("--target", a.target,
                  "test accuracy (e.g. 0.98) whose time to reach is reported; tests after every epoch (0: off)")
       ->capture_default_str();
-  app.add_option("--metrics", a.metrics, "write JSON lines (one per epoch, then a summary) to this file");
+  app.add_option("--metrics", a.metrics, "write JSON lines (one per epoch, then a summary) to this file (- for stdout)");
   app.add_option("--checkpoint", a.checkpoint,
                  "write a checkpoint here after every epoch and on SIGINT/SIGTERM (atomically)");
   app.add_option("--resume", a.resume,
