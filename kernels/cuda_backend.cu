@@ -11,10 +11,10 @@
 #include <array>
 #include <cstring>
 
-#include <zlib.h>
 #include <string>
 
 #include "cuda_resources.hpp"
+#include "gpu_device.hpp"
 #include "gpu_net.hpp"
 #include "gpu_ops.hpp"
 #include "step_table.hpp"
@@ -38,9 +38,10 @@ constexpr int kSlots = 4;
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed,
-              const CudaConfig& cuda, const DeviceProbe& probe)
-      : opt_(opt), cuda_(cuda), batch_(batch), pixels_(spec.inputs), device_name_(probe.name),
-        cublas_(compute_.get()), net_(spec, batch, compute_.get(), cublas_.get(), opt.dropout, seed),
+              const CudaConfig& cuda, std::shared_ptr<gpu::Device> device)
+      : opt_(opt), cuda_(cuda), batch_(batch), pixels_(spec.inputs), dev_(std::move(device)),
+        compute_(dev_->compute_stream()), copy_(dev_->copy_stream()),
+        net_(spec, batch, compute_.get(), dev_->cublas(), opt.dropout, seed),
         x_(static_cast<std::size_t>(batch) * spec.inputs), y_(static_cast<std::size_t>(batch)), loss_sum_(1),
         correct_(1), confusion_(kClasses * kClasses), program_(make_step_program(spec)),
         optim_(make_optim_step(opt, opt.lr, 1)) {
@@ -67,19 +68,23 @@ class CudaBackend final : public Backend {
   // Best effort, errors ignored (a destructor must not throw): nothing queued is still using the
   // buffers, staging slots and graphs that the members free next (after an epoch that threw).
   ~CudaBackend() override {
+    cudaSetDevice(dev_->id());
     cudaStreamSynchronize(copy_.get());
     cudaStreamSynchronize(compute_.get());
   }
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
 
-  std::string describe() const override { return "cuda (" + device_name_ + ")"; }
+  std::string describe() const override {
+    return "cuda (" + dev_->name() + (dev_->id() > 0 ? ", device " + std::to_string(dev_->id()) : "") + ")";
+  }
   std::string device() const override { return "cuda"; }
-  std::uint64_t peak_device_bytes() const override { return gpu::g_device_bytes.peak.load(); }
+  std::uint64_t peak_device_bytes() const override { return dev_->peak_bytes(); }
   int kernels_per_step() const override { return kernels_per_step_; }
 
   void set_params(const std::vector<float>& p) override {
     if (p.size() != net_.layout().size) throw Error("set_params: parameter count mismatch");
+    dev_->activate();
     CUDA_CHECK(cudaMemcpyAsync(net_.params(), p.data(), p.size() * sizeof(float), cudaMemcpyHostToDevice,
                                compute_.get()));
     compute_.sync();
@@ -87,6 +92,7 @@ class CudaBackend final : public Backend {
 
   std::vector<float> get_params() override {
     std::vector<float> p(net_.layout().size);
+    dev_->activate();
     CUDA_CHECK(cudaMemcpyAsync(p.data(), net_.params(), p.size() * sizeof(float), cudaMemcpyDeviceToHost,
                                compute_.get()));
     compute_.sync();
@@ -118,6 +124,7 @@ class CudaBackend final : public Backend {
     if (data.pixels() != pixels_) throw Error("begin_epoch: image size does not match the model input");
     for (std::uint32_t i : order)
       if (i >= static_cast<std::uint32_t>(data.count)) throw Error("begin_epoch: an order index is past the data");
+    dev_->activate();
     // Once per epoch: nothing of an earlier epoch (one that threw midway included) is still
     // reading the staging slots, the step table or the buffers that reside() rewrites.
     compute_.sync();
@@ -183,7 +190,8 @@ class CudaBackend final : public Backend {
   }
 
   EvalResult evaluate(const Dataset& data) override {
-    const DeviceSet& d = upload(data);
+    dev_->activate();
+    const gpu::DeviceData& d = *upload(data);
     cudaStream_t cs = compute_.get();
     CUDA_CHECK(cudaMemsetAsync(loss_sum_.get(), 0, sizeof(double), cs));
     CUDA_CHECK(cudaMemsetAsync(correct_.get(), 0, sizeof(unsigned long long), cs));
@@ -210,11 +218,6 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  struct DeviceSet {
-    std::uint64_t key = 0;
-    DeviceBuffer<std::uint8_t> images, labels;
-  };
-
   // Streamed: gather batch k on the host into staging slot s and enqueue its copy into device
   // slot s; the compute stream waits for the copy.
   void stream_batch(const Dataset& data, const BatchPlan& plan, long long k, int s, bool reusing) {
@@ -240,7 +243,7 @@ class CudaBackend final : public Backend {
   const std::uint8_t* input(int s, int rows) {
     cudaStream_t cs = compute_.get();
     if (cuda_.data == DataPath::resident) {
-      gpu::gather_u8_to_unit(train_set_.images.get(), train_set_.labels.get(), order_dev_.get(), rows, pixels_,
+      gpu::gather_u8_to_unit(train_set_->images.get(), train_set_->labels.get(), order_dev_.get(), rows, pixels_,
                              x_.get(), y_.get(), steps_.ref(), cs);
       return y_.get();
     }
@@ -297,26 +300,15 @@ class CudaBackend final : public Backend {
     compute_.sync();
   }
 
-  // Which dataset a cached copy holds: its count, CRC-32 of all labels and of the first and last
-  // 64 KiB of pixels (cheap, ~0.1 ms), so that a new Dataset at a freed one's address is not
-  // mistaken for it.
-  static std::uint64_t fingerprint(const Dataset& data) {
-    const std::size_t n = data.images.size(), edge = std::min<std::size_t>(n, 65536);
-    uLong crc = crc32(0L, data.labels.data(), static_cast<uInt>(data.labels.size()));
-    crc = crc32(crc, data.images.data(), static_cast<uInt>(edge));
-    crc = crc32(crc, data.images.data() + (n - edge), static_cast<uInt>(edge));
-    return (static_cast<std::uint64_t>(data.count) << 32) ^ static_cast<std::uint64_t>(crc) ^ 0x9E3779B97F4A7C15ull;
-  }
-
   // Resident: the training set on the device, once per dataset (its replacement drops the step
   // graphs, which hold its address), and this epoch's order beside it (through pinned memory, so
   // the copy is asynchronous; the previous epoch's copy finished at its closing sync).
   void reside(const Dataset& data, const std::vector<std::uint32_t>& order) {
-    const std::uint64_t key = fingerprint(data);
-    if (train_set_.key != key) {
+    const std::uint64_t key = gpu::Device::fingerprint(data);
+    if (!train_set_ || train_set_->key != key) {
       for (gpu::Graph& g : step_graphs_) g = gpu::Graph{};
-      train_set_ = DeviceSet{};  // the old copy goes before the new one is made
-      train_set_ = device_set(data, key, "train_epoch");
+      train_set_.reset();  // this model's hold on the old copy goes before the new one is made
+      train_set_ = dev_->data(data, pixels_, "begin_epoch");
     }
     if (order.size() > order_dev_.size()) {
       for (gpu::Graph& g : step_graphs_) g = gpu::Graph{};  // captured with the old order buffer
@@ -329,28 +321,13 @@ class CudaBackend final : public Backend {
                                cudaMemcpyHostToDevice, compute_.get()));
   }
 
-  // A dataset copied to the device (images and labels), synchronously: done once per dataset.
-  DeviceSet device_set(const Dataset& data, std::uint64_t key, const char* who) {
-    if (data.pixels() != pixels_) throw Error(std::string(who) + ": image size does not match the model input");
-    DeviceSet d;
-    d.key = key;
-    d.images = DeviceBuffer<std::uint8_t>(data.images.size());
-    d.labels = DeviceBuffer<std::uint8_t>(data.labels.size());
-    // On the compute stream (non-blocking streams do not wait for the legacy default stream).
-    CUDA_CHECK(cudaMemcpyAsync(d.images.get(), data.images.data(), data.images.size(), cudaMemcpyHostToDevice,
-                               compute_.get()));
-    CUDA_CHECK(cudaMemcpyAsync(d.labels.get(), data.labels.data(), data.labels.size(), cudaMemcpyHostToDevice,
-                               compute_.get()));
-    compute_.sync();
-    return d;
-  }
-
-  // Evaluation sets live on the device (validation and test are small), uploaded once each.
-  const DeviceSet& upload(const Dataset& data) {
-    const std::uint64_t key = fingerprint(data);
+  // Evaluation sets live on the device (validation and test are small), shared through the
+  // Device with every model on it; this model holds the ones it evaluated.
+  std::shared_ptr<const gpu::DeviceData> upload(const Dataset& data) {
+    const std::uint64_t key = gpu::Device::fingerprint(data);
     for (const auto& d : eval_sets_)
-      if (d.key == key) return d;
-    eval_sets_.push_back(device_set(data, key, "evaluate"));
+      if (d->key == key) return d;
+    eval_sets_.push_back(dev_->data(data, pixels_, "evaluate"));
     return eval_sets_.back();
   }
 
@@ -358,9 +335,9 @@ class CudaBackend final : public Backend {
   CudaConfig cuda_;
   int batch_;
   int pixels_;
-  std::string device_name_;
-  gpu::Stream compute_, copy_;
-  gpu::CublasHandle cublas_;
+  std::shared_ptr<gpu::Device> dev_;      // the GPU: streams, cuBLAS, accounting, dataset copies
+  const gpu::Stream& compute_;            // dev_'s
+  const gpu::Stream& copy_;
   gpu::GpuNet net_;
   DeviceBuffer<float> x_;                 // (batch, inputs) in [0, 1]
   DeviceBuffer<std::uint8_t> y_;          // (batch): resident, the gathered labels
@@ -371,8 +348,8 @@ class CudaBackend final : public Backend {
   std::array<PinnedBuffer<std::uint8_t>, kSlots> stage_images_, stage_labels_;  // (batch, inputs), (batch)
   std::array<DeviceBuffer<std::uint8_t>, kSlots> dev_images_, dev_labels_;
   std::array<Event, kSlots> copied_, consumed_;
-  std::vector<DeviceSet> eval_sets_;
-  DeviceSet train_set_;                        // resident: the training set
+  std::vector<std::shared_ptr<const gpu::DeviceData>> eval_sets_;
+  std::shared_ptr<const gpu::DeviceData> train_set_;  // resident: the training set
   DeviceBuffer<std::uint32_t> order_dev_;      // resident: the epoch's order
   PinnedBuffer<std::uint32_t> order_pinned_;
   std::array<gpu::Graph, kSlots> step_graphs_;  // streamed: one per slot; resident: [0]
@@ -395,10 +372,7 @@ class CudaBackend final : public Backend {
 std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec, const OptimizerConfig& opt, int batch,
                                            std::uint64_t seed, const CudaConfig& cuda) {
   check_backend_model(spec);
-  const DeviceProbe probe = probe_device();
-  if (!probe.usable) throw Error("no usable GPU: " + probe.reason);
-  CUDA_CHECK(cudaSetDevice(0));
-  return std::make_unique<CudaBackend>(spec, opt, batch, seed, cuda, probe);
+  return std::make_unique<CudaBackend>(spec, opt, batch, seed, cuda, gpu::Device::shared(cuda.device));
 }
 
 }  // namespace mnist_gpu

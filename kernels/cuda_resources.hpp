@@ -15,7 +15,7 @@
 
 namespace mnist_gpu::gpu {
 
-/// Bytes held by live DeviceBuffers in this process, and the most ever held at once (cuBLAS's
+/// Bytes held by live DeviceBuffers on one GPU, and the most ever held at once (cuBLAS's
 /// workspace is one of them; the CUDA context is not counted).
 struct DeviceBytes {
   std::atomic<std::size_t> live{0}, peak{0};
@@ -27,7 +27,14 @@ struct DeviceBytes {
   }
   void sub(std::size_t n) { live.fetch_sub(n); }
 };
-inline DeviceBytes g_device_bytes;
+/// The most GPUs a process accounts for separately (device ids beyond share the last counter).
+inline constexpr int kMaxDevices = 64;
+/// The byte counter of GPU `id` (Device::peak_bytes reads it); every DeviceBuffer counts on the
+/// GPU that was current when it was made.
+inline DeviceBytes& device_bytes(int id) {
+  static DeviceBytes counters[kMaxDevices];
+  return counters[id < 0 ? 0 : id < kMaxDevices ? id : kMaxDevices - 1];
+}
 
 /// `count` elements of T in GPU memory (uninitialised).
 template <class T>
@@ -36,17 +43,20 @@ class DeviceBuffer {
   DeviceBuffer() = default;
   explicit DeviceBuffer(std::size_t count) : count_(count) {
     if (count == 0) return;
+    CUDA_CHECK(cudaGetDevice(&device_));
     const cudaError_t err = cudaMalloc(reinterpret_cast<void**>(&ptr_), count * sizeof(T));
     if (err != cudaSuccess) throw_alloc_error(err, count * sizeof(T), false, __FILE__, __LINE__);
-    g_device_bytes.add(bytes());
+    device_bytes(device_).add(bytes());
   }
   ~DeviceBuffer() { release(); }
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
+  DeviceBuffer(DeviceBuffer&& o) noexcept
+      : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)), device_(o.device_) {}
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
       release();
       ptr_ = std::exchange(o.ptr_, nullptr);
       count_ = std::exchange(o.count_, 0);
+      device_ = o.device_;
     }
     return *this;
   }
@@ -61,10 +71,11 @@ class DeviceBuffer {
   void release() noexcept {
     if (!ptr_) return;
     cudaFree(ptr_);
-    g_device_bytes.sub(bytes());
+    device_bytes(device_).sub(bytes());
   }
   T* ptr_ = nullptr;
   std::size_t count_ = 0;
+  int device_ = 0;  // the GPU it lives on (its byte counter)
 };
 
 /// `count` elements of T in page-locked host memory, so that copies run asynchronously.

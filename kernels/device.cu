@@ -1,4 +1,4 @@
-// probe_device(): the CUDA runtime's view of device 0, turned into a usable/reason pair.
+// probe_device(): the CUDA runtime's view of one device, turned into a usable/reason pair.
 #include <cuda_runtime.h>
 
 #include <string>
@@ -7,7 +7,7 @@
 
 namespace mnist_gpu {
 
-DeviceProbe probe_device() {
+DeviceProbe probe_device(int index) {
   DeviceProbe p;
   p.built_with_cuda = true;
   // With no driver, cudaGetDeviceCount returns cudaErrorInsufficientDriver and leaves the count
@@ -30,10 +30,15 @@ DeviceProbe probe_device() {
     p.reason = "no CUDA device found";
     return p;
   }
+  if (index < 0 || index >= count) {
+    p.reason = "device " + std::to_string(index) + " asked for; " + std::to_string(count) + " visible (0 to " +
+               std::to_string(count - 1) + ")";
+    return p;
+  }
   cudaDeviceProp prop{};
-  const cudaError_t perr = cudaGetDeviceProperties(&prop, 0);
+  const cudaError_t perr = cudaGetDeviceProperties(&prop, index);
   if (perr != cudaSuccess) {
-    p.reason = std::string("cannot query device 0: ") + cudaGetErrorString(perr);
+    p.reason = "cannot query device " + std::to_string(index) + ": " + cudaGetErrorString(perr);
     cudaGetLastError();
     return p;
   }
@@ -42,7 +47,7 @@ DeviceProbe probe_device() {
   p.compute_minor = prop.minor;
   p.total_bytes = prop.totalGlobalMem;
   if (prop.major < 7 || (prop.major == 7 && prop.minor < 5)) {
-    p.reason = "device 0 (" + p.name + ") has compute capability " + std::to_string(prop.major) +
+    p.reason = "device " + std::to_string(index) + " (" + p.name + ") has compute capability " + std::to_string(prop.major) +
                "." + std::to_string(prop.minor) + "; this build needs 7.5 or newer";
     return p;
   }

@@ -62,6 +62,8 @@ struct CudaConfig {
   /// Capture the training step (input, forward, backward, update) in a CUDA graph and replay it
   /// for every full batch: one launch per step instead of one per kernel.
   bool graph = true;
+  /// The GPU (0-based among the visible ones; --device cuda:N).
+  int device = 0;
 };
 
 /// The default learning rate of each optimizer (used when --lr is not given).

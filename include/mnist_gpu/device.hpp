@@ -14,7 +14,8 @@ struct DeviceProbe {
   bool built_with_cuda = false;
 };
 
-/// Asks the CUDA runtime for device 0; never throws. `reason` is set when `usable` is false.
-DeviceProbe probe_device();
+/// Asks the CUDA runtime for device `index` (0-based among the visible ones); never throws.
+/// `reason` is set when `usable` is false.
+DeviceProbe probe_device(int index = 0);
 
 }  // namespace mnist_gpu

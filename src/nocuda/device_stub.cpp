@@ -3,7 +3,7 @@
 
 namespace mnist_gpu {
 
-DeviceProbe probe_device() {
+DeviceProbe probe_device(int) {
   DeviceProbe p;
   p.reason = "this build has no CUDA backend (configured without nvcc or with MNIST_GPU_CUDA=OFF)";
   return p;
