@@ -339,6 +339,7 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given) {
     report.train_s = r.train_s;
     report.test_set = &files.test;
     report.best_epoch = r.restored_best ? r.best_epoch : 0;  // the epoch whose weights were tested
+    report.continued = continuation;
     // The gallery needs per-sample predictions: the final parameters re-run on the CPU (any backend).
     report.test_predictions = predict_dataset(cfg.model, backend->get_params(), files.test, cfg.batch);
     write_train_report(cfg.report_path, report);

@@ -149,7 +149,8 @@ std::string settings_section(const ReportInput& in) {
       {"Training images", c.limit > 0 ? "first " + with_commas(static_cast<unsigned long long>(c.limit)) + " of the split"
                                       : std::string("all of the split")},
       {"Batch", std::to_string(c.batch)},
-      {"Epochs", std::to_string(in.epochs.size()) + " of " + std::to_string(c.epochs)},
+      {"Epochs", std::to_string(in.epochs.size()) + " of " + std::to_string(c.epochs) +
+                     (in.continued.empty() ? std::string() : " (" + in.continued + ")")},
       {"Validation images", with_commas(static_cast<unsigned long long>(c.val))},
       {"Seed", std::to_string(c.seed)},
       {"Device", in.device_name.empty() ? std::string("-") : in.device_name}};

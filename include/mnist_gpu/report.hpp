@@ -55,6 +55,8 @@ struct ReportInput {
   const Dataset* test_set = nullptr;        ///< the images of the gallery; null: no gallery
   std::vector<Prediction> test_predictions;  ///< one per row of *test_set
   int best_epoch = 0;  ///< 0: none; otherwise marked on the curves and in the epoch table
+  /// A resumed run continued for more epochs: what changed (plan_resume's note); "" otherwise.
+  std::string continued;
 };
 
 /// The most misclassified test digits the page and misclassified.png show.

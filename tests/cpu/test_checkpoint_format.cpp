@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -248,7 +249,8 @@ TEST(Continue, ResumeWithMoreEpochsKeepsTheFirstEpochsAndRecomputesTheSchedule) 
             std::string::npos)
       << r.out;
 
-  r = test::run_exe("train --resume " + ck + " --epochs 3 --metrics " + (dir / "b.jsonl").string() + data_flag());
+  r = test::run_exe("train --resume " + ck + " --epochs 3 --metrics " + (dir / "b.jsonl").string() + " --report " +
+                    (dir / "report").string() + data_flag());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("resuming at epoch 3 of 3 (was 2): the cosine schedule is recomputed for 3 epochs"),
             std::string::npos)
@@ -266,6 +268,11 @@ TEST(Continue, ResumeWithMoreEpochsKeepsTheFirstEpochsAndRecomputesTheSchedule) 
   EXPECT_EQ(b[3].at("epochs"), 3);
   EXPECT_EQ(b[3].at("continued"), "resuming at epoch 3 of 3 (was 2): the cosine schedule is recomputed for 3 epochs");
   EXPECT_TRUE(a[2].at("continued").is_null());
+  // The report's settings say so too.
+  std::ifstream page(dir / "report" / "report.html");
+  const std::string html((std::istreambuf_iterator<char>(page)), std::istreambuf_iterator<char>());
+  EXPECT_NE(html.find("3 of 3 (resuming at epoch 3 of 3 (was 2): the cosine schedule is recomputed for 3 epochs)"),
+            std::string::npos);
 
   // A result flag given with the checkpoint's own value is accepted.
   r = test::run_exe("train --resume " + (dir / "c2.ckpt").string() + " --epochs 3 --lr 0.002" + data_flag());
