@@ -89,15 +89,12 @@ TrainConfig point_config(const SweepArgs& a, const SweepPoint& p, std::vector<st
 // values as typed; "" when they agree.
 std::string settings_difference(const json& now, const json& stored) {
   if (!stored.is_object()) return "settings " + stored.dump();
-  for (const auto& [key, value] : now.items()) {
-    const Setting* s = nullptr;
-    for (const Setting& x : train_settings())
-      if (x.key == key) s = &x;
-    const std::string name = s ? s->name() : key;
-    if (!stored.contains(key)) return name + " (not recorded)";
-    if (stored.at(key) == value) continue;
-    if (!s) return name + " " + value.dump() + " differs from the sweep's " + stored.at(key).dump();
-    return name + " " + show_json_value(*s, value) + " differs from the sweep's " + show_json_value(*s, stored.at(key));
+  for (const Setting& s : train_settings()) {  // in --help order: --optimizer before the --lr it implies
+    if (s.key.empty() || !now.contains(s.key)) continue;
+    if (!stored.contains(s.key)) return s.name() + " (not recorded)";
+    if (stored.at(s.key) == now.at(s.key)) continue;
+    return s.name() + " " + show_json_value(s, now.at(s.key)) + " differs from the sweep's " +
+           show_json_value(s, stored.at(s.key));
   }
   for (const auto& [key, value] : stored.items())
     if (!now.contains(key)) return key + " (recorded by another version of mnist_gpu)";

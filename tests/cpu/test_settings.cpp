@@ -10,6 +10,7 @@
 #include "mnist_gpu/checkpoint.hpp"
 #include "mnist_gpu/cli.hpp"
 #include "mnist_gpu/error.hpp"
+#include "mnist_gpu/resume.hpp"
 #include "mnist_gpu/settings.hpp"
 #include "test_paths.hpp"
 
@@ -185,4 +186,48 @@ TEST(Settings, ExecutableWarnsOnceAndRefusesWithExitTwo) {
     EXPECT_EQ(r.exit_code, 2) << flag;
     EXPECT_TRUE(contains(r.err, flag.substr(0, flag.find(' ')) + ": verify checks every activation and loss in turn"));
   }
+}
+
+// On --resume the flags that do nothing are judged with the checkpoint's settings: --momentum
+// fits a momentum checkpoint even though the flags' own default optimizer is adam.
+TEST(Settings, ResumeJudgesFlagsByTheCheckpointsSettings) {
+  Checkpoint ck;
+  ck.config.optimizer.kind = OptimizerKind::momentum;
+  ck.config.epochs = 4;
+  TrainArgs a;
+  a.set("--resume", "ck");
+  a.set("--momentum", "0.9");
+  const TrainConfig flags = to_train_config(a);  // not judged here: the optimizer comes from the checkpoint
+  EXPECT_EQ(plan_resume(flags, a.given, ck).cfg.optimizer.kind, OptimizerKind::momentum);
+  ck.config.optimizer.kind = OptimizerKind::adam;
+  EXPECT_EQ(usage_error([&] { plan_resume(flags, a.given, ck); }),
+            "--momentum: applies to --optimizer momentum only, not 'adam'");
+  // Runtime and output flags are the flags', not the checkpoint's; new checkpoints go to the resumed file.
+  a.set("--device", "cpu");
+  a.set("--metrics", "m.jsonl");
+  a.text.at("--momentum") = "0.9";
+  a.given.erase("--momentum");
+  const ResumePlan plan = plan_resume(to_train_config(a), a.given, ck);
+  EXPECT_EQ(plan.cfg.device, DeviceChoice::cpu);
+  EXPECT_EQ(plan.cfg.metrics_path, "m.jsonl");
+  EXPECT_EQ(plan.cfg.checkpoint_path, "ck");
+  EXPECT_EQ(plan.cfg.epochs, 4);
+  EXPECT_EQ(plan.continuation, "");
+}
+
+TEST(Settings, SweepResumeNamesTheDifferingSettingAsTyped) {
+  test::TempDir dir;
+  const std::string sweep = "sweep --device cpu --epochs 1 --limit 300 --val 0 --hidden 4 --data '" + test::data_dir() +
+                            "' --out '" + (dir / "sw").string() + "'";
+  auto r = test::run_exe(sweep);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = test::run_exe(sweep + " --resume --lr 0.003");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.out, "--resume: --lr 0.003 differs from the sweep's 0.002 (" + (dir / "sw" / "sweep.json").string() +
+                                  "); resume with the sweep's flags"));
+  r = test::run_exe(sweep + " --resume --optimizer momentum --nesterov");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.out, "--resume: --optimizer momentum differs from the sweep's adam"));
+  r = test::run_exe(sweep + " --resume");
+  EXPECT_EQ(r.code, 0) << r.out;
 }
