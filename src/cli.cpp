@@ -34,6 +34,7 @@
 #include "mnist_gpu/predict.hpp"
 #include "mnist_gpu/report.hpp"
 #include "mnist_gpu/resume.hpp"
+#include "mnist_gpu/settings.hpp"
 #include "mnist_gpu/stop_signal.hpp"
 #include "mnist_gpu/train.hpp"
 #include "mnist_gpu/verify.hpp"
@@ -323,6 +324,7 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given) {
                  {"optimizer", to_string(cfg.optimizer.kind)},
                  {"lr", cfg.optimizer.lr},
                  {"continued", continuation.empty() ? json(nullptr) : json(continuation)},
+                 {"flags", settings_as_flags(cfg)},
                  {"init_from", cfg.init_from_path.empty() ? json(nullptr) : json(cfg.init_from_path)},
                  {"dataset", files.dataset_name}});
   if (!cfg.save_path.empty()) {

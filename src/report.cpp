@@ -15,6 +15,7 @@
 #include "mnist_gpu/image_io.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/report.hpp"
+#include "mnist_gpu/settings.hpp"
 #include "report_detail.hpp"
 
 namespace mnist_gpu {
@@ -153,6 +154,7 @@ std::string settings_section(const ReportInput& in) {
                      (in.continued.empty() ? std::string() : " (" + in.continued + ")")},
       {"Validation images", with_commas(static_cast<unsigned long long>(c.val))},
       {"Seed", std::to_string(c.seed)},
+      {"Flags", settings_as_flags(c)},
       {"Device", in.device_name.empty() ? std::string("-") : in.device_name}};
   std::string o = "<section id=\"settings\"><h2>Settings</h2><dl class=\"settings\">\n";
   for (const auto& [k, v] : rows) o += fmt::format("<dt>{}</dt><dd>{}</dd>\n", k, html_escape(v));

@@ -438,6 +438,20 @@ std::string show_json_value(const Setting& s, const json& value) {
   }
 }
 
+std::string settings_as_flags(const TrainConfig& c) {
+  std::string out;
+  for (const Setting& s : train_settings()) {
+    if (s.role != SettingRole::result || (s.inert && !s.inert(c).empty())) continue;
+    const std::string v = s.show(c);
+    if (s.is_switch) {
+      if (v == "on") out += (out.empty() ? "" : " ") + s.flag;
+      continue;
+    }
+    out += (out.empty() ? "" : " ") + s.flag + " " + (v.empty() ? std::string("\"\"") : v);
+  }
+  return out;
+}
+
 void check_resume_settings(const TrainConfig& flags, const TrainConfig& ck, const std::set<std::string>& given,
                            const std::string& path) {
   for (const Setting& s : train_settings()) {

@@ -74,6 +74,11 @@ TrainConfig config_from_json(const nlohmann::json& j, std::uint32_t version);
 /// cannot be read as that setting.
 std::string show_json_value(const Setting& s, const nlohmann::json& value);
 
+/// The result settings of `c` as train flags, as typed, leaving out those that do nothing in `c`
+/// (--momentum with adam, --lr-step with cosine ...) and switches that are off:
+/// "--batch 128 --hidden 512,256 ... --seed 1". `mnist_gpu train` with them trains the same run.
+std::string settings_as_flags(const TrainConfig& c);
+
 /// With --resume: the result settings whose flags were given (`given`) must agree with the
 /// checkpoint's. Throws UsageError naming the first that differs, both values as typed:
 /// "--resume: --lr 0.003 differs from the checkpoint's 0.002 (CK); ...". `--epochs` is left to

@@ -231,3 +231,33 @@ TEST(Settings, SweepResumeNamesTheDifferingSettingAsTyped) {
   r = test::run_exe(sweep + " --resume");
   EXPECT_EQ(r.code, 0) << r.out;
 }
+
+// The report's and the metrics summary's "flags": train with them and the same run is configured.
+TEST(Settings, SettingsAsFlagsReproduceTheRunsSettings) {
+  const auto split = [](const std::string& text) {
+    Flags words;
+    std::size_t at = 0;
+    while (at < text.size()) {
+      const std::size_t space = text.find(' ', at);
+      std::string w = text.substr(at, space == std::string::npos ? std::string::npos : space - at);
+      words.push_back(w == "\"\"" ? std::string() : w);
+      if (space == std::string::npos) break;
+      at = space + 1;
+    }
+    return words;
+  };
+  for (const Flags& flags : std::vector<Flags>{
+           {},
+           {"--optimizer", "momentum", "--momentum", "0.5", "--nesterov", "--lr", "0.03"},
+           {"--schedule", "step", "--lr-step", "3", "--lr-factor", "0.25", "--hidden", ""},
+           {"--lr-patience", "2", "--min-lr", "1e-5", "--patience", "4", "--min-delta", "0.01", "--dropout", "0.3"},
+           {"--optimizer", "sgd", "--l2", "1e-4", "--batch", "32", "--limit", "1000", "--target", "0.9", "--seed", "7"}}) {
+    const TrainConfig c = parse_train_flags(flags);
+    const std::string text = settings_as_flags(c);
+    SCOPED_TRACE(text);
+    EXPECT_EQ(config_to_json(parse_train_flags(split(text))), config_to_json(c));
+  }
+  EXPECT_EQ(settings_as_flags(TrainConfig{}),
+            "--batch 128 --hidden 512,256 --activation relu --loss xent --optimizer adam --lr 0.002 --l2 0 --dropout 0 "
+            "--seed 1 --schedule cosine --lr-patience 0 --patience 0 --epochs 10 --val 5000 --limit 0 --target 0");
+}
