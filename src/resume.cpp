@@ -8,6 +8,7 @@
 #include "mnist_gpu/flag_values.hpp"
 #include "mnist_gpu/model_io.hpp"
 #include "mnist_gpu/settings.hpp"
+#include "mnist_gpu/train.hpp"
 
 namespace mnist_gpu {
 
@@ -34,6 +35,11 @@ ResumePlan plan_resume(const TrainConfig& flags, const std::set<std::string>& gi
                        (done == 1 ? "" : "s") + " done" + (partial ? " and epoch " + std::to_string(done + 1) + " begun" : "") +
                        "; --epochs " + std::to_string(flags.epochs) + " would end before them: give at least " +
                        std::to_string(least) + " (or leave --epochs out to finish its " + std::to_string(ck.config.epochs) + ")");
+    const ValidationState st = replay_validation(ck.config, ck.progress.done);
+    if (ck.config.patience > 0 && st.stop && flags.epochs > ck.config.epochs)
+      throw UsageError("--epochs: early stopping ended the run in " + path + " after epoch " + std::to_string(done) +
+                       " (no better validation loss than epoch " + std::to_string(st.best_epoch) + "'s for " +
+                       std::to_string(ck.config.patience) + " epochs); more epochs would train nothing");
     plan.cfg.epochs = flags.epochs;
     const std::string how =
         plan.cfg.schedule == Schedule::cosine

@@ -261,3 +261,24 @@ TEST(Settings, SettingsAsFlagsReproduceTheRunsSettings) {
             "--batch 128 --hidden 512,256 --activation relu --loss xent --optimizer adam --lr 0.002 --l2 0 --dropout 0 "
             "--seed 1 --schedule cosine --lr-patience 0 --patience 0 --epochs 10 --val 5000 --limit 0 --target 0");
 }
+
+TEST(Settings, ContinuingARunThatEarlyStoppingEndedIsRefused) {
+  Checkpoint ck;
+  ck.config.epochs = 5;
+  ck.config.patience = 2;
+  for (int e = 1; e <= 3; ++e) {
+    EpochMetrics m;
+    m.epoch = e;
+    m.val_loss = e == 1 ? 0.5 : 0.6;  // epochs 2 and 3 no better than epoch 1: stopped after 3
+    m.val_acc = 0.9;
+    ck.progress.done.push_back(m);
+  }
+  TrainArgs a;
+  a.set("--resume", "ck");
+  a.set("--epochs", "8");
+  EXPECT_EQ(usage_error([&] { plan_resume(to_train_config(a), a.given, ck); }),
+            "--epochs: early stopping ended the run in ck after epoch 3 (no better validation loss than epoch 1's for "
+            "2 epochs); more epochs would train nothing");
+  ck.progress.done.pop_back();  // not stopped yet: continued
+  EXPECT_EQ(plan_resume(to_train_config(a), a.given, ck).cfg.epochs, 8);
+}
