@@ -14,6 +14,7 @@
 #include "cuda_resources.hpp"
 #include "device_copy.hpp"
 #include "gpu_ops.hpp"
+#include "step_table.hpp"
 #include "micro_check.hpp"
 #include "micro_register.hpp"
 #include "micro_work.hpp"
@@ -312,8 +313,11 @@ void BM_optimizer_update(benchmark::State& state, OptimizerKind kind) {
     auto d_g = upload(in.g, g.s());
     auto d_s1 = upload(in.s1, g.s());
     auto d_s2 = upload(in.s2, g.s());
+    gpu::StepTable steps;  // one row (step 10, as in.step), never advanced: every launch reads it
+    steps.load({gpu::step_row(10, 0, in.step)}, 0, g.s());
     auto launch = [&] {
-      gpu::optimizer_update(in.step, d_w.get(), d_g.get(), d_s1.get(), d_s2.get(), in.n, in.n_decay, g.s());
+      gpu::optimizer_update(in.step, steps.ref(), d_w.get(), d_g.get(), d_s1.get(), d_s2.get(), in.n, in.n_decay,
+                            g.s());
     };
     launch();
     float* s1 = in.s1.empty() ? nullptr : in.s1.data();

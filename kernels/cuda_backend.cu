@@ -2,11 +2,11 @@
 // device-resident copy of the training set). Streamed: the host gathers batch k+1 into a pinned
 // staging slot while the GPU trains batch k; a copy stream moves it to a device slot and events
 // order copy and compute, so no step waits on the host. Resident: one kernel gathers the batch on
-// the device from the epoch's order, uploaded once per epoch. Each full-batch step (input,
-// forward, backward, update) is one launch of a captured CUDA graph; only the arguments that
-// change per step (the optimizer's scalars, dropout masks, the resident gather's offset) are
-// rewritten in the graph before the launch. Loss and accuracy accumulate on the GPU and are read
-// once per epoch.
+// the device from the epoch's order, uploaded once per epoch. A step runs the step program
+// (step_program.hpp); each full-batch step is one launch of a CUDA graph captured once, never
+// edited: what changes per step (the rate, Adam's bias corrections, dropout's step, the resident
+// gather's offset) is read from the epoch's step table on the device (step_scalars.hpp). Loss and
+// accuracy accumulate on the GPU and are read once per epoch.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -17,11 +17,13 @@
 #include "cuda_resources.hpp"
 #include "gpu_net.hpp"
 #include "gpu_ops.hpp"
+#include "step_table.hpp"
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/device.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
+#include "mnist_gpu/step_program.hpp"
 
 namespace mnist_gpu {
 namespace {
@@ -40,7 +42,8 @@ class CudaBackend final : public Backend {
       : opt_(opt), cuda_(cuda), batch_(batch), pixels_(spec.inputs), device_name_(probe.name),
         cublas_(compute_.get()), net_(spec, batch, compute_.get(), cublas_.get(), opt.dropout, seed),
         x_(static_cast<std::size_t>(batch) * spec.inputs), y_(static_cast<std::size_t>(batch)), loss_sum_(1),
-        correct_(1), confusion_(kClasses * kClasses) {
+        correct_(1), confusion_(kClasses * kClasses), program_(make_step_program(spec)),
+        optim_(make_optim_step(opt, opt.lr, 1)) {
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) {
       s1_ = DeviceBuffer<float>(n);
@@ -107,59 +110,75 @@ class CudaBackend final : public Backend {
     step_ = st.step;
   }
 
-  EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
-                        const EpochControl& ctl) override {
+  int batch() const override { return batch_; }
+
+  void begin_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr, long long first_batch,
+                   const EpochSums& start) override {
     const bool resident = cuda_.data == DataPath::resident;
-    if (data.pixels() != pixels_) throw Error("train_epoch: image size does not match the model input");
+    if (data.pixels() != pixels_) throw Error("begin_epoch: image size does not match the model input");
     for (std::uint32_t i : order)
-      if (i >= static_cast<std::uint32_t>(data.count)) throw Error("train_epoch: an order index is past the data");
-    // Once per epoch: nothing of an earlier call (one that threw mid-epoch included) is still
-    // reading the staging slots or the buffers that reside() rewrites.
+      if (i >= static_cast<std::uint32_t>(data.count)) throw Error("begin_epoch: an order index is past the data");
+    // Once per epoch: nothing of an earlier epoch (one that threw midway included) is still
+    // reading the staging slots, the step table or the buffers that reside() rewrites.
     compute_.sync();
     copy_.sync();
     if (resident) reside(data, order);
     cudaStream_t cs = compute_.get();
+    // The epoch's step table: row k holds batch k's step number, offset, rate and bias corrections.
+    const BatchPlan plan(order, batch_);
+    rows_.assign(static_cast<std::size_t>(plan.count()), gpu::StepScalars{});
+    for (long long k = first_batch; k < plan.count(); ++k) {
+      const long long t = step_ + 1 + (k - first_batch);
+      rows_[static_cast<std::size_t>(k)] = gpu::step_row(t, plan.offset(k), make_optim_step(opt_, lr, t));
+    }
+    if (steps_.load(rows_, first_batch, cs))
+      for (gpu::Graph& g : step_graphs_) g = gpu::Graph{};  // captured with the old table's address
     // The sums so far (non-zero when resuming mid-epoch) seed the device accumulators.
-    start_sums_ = ctl.start;
+    start_sums_ = start;
     CUDA_CHECK(cudaMemcpyAsync(loss_sum_.get(), &start_sums_.loss_sum, sizeof(double), cudaMemcpyHostToDevice, cs));
     CUDA_CHECK(cudaMemcpyAsync(correct_.get(), &start_sums_.correct, sizeof(unsigned long long),
                                cudaMemcpyHostToDevice, cs));
-    const BatchPlan plan(order, batch_);
-    const long long n_batches = plan.count();
-    EpochSums sums = ctl.start;
-    long long issued = 0;  // batches enqueued by this call (slot reuse starts after kSlots)
-    for (long long k = ctl.first_batch; k < n_batches; ++k, ++issued) {
-      if (ctl.stop && ctl.stop->load(std::memory_order_relaxed)) {
-        sums.stopped = true;
-        break;
+    epoch_data_ = &data;
+    epoch_order_ = &order;
+    next_ = first_batch;
+    issued_ = 0;
+  }
+
+  void step(long long k) override {
+    if (!epoch_data_ || k != next_) throw Error("step: batch " + std::to_string(k) + " out of turn");
+    const bool resident = cuda_.data == DataPath::resident;
+    const BatchPlan plan(*epoch_order_, batch_);
+    const int s = static_cast<int>(issued_ % kSlots);
+    const int rows = plan.rows(k);
+    if (!resident) stream_batch(*epoch_data_, plan, k, s, issued_ >= kSlots);
+    if (cuda_.graph && rows == batch_ && warmed_up_) {
+      gpu::Graph& g = step_graphs_[resident ? 0 : s];
+      if (!g) {
+        // Every slot's graph at once (capturing only records), so that no later step pays for one.
+        if (resident) capture_step(g, 0);
+        else
+          for (int t = 0; t < kSlots; ++t) capture_step(step_graphs_[t], t);
       }
-      const int s = static_cast<int>(issued % kSlots);
-      const int rows = plan.rows(k);
-      if (!resident) stream_batch(data, plan, k, s, issued >= kSlots);
-      const OptimStep st = make_optim_step(opt_, lr, step_ + 1);
-      const std::uint32_t* idx = resident ? order_dev_.get() + plan.offset(k) : nullptr;
-      if (cuda_.graph && rows == batch_ && warmed_up_) {
-        StepGraph& g = step_graphs_[resident ? 0 : s];
-        if (!g.graph) {
-          // Every slot's graph at once (capturing only records), so that no later step pays for one.
-          if (resident) capture_step(g, 0, st);
-          else
-            for (int t = 0; t < kSlots; ++t) capture_step(step_graphs_[t], t, st);
-        }
-        replay_step(g, st, idx);
-      } else {
-        eager_step(s, rows, st, idx);
-        warmed_up_ = warmed_up_ || rows == batch_;
-      }
-      if (!resident) consumed_[s].record(cs);
-      ++step_;
-      sums.samples += rows;
-      sums.batches = k + 1;
-      if (ctl.progress) ctl.progress(k + 1, n_batches);
+      g.launch(compute_.get());
+    } else {
+      Step st{*this, s, rows};
+      run_step(program_, st);
+      warmed_up_ = warmed_up_ || rows == batch_;
     }
+    if (!resident) consumed_[s].record(compute_.get());
+    ++step_;
+    ++issued_;
+    ++next_;
+  }
+
+  EpochSums end_epoch() override {
+    cudaStream_t cs = compute_.get();
+    EpochSums sums;
     CUDA_CHECK(cudaMemcpyAsync(&sums.loss_sum, loss_sum_.get(), sizeof(double), cudaMemcpyDeviceToHost, cs));
     CUDA_CHECK(cudaMemcpyAsync(&sums.correct, correct_.get(), sizeof(unsigned long long), cudaMemcpyDeviceToHost, cs));
     compute_.sync();  // once per epoch
+    epoch_data_ = nullptr;
+    epoch_order_ = nullptr;
     return sums;
   }
 
@@ -196,14 +215,6 @@ class CudaBackend final : public Backend {
     DeviceBuffer<std::uint8_t> images, labels;
   };
 
-  // One captured training step: the graph and the nodes whose arguments change between steps.
-  struct StepGraph {
-    gpu::Graph graph;
-    cudaGraphNode_t gather = nullptr;     // resident: the batch gather (its offset in the order)
-    cudaGraphNode_t optimizer = nullptr;  // the update (its scalars: rate, Adam's bias corrections)
-    std::vector<gpu::DropoutNode> dropout;  // the masks (a function of the step)
-  };
-
   // Streamed: gather batch k on the host into staging slot s and enqueue its copy into device
   // slot s; the compute stream waits for the copy.
   void stream_batch(const Dataset& data, const BatchPlan& plan, long long k, int s, bool reusing) {
@@ -226,57 +237,49 @@ class CudaBackend final : public Backend {
 
   // The step's input op: the batch into x_ (and, resident, its labels into y_); returns the
   // device labels.
-  const std::uint8_t* input(int s, int rows, const std::uint32_t* idx) {
+  const std::uint8_t* input(int s, int rows) {
     cudaStream_t cs = compute_.get();
     if (cuda_.data == DataPath::resident) {
-      gpu::gather_u8_to_unit(train_set_.images.get(), train_set_.labels.get(), idx, rows, pixels_, x_.get(), y_.get(),
-                             cs);
+      gpu::gather_u8_to_unit(train_set_.images.get(), train_set_.labels.get(), order_dev_.get(), rows, pixels_,
+                             x_.get(), y_.get(), steps_.ref(), cs);
       return y_.get();
     }
     gpu::u8_to_unit(dev_images_[s].get(), x_.get(), static_cast<std::size_t>(rows) * pixels_, cs);
     return dev_labels_[s].get();
   }
 
-  // One step launched kernel by kernel (partial batches, the first full step, graphs off).
-  void eager_step(int s, int rows, const OptimStep& st, const std::uint32_t* idx) {
-    cudaStream_t cs = compute_.get();
-    const ParamLayout& layout = net_.layout();
-    const std::uint8_t* labels = input(s, rows, idx);
-    net_.forward(x_.get(), rows, step_ + 1);
-    net_.backward(x_.get(), labels, rows, loss_sum_.get(), correct_.get());
-    gpu::optimizer_update(st, net_.params(), net_.grads(), s1_.get(), s2_.get(), layout.size, layout.n_weights, cs);
-  }
+  // The step program's stages on the GPU for one batch of `rows` from staging slot `slot`
+  // (streamed) or the resident set: run kernel by kernel, or captured into a graph.
+  struct Step {
+    CudaBackend& b;
+    int slot;
+    int rows;
+    const std::uint8_t* labels = nullptr;
+    void input() {
+      labels = b.input(slot, rows);
+      b.net_.begin(b.steps_.ref());
+    }
+    void forward(int layer) { b.net_.forward_layer(b.x_.get(), rows, static_cast<std::size_t>(layer)); }
+    void loss() { b.net_.loss_gradient(labels, rows, b.loss_sum_.get(), b.correct_.get()); }
+    void backward(int layer) { b.net_.backward_layer(b.x_.get(), rows, static_cast<std::size_t>(layer)); }
+    void grad_hook() {}
+    void update() {
+      const ParamLayout& layout = b.net_.layout();
+      gpu::optimizer_update(b.optim_, b.steps_.ref(), b.net_.params(), b.net_.grads(), b.s1_.get(), b.s2_.get(),
+                            layout.size, layout.n_weights, b.compute_.get());
+      b.steps_.advance(b.compute_.get());  // the step's last launch: the next step's row
+    }
+  };
 
-  // Captures the full-batch step of slot s (streamed) or of the resident set, noting the nodes
-  // that replay_step rewrites. Runs after an eager full step, so that every kernel is loaded and
-  // cuBLAS is initialised outside the capture.
-  void capture_step(StepGraph& g, int s, const OptimStep& st) {
-    cudaStream_t cs = compute_.get();
-    const ParamLayout& layout = net_.layout();
-    g.dropout.clear();
-    gpu::Capture capture(cs);
-    const std::uint8_t* labels = input(s, batch_, order_dev_.get());
-    if (cuda_.data == DataPath::resident) g.gather = gpu::last_captured_node(cs);
-    net_.forward(x_.get(), batch_, step_ + 1, &g.dropout);
-    net_.backward(x_.get(), labels, batch_, loss_sum_.get(), correct_.get(), &g.dropout);
-    gpu::optimizer_update(st, net_.params(), net_.grads(), s1_.get(), s2_.get(), layout.size, layout.n_weights, cs);
-    g.optimizer = gpu::last_captured_node(cs);
-    g.graph = capture.finish();
-    kernels_per_step_ = static_cast<int>(g.graph.kernel_nodes());
-  }
-
-  // This step's arguments into the graph's changing nodes, then one launch. No sync, no
-  // allocation: the rewrites are host calls that apply from this launch on.
-  void replay_step(const StepGraph& g, const OptimStep& st, const std::uint32_t* idx) {
-    const cudaGraphExec_t exec = g.graph.exec();
-    const ParamLayout& layout = net_.layout();
-    if (g.gather)
-      gpu::gather_u8_to_unit(train_set_.images.get(), train_set_.labels.get(), idx, batch_, pixels_, x_.get(),
-                             y_.get(), gpu::LaunchAt(exec, g.gather));
-    net_.set_dropout_step(exec, g.dropout, step_ + 1);
-    gpu::optimizer_update(st, net_.params(), net_.grads(), s1_.get(), s2_.get(), layout.size, layout.n_weights,
-                          gpu::LaunchAt(exec, g.optimizer));
-    g.graph.launch(compute_.get());
+  // Captures the full-batch step of slot s (streamed) or of the resident set. Runs after an eager
+  // full step, so that every kernel is loaded and cuBLAS is initialised outside the capture. The
+  // graph is never edited: each replay reads its step's row of the step table.
+  void capture_step(gpu::Graph& g, int s) {
+    gpu::Capture capture(compute_.get());
+    Step st{*this, s, batch_};
+    run_step(program_, st);
+    g = capture.finish();
+    kernels_per_step_ = static_cast<int>(g.kernel_nodes());
   }
 
   std::vector<float> download(const DeviceBuffer<float>& d) {
@@ -311,12 +314,12 @@ class CudaBackend final : public Backend {
   void reside(const Dataset& data, const std::vector<std::uint32_t>& order) {
     const std::uint64_t key = fingerprint(data);
     if (train_set_.key != key) {
-      for (StepGraph& g : step_graphs_) g = StepGraph{};
+      for (gpu::Graph& g : step_graphs_) g = gpu::Graph{};
       train_set_ = DeviceSet{};  // the old copy goes before the new one is made
       train_set_ = device_set(data, key, "train_epoch");
     }
     if (order.size() > order_dev_.size()) {
-      for (StepGraph& g : step_graphs_) g = StepGraph{};  // captured with the old order buffer
+      for (gpu::Graph& g : step_graphs_) g = gpu::Graph{};  // captured with the old order buffer
       order_dev_ = DeviceBuffer<std::uint32_t>(order.size());
       order_pinned_ = PinnedBuffer<std::uint32_t>(order.size());
     }
@@ -372,7 +375,15 @@ class CudaBackend final : public Backend {
   DeviceSet train_set_;                        // resident: the training set
   DeviceBuffer<std::uint32_t> order_dev_;      // resident: the epoch's order
   PinnedBuffer<std::uint32_t> order_pinned_;
-  std::array<StepGraph, kSlots> step_graphs_;  // streamed: one per slot; resident: [0]
+  std::array<gpu::Graph, kSlots> step_graphs_;  // streamed: one per slot; resident: [0]
+  std::vector<Stage> program_;                 // the training step (step_program.hpp)
+  OptimStep optim_;                            // the update's settings (its rate: the step table's)
+  gpu::StepTable steps_;                       // the epoch's per-step scalars
+  std::vector<gpu::StepScalars> rows_;         // their host copy (built in begin_epoch)
+  const Dataset* epoch_data_ = nullptr;        // the epoch begun
+  const std::vector<std::uint32_t>* epoch_order_ = nullptr;
+  long long next_ = 0;                         // the batch the next step trains
+  long long issued_ = 0;                       // steps enqueued this epoch (slot reuse after kSlots)
   bool warmed_up_ = false;  // a full batch has run kernel by kernel: capturing is safe
   int kernels_per_step_ = 0;
   long long step_ = 0;

@@ -48,8 +48,10 @@ __global__ void act_backward_kernel(float* __restrict__ dy, const float* __restr
   }
 }
 
-// Inverted dropout: the mask is recomputed from its hash (dropout.hpp) in both directions.
-__global__ void dropout_kernel(const float* a, float* out, std::size_t n, DropoutMask mask) {
+// Inverted dropout: the mask is recomputed from its hash (dropout.hpp) in both directions, for
+// the step that the step table's cursor names.
+__global__ void dropout_kernel(const float* a, float* out, std::size_t n, DropoutLayer layer, StepRef at) {
+  const DropoutMask mask = mask_at(layer, current(at).step);
   for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
     out[i] = dropout_keep(mask, i) ? a[i] * mask.scale : 0.0f;
@@ -58,8 +60,9 @@ __global__ void dropout_kernel(const float* a, float* out, std::size_t n, Dropou
 // Element e of the batch is pixel e % pixels of row e / pixels; that row's thread for pixel 0
 // also copies the label.
 __global__ void gather_kernel(const std::uint8_t* __restrict__ images, const std::uint8_t* __restrict__ labels,
-                              const std::uint32_t* __restrict__ idx, std::size_t n, int pixels,
-                              float* __restrict__ x, std::uint8_t* __restrict__ y) {
+                              const std::uint32_t* __restrict__ order, std::size_t n, int pixels,
+                              float* __restrict__ x, std::uint8_t* __restrict__ y, StepRef at) {
+  const std::uint32_t* __restrict__ idx = order + current(at).offset;
   for (std::size_t e = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; e < n;
        e += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
     const std::size_t r = e / pixels, p = e % pixels;
@@ -90,10 +93,13 @@ __global__ void bias_grad_kernel(const float* __restrict__ dy, float* __restrict
   }
 }
 
-__global__ void optimizer_kernel(OptimStep s, float* __restrict__ w, const float* __restrict__ g,
+// The step's rate and bias corrections come from its row of the step table.
+__global__ void optimizer_kernel(OptimStep s, StepRef at, float* __restrict__ w, const float* __restrict__ g,
                                  float* __restrict__ s1, float* __restrict__ s2, std::size_t n,
                                  std::size_t n_decay) {
-  const float inv_c1 = 1.0f / s.bias_correction1, inv_c2 = 1.0f / s.bias_correction2;
+  const StepScalars& row = current(at);
+  s.lr = row.lr;
+  const float inv_c1 = 1.0f / row.bias_correction1, inv_c2 = 1.0f / row.bias_correction2;
   for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
     const float gi = g[i] + (i < n_decay ? s.l2 : 0.0f) * w[i];
@@ -143,21 +149,26 @@ void act_backward(float* dy, const float* y, std::size_t n, Activation act, cuda
   CUDA_CHECK_LAUNCH();
 }
 
-void dropout_forward(const float* a, float* out, std::size_t n, const DropoutMask& mask, const LaunchAt& at) {
+void dropout_forward(const float* a, float* out, std::size_t n, const DropoutLayer& layer, const StepRef& at,
+                     cudaStream_t stream) {
+  require(at.table && at.cursor, "dropout_forward: a step table");
   if (n == 0) return;
-  launch(at, dropout_kernel, grid_for(n), kThreads, a, out, n, mask);
+  dropout_kernel<<<grid_for(n), kThreads, 0, stream>>>(a, out, n, layer, at);
+  CUDA_CHECK_LAUNCH();
 }
 
-void dropout_backward(float* d, std::size_t n, const DropoutMask& mask, const LaunchAt& at) {
-  dropout_forward(d, d, n, mask, at);
+void dropout_backward(float* d, std::size_t n, const DropoutLayer& layer, const StepRef& at, cudaStream_t stream) {
+  dropout_forward(d, d, n, layer, at, stream);
 }
 
-void gather_u8_to_unit(const std::uint8_t* images, const std::uint8_t* labels, const std::uint32_t* idx, int rows,
-                       int pixels, float* x, std::uint8_t* y, const LaunchAt& at) {
+void gather_u8_to_unit(const std::uint8_t* images, const std::uint8_t* labels, const std::uint32_t* order,
+                       int rows, int pixels, float* x, std::uint8_t* y, const StepRef& at, cudaStream_t stream) {
   require(rows >= 0 && pixels > 0, "gather_u8_to_unit: rows >= 0 and pixels > 0");
+  require(at.table && at.cursor, "gather_u8_to_unit: a step table");
   const std::size_t n = static_cast<std::size_t>(rows) * pixels;
   if (n == 0) return;
-  launch(at, gather_kernel, grid_for(n), kThreads, images, labels, idx, n, pixels, x, y);
+  gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(images, labels, order, n, pixels, x, y, at);
+  CUDA_CHECK_LAUNCH();
 }
 
 void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stream) {
@@ -167,13 +178,15 @@ void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stre
   CUDA_CHECK_LAUNCH();
 }
 
-void optimizer_update(const OptimStep& step, float* w, const float* g, float* s1, float* s2, std::size_t n,
-                      std::size_t n_decay, const LaunchAt& at) {
+void optimizer_update(const OptimStep& step, const StepRef& at, float* w, const float* g, float* s1, float* s2,
+                      std::size_t n, std::size_t n_decay, cudaStream_t stream) {
+  require(at.table && at.cursor, "optimizer_update: a step table");
   require(step.kind == OptimizerKind::sgd || s1 != nullptr, "optimizer_update: momentum/adam need s1");
   require(step.kind != OptimizerKind::adam || s2 != nullptr, "optimizer_update: adam needs s2");
   require(n_decay <= n, "optimizer_update: n_decay <= n");
   if (n == 0) return;
-  launch(at, optimizer_kernel, grid_for(n), kThreads, step, w, g, s1, s2, n, n_decay);
+  optimizer_kernel<<<grid_for(n), kThreads, 0, stream>>>(step, at, w, g, s1, s2, n, n_decay);
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace mnist_gpu::gpu

@@ -10,13 +10,14 @@ namespace mnist_gpu::gpu {
 GpuNet::GpuNet(const ModelSpec& spec, int max_batch, cudaStream_t stream, cublasHandle_t cublas, float dropout,
                std::uint64_t seed)
     : spec_(spec), layout_(spec), max_batch_(max_batch), stream_(stream), cublas_(cublas), dropout_(dropout),
-      seed_(seed), params_(layout_.size), grads_(layout_.size) {
+      params_(layout_.size), grads_(layout_.size) {
   int widest = spec.inputs;
   for (std::size_t li = 0; li < layout_.layers.size(); ++li) {
     const LayerView& l = layout_.layers[li];
     acts_.emplace_back(static_cast<std::size_t>(max_batch) * l.out);
     const bool hidden = li + 1 < layout_.layers.size();
     kept_.emplace_back(hidden && dropout > 0.0f ? static_cast<std::size_t>(max_batch) * l.out : 0);
+    if (hidden) dropout_layers_.push_back(make_dropout_layer(dropout, seed, static_cast<int>(li)));
     widest = std::max(widest, l.out);
   }
   delta_a_ = DeviceBuffer<float>(static_cast<std::size_t>(max_batch) * widest);
@@ -28,37 +29,21 @@ const float* GpuNet::layer_input(const float* x, std::size_t li) const {
   return dropping() ? kept_[li - 1].get() : acts_[li - 1].get();
 }
 
-namespace {
-
-void note_dropout(std::vector<DropoutNode>* captured, cudaStream_t s, const float* a, float* out, std::size_t n,
-                  int layer) {
-  if (captured && n > 0) captured->push_back(DropoutNode{last_captured_node(s), a, out, n, layer});
-}
-
-}  // namespace
-
-void GpuNet::set_dropout_step(cudaGraphExec_t exec, const std::vector<DropoutNode>& nodes, long long step) const {
-  for (const DropoutNode& d : nodes)
-    dropout_forward(d.a, d.out, d.n, make_dropout_mask(dropout_, seed_, step, d.layer), LaunchAt(exec, d.node));
-}
-
-const float* GpuNet::forward(const float* x, int batch, long long step, std::vector<DropoutNode>* captured) {
+const float* GpuNet::forward(const float* x, int batch, const StepRef& train) {
   if (batch < 0 || batch > max_batch_) throw Error("GpuNet::forward: batch out of range");
-  step_ = step;
-  const std::size_t n_layers = layout_.layers.size();
-  for (std::size_t li = 0; li < n_layers; ++li) {
-    const LayerView& l = layout_.layers[li];
-    float* y = acts_[li].get();
-    dense_forward(layer_input(x, li), params_.get() + l.w, y, batch, l.in, l.out, cublas_);
-    const bool hidden = li + 1 < n_layers;
-    bias_act_forward(y, params_.get() + l.b, batch, l.out, hidden ? spec_.activation : Activation::identity, stream_);
-    if (hidden && dropping()) {
-      const std::size_t n = static_cast<std::size_t>(batch) * l.out;
-      dropout_forward(y, kept_[li].get(), n, make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li)), stream_);
-      note_dropout(captured, stream_, y, kept_[li].get(), n, static_cast<int>(li));
-    }
-  }
+  begin(train);
+  for (std::size_t li = 0; li < layout_.layers.size(); ++li) forward_layer(x, batch, li);
   return output();
+}
+
+void GpuNet::forward_layer(const float* x, int batch, std::size_t li) {
+  const LayerView& l = layout_.layers[li];
+  float* y = acts_[li].get();
+  dense_forward(layer_input(x, li), params_.get() + l.w, y, batch, l.in, l.out, cublas_);
+  const bool hidden = li + 1 < layout_.layers.size();
+  bias_act_forward(y, params_.get() + l.b, batch, l.out, hidden ? spec_.activation : Activation::identity, stream_);
+  if (hidden && dropping())
+    dropout_forward(y, kept_[li].get(), static_cast<std::size_t>(batch) * l.out, dropout_layers_[li], train_, stream_);
 }
 
 void GpuNet::loss(const std::uint8_t* labels, int batch, double* loss_sum, unsigned long long* correct) {
@@ -69,30 +54,33 @@ void GpuNet::loss(const std::uint8_t* labels, int batch, double* loss_sum, unsig
     l2_loss(output(), labels, nullptr, batch, spec_.outputs, scale, loss_sum, correct, stream_);
 }
 
-void GpuNet::backward(const float* x, const std::uint8_t* labels, int batch, double* loss_sum,
-                      unsigned long long* correct, std::vector<DropoutNode>* captured) {
-  if (batch < 0 || batch > max_batch_) throw Error("GpuNet::backward: batch out of range");
+void GpuNet::loss_gradient(const std::uint8_t* labels, int batch, double* loss_sum, unsigned long long* correct) {
   const float scale = 1.0f / static_cast<float>(std::max(batch, 1));
-  float* delta = delta_a_.get();
-  float* next = delta_b_.get();
+  delta_ = delta_a_.get();
+  next_ = delta_b_.get();
   if (spec_.loss == Loss::xent)
-    softmax_xent(output(), labels, delta, batch, spec_.outputs, scale, loss_sum, correct, stream_);
+    softmax_xent(output(), labels, delta_, batch, spec_.outputs, scale, loss_sum, correct, stream_);
   else
-    l2_loss(output(), labels, delta, batch, spec_.outputs, scale, loss_sum, correct, stream_);
-  for (std::size_t li = layout_.layers.size(); li-- > 0;) {
-    const LayerView& l = layout_.layers[li];
-    dense_backward_weights(delta, layer_input(x, li), grads_.get() + l.w, batch, l.in, l.out, cublas_);
-    bias_grad(delta, grads_.get() + l.b, batch, l.out, stream_);
-    if (li == 0) break;
-    dense_backward_data(delta, params_.get() + l.w, next, batch, l.in, l.out, cublas_);
-    const std::size_t n = static_cast<std::size_t>(batch) * l.in;
-    if (dropping()) {
-      dropout_backward(next, n, make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li - 1)), stream_);
-      note_dropout(captured, stream_, next, next, n, static_cast<int>(li - 1));
-    }
-    act_backward(next, acts_[li - 1].get(), n, spec_.activation, stream_);
-    std::swap(delta, next);
-  }
+    l2_loss(output(), labels, delta_, batch, spec_.outputs, scale, loss_sum, correct, stream_);
+}
+
+void GpuNet::backward_layer(const float* x, int batch, std::size_t li) {
+  const LayerView& l = layout_.layers[li];
+  dense_backward_weights(delta_, layer_input(x, li), grads_.get() + l.w, batch, l.in, l.out, cublas_);
+  bias_grad(delta_, grads_.get() + l.b, batch, l.out, stream_);
+  if (li == 0) return;
+  dense_backward_data(delta_, params_.get() + l.w, next_, batch, l.in, l.out, cublas_);
+  const std::size_t n = static_cast<std::size_t>(batch) * l.in;
+  if (dropping()) dropout_backward(next_, n, dropout_layers_[li - 1], train_, stream_);
+  act_backward(next_, acts_[li - 1].get(), n, spec_.activation, stream_);
+  std::swap(delta_, next_);
+}
+
+void GpuNet::backward(const float* x, const std::uint8_t* labels, int batch, double* loss_sum,
+                      unsigned long long* correct) {
+  if (batch < 0 || batch > max_batch_) throw Error("GpuNet::backward: batch out of range");
+  loss_gradient(labels, batch, loss_sum, correct);
+  for (std::size_t li = layout_.layers.size(); li-- > 0;) backward_layer(x, batch, li);
 }
 
 }  // namespace mnist_gpu::gpu

@@ -5,20 +5,11 @@
 #include <vector>
 
 #include "cuda_resources.hpp"
+#include "step_scalars.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/model.hpp"
 
 namespace mnist_gpu::gpu {
-
-/// A dropout launch captured into a training-step graph: what is needed to rewrite its mask for
-/// another step (GpuNet::set_dropout_step).
-struct DropoutNode {
-  cudaGraphNode_t node = nullptr;
-  const float* a = nullptr;
-  float* out = nullptr;
-  std::size_t n = 0;
-  int layer = 0;
-};
 
 class GpuNet {
  public:
@@ -32,18 +23,23 @@ class GpuNet {
   float* params() { return params_.get(); }  // (layout.size)
   float* grads() { return grads_.get(); }    // (layout.size)
 
-  /// x (batch, inputs) on the device; returns the device outputs (batch, outputs). `step` > 0:
-  /// the training pass of optimizer step `step` (dropout on, when configured); 0: evaluation.
-  /// `captured`: the stream is capturing a graph; each dropout launch's node is appended.
-  const float* forward(const float* x, int batch, long long step = 0, std::vector<DropoutNode>* captured = nullptr);
+  /// x (batch, inputs) on the device; returns the device outputs (batch, outputs). `train` names
+  /// a step table: the training pass of the step at its cursor (dropout on, when configured,
+  /// with that step's masks); none (table null): evaluation.
+  const float* forward(const float* x, int batch, const StepRef& train = {});
   /// After forward: loss gradient back into grads(); accumulators are device pointers.
   void backward(const float* x, const std::uint8_t* labels, int batch, double* loss_sum,
-                unsigned long long* correct, std::vector<DropoutNode>* captured = nullptr);
-  /// Rewrites the masks of captured dropout nodes in `exec` to those of optimizer step `step`.
-  void set_dropout_step(cudaGraphExec_t exec, const std::vector<DropoutNode>& nodes, long long step) const;
+                unsigned long long* correct);
   /// After forward: loss and correct count only.
   void loss(const std::uint8_t* labels, int batch, double* loss_sum, unsigned long long* correct);
   const float* output() const { return acts_.back().get(); }
+
+  // The same passes stage by stage (step_program.hpp), as CpuNet offers them: begin(train),
+  // forward_layer(0 .. L-1), loss_gradient, backward_layer(L-1 .. 0).
+  void begin(const StepRef& train) { train_ = train; }
+  void forward_layer(const float* x, int batch, std::size_t li);
+  void loss_gradient(const std::uint8_t* labels, int batch, double* loss_sum, unsigned long long* correct);
+  void backward_layer(const float* x, int batch, std::size_t li);
 
  private:
   ModelSpec spec_;
@@ -52,14 +48,16 @@ class GpuNet {
   cudaStream_t stream_;
   cublasHandle_t cublas_;
   float dropout_;
-  std::uint64_t seed_;
-  long long step_ = 0;                          // the last forward pass's step (0: evaluation)
+  StepRef train_;                               // the pass's step table (none: evaluation)
+  std::vector<DropoutLayer> dropout_layers_;    // each hidden layer's masks (dropout on)
   DeviceBuffer<float> params_, grads_;
   std::vector<DeviceBuffer<float>> acts_;       // acts_[l]: (max_batch, layers[l].out)
   std::vector<DeviceBuffer<float>> kept_;       // kept_[l]: acts_[l] after dropout (hidden, dropout on)
   DeviceBuffer<float> delta_a_, delta_b_;       // (max_batch, widest) each
+  float* delta_ = nullptr;                      // the delta backward_layer works on next
+  float* next_ = nullptr;                       // the other buffer
 
-  bool dropping() const { return dropout_ > 0.0f && step_ > 0; }
+  bool dropping() const { return dropout_ > 0.0f && train_.table != nullptr; }
   const float* layer_input(const float* x, std::size_t li) const;
 };
 

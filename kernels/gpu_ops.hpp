@@ -13,20 +13,9 @@
 #include "mnist_gpu/config.hpp"
 #include "cuda_check.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
+#include "step_scalars.hpp"
 
 namespace mnist_gpu::gpu {
-
-/// Where a launcher's kernel goes: enqueued on a stream (a cudaStream_t converts to this), or
-/// into node `node` of the instantiated graph `exec`, replacing the arguments that node was
-/// captured with (the ops whose arguments change every training step take this: the batch
-/// gather, dropout and the optimizer update). Valid for a node this same launcher captured.
-struct LaunchAt {
-  cudaStream_t stream = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  cudaGraphNode_t node = nullptr;
-  LaunchAt(cudaStream_t s) : stream(s) {}  // NOLINT(google-explicit-constructor): a stream is the usual target
-  LaunchAt(cudaGraphExec_t e, cudaGraphNode_t n) : exec(e), node(n) {}
-};
 
 void u8_to_unit(const std::uint8_t* src, float* dst, std::size_t n, cudaStream_t stream);
 
@@ -39,14 +28,18 @@ void dense_backward_weights(const float* dy, const float* x, float* dw, int batc
 void bias_act_forward(float* y, const float* b, int batch, int out, Activation act, cudaStream_t stream);
 void act_backward(float* dy, const float* y, std::size_t n, Activation act, cudaStream_t stream);
 void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stream);
-void dropout_forward(const float* a, float* out, std::size_t n, const DropoutMask& mask, const LaunchAt& at);
-void dropout_backward(float* d, std::size_t n, const DropoutMask& mask, const LaunchAt& at);
+/// The ops whose arguments change every training step read them from the step's row of a step
+/// table (step_scalars.hpp), so that one captured graph serves every step.
+/// Dropout with the layer's mask of the step at `at` (the CPU twin takes mask_at(layer, step)).
+void dropout_forward(const float* a, float* out, std::size_t n, const DropoutLayer& layer, const StepRef& at,
+                     cudaStream_t stream);
+void dropout_backward(float* d, std::size_t n, const DropoutLayer& layer, const StepRef& at, cudaStream_t stream);
 
-/// The resident data path's batch: x (rows, pixels) = images[idx[r]] / 255 and y (rows) =
-/// labels[idx[r]], with images (count, pixels) and labels on the device. The CPU twin is
-/// gather_rows (batches.hpp) followed by cpu::u8_to_unit.
-void gather_u8_to_unit(const std::uint8_t* images, const std::uint8_t* labels, const std::uint32_t* idx, int rows,
-                       int pixels, float* x, std::uint8_t* y, const LaunchAt& at);
+/// The resident data path's batch: with idx = order + (the row's offset), x (rows, pixels) =
+/// images[idx[r]] / 255 and y (rows) = labels[idx[r]], with images (count, pixels) and labels on
+/// the device. The CPU twin is gather_rows (batches.hpp) followed by cpu::u8_to_unit.
+void gather_u8_to_unit(const std::uint8_t* images, const std::uint8_t* labels, const std::uint32_t* order,
+                       int rows, int pixels, float* x, std::uint8_t* y, const StepRef& at, cudaStream_t stream);
 
 void softmax_xent(const float* logits, const std::uint8_t* labels, float* dlogits, int batch, int classes,
                   float grad_scale, double* loss_sum, unsigned long long* correct, cudaStream_t stream);
@@ -55,7 +48,9 @@ void l2_loss(const float* out, const std::uint8_t* labels, float* grad, int batc
 void confusion_update(const float* logits, const std::uint8_t* labels, int batch, int classes,
                       unsigned long long* confusion, cudaStream_t stream);
 
-void optimizer_update(const OptimStep& step, float* w, const float* g, float* s1, float* s2, std::size_t n,
-                      std::size_t n_decay, const LaunchAt& at);
+/// The update with `step`'s settings and the rate and bias corrections of the row at `at` (the
+/// CPU twin takes them in its OptimStep).
+void optimizer_update(const OptimStep& step, const StepRef& at, float* w, const float* g, float* s1, float* s2,
+                      std::size_t n, std::size_t n_decay, cudaStream_t stream);
 
 }  // namespace mnist_gpu::gpu

@@ -4,6 +4,7 @@
 #include "cuda_resources.hpp"
 #include "device_copy.hpp"
 #include "gpu_net.hpp"
+#include "step_table.hpp"
 #include "gpu_ops.hpp"
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/cpu_net.hpp"
@@ -60,7 +61,12 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   gpu::DeviceBuffer<unsigned long long> d_correct(1);
   CUDA_CHECK(cudaMemsetAsync(d_loss.get(), 0, sizeof(double), s));
   CUDA_CHECK(cudaMemsetAsync(d_correct.get(), 0, sizeof(unsigned long long), s));
-  gnet.forward(d_x.get(), rows, 1);  // a training pass (step 1): dropout's masks, when on
+  // Steps 1 and 2 in a step table: the training pass reads row 0 (step 1: dropout's masks, when
+  // on), the two updates below rows 0 and 1.
+  gpu::StepTable steps(2);
+  steps.load({gpu::step_row(1, 0, make_optim_step(opt, opt.lr, 1)), gpu::step_row(2, 0, make_optim_step(opt, opt.lr, 2))},
+             0, s);
+  gnet.forward(d_x.get(), rows, steps.ref());
   const std::size_t n_out = static_cast<std::size_t>(rows) * spec.outputs;
   const std::vector<float> g_out = gpu::download(gnet.output(), n_out, s);
   gnet.backward(d_x.get(), d_labels.get(), rows, d_loss.get(), d_correct.get());
@@ -92,7 +98,9 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   for (long long t = 1; t <= 2; ++t) {
     const OptimStep st = make_optim_step(opt, opt.lr, t);
     cpu::optimizer_update(st, w.data(), cnet.grads().data(), s1.data(), s2.data(), layout.size, layout.n_weights);
-    gpu::optimizer_update(st, gnet.params(), d_grads.get(), d_s1.get(), d_s2.get(), layout.size, layout.n_weights, s);
+    gpu::optimizer_update(st, steps.ref(), gnet.params(), d_grads.get(), d_s1.get(), d_s2.get(), layout.size,
+                          layout.n_weights, s);
+    steps.advance(s);
   }
   add(report, tag + ": params after 2 " + to_string(opt.kind) + " updates", kTolOptimizer,
       compare(gpu::download(gnet.params(), layout.size, s).data(), w.data(), layout.size, kTolOptimizer));

@@ -74,11 +74,11 @@ BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Datase
       const long long warm = std::max<long long>(2, steps / 10);
       const auto warm_order = take_order(cfg.seed, train.count, warm * batch);
       const auto timed_order = take_order(cfg.seed + 1, train.count, steps * batch);
-      backend->train_epoch(train, warm_order, cfg.optimizer.lr, ProgressFn{});
-      // train_epoch returns after the device has finished (it reads the loss once per call),
-      // so the wall clock around it covers the GPU work too.
+      run_epoch(*backend, train, warm_order, cfg.optimizer.lr);
+      // run_epoch returns after the device has finished (end_epoch reads the loss), so the wall
+      // clock around it covers the GPU work too.
       const auto t0 = clock_type::now();
-      backend->train_epoch(train, timed_order, cfg.optimizer.lr, ProgressFn{});
+      run_epoch(*backend, train, timed_order, cfg.optimizer.lr);
       const double train_s = seconds_since(t0);
       backend->evaluate(test);
       const auto t1 = clock_type::now();

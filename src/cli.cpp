@@ -12,6 +12,7 @@
 #include <functional>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <new>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/cli_interrupt.hpp"
 #include "mnist_gpu/checkpoint.hpp"
 #include "mnist_gpu/cli.hpp"
 #include "mnist_gpu/cli_export.hpp"
@@ -32,9 +34,11 @@
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/model_io.hpp"
 #include "mnist_gpu/predict.hpp"
+#include "mnist_gpu/progress_text.hpp"
 #include "mnist_gpu/report.hpp"
 #include "mnist_gpu/resume.hpp"
 #include "mnist_gpu/settings.hpp"
+#include "mnist_gpu/run_record.hpp"
 #include "mnist_gpu/stop_signal.hpp"
 #include "mnist_gpu/train.hpp"
 #include "mnist_gpu/verify.hpp"
@@ -60,57 +64,87 @@ std::uint64_t peak_host_bytes() {
 // A metrics file of JSON lines, each written whole and flushed, so that a crash loses at most the
 // line being written. On resume it is rewritten with the checkpoint's epochs (so that an epoch
 // whose line was written before a crash but whose checkpoint was not is not listed twice), then
-// appended to.
+// appended to. "-" is stdout (which then holds nothing else).
 class MetricsFile {
  public:
   MetricsFile(const std::string& path, const std::vector<EpochMetrics>& history) : path_(path) {
-    if (path.empty()) return;
+    if (path.empty() || path == "-") {
+      for (const auto& m : history) write(epoch_to_json(m));
+      return;
+    }
     out_.open(path, std::ios::out | std::ios::trunc);
     if (!out_) throw Error("--metrics: cannot write '" + path + "' (" + std::strerror(errno) + ")");
     for (const auto& m : history) write(epoch_to_json(m));
   }
   void write(const json& line) {
     if (path_.empty()) return;
+    ++lines_;
+    if (path_ == "-") {
+      const std::string text = line.dump() + "\n";
+      if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+        throw Error("--metrics -: writing to stdout failed (" + std::string(std::strerror(errno)) + ")");
+      return;
+    }
     out_ << line.dump() << '\n';
     out_.flush();
     if (!out_) throw Error(path_ + ": write failed (" + std::strerror(errno) + ")");
   }
+  /// A file (not stdout) into which no line was written: removed, so that an interrupted run
+  /// leaves no empty file. True when it removed one.
+  bool remove_if_empty() {
+    if (path_.empty() || path_ == "-" || lines_ > 0) return false;
+    out_.close();
+    std::error_code ec;
+    return std::filesystem::remove(path_, ec);
+  }
+  int lines() const { return lines_; }
 
  private:
   std::string path_;
   std::ofstream out_;
+  int lines_ = 0;
 };
 
-// Logs each epoch, draws a progress bar within the epoch when stderr is a terminal, and writes
-// the metrics file.
+// Logs each epoch, draws a progress bar within the epoch when stderr is a terminal (with
+// samples/s and the epoch's time left, from wall time), and writes the metrics file.
 class CliObserver final : public TrainObserver {
  public:
   using ProgressSink = std::function<void(const TrainProgress&)>;
-  CliObserver(int epochs, MetricsFile& metrics, ProgressSink checkpoint)
-      : epochs_(epochs), metrics_(metrics), checkpoint_(std::move(checkpoint)), tty_(isatty(2) != 0) {}
+  CliObserver(int epochs, int batch, MetricsFile& metrics, ProgressSink checkpoint, ProgressSink after_epoch)
+      : epochs_(epochs),
+        batch_(batch),
+        metrics_(metrics),
+        checkpoint_(std::move(checkpoint)),
+        after_epoch_(std::move(after_epoch)),
+        tty_(isatty(2) != 0) {}
 
   void on_progress(const TrainProgress& p) override {
     if (checkpoint_) checkpoint_(p);
+    if (after_epoch_) after_epoch_(p);
   }
 
   void on_batch(int epoch, long long done, long long total) override {
     if (!tty_) return;
     const auto now = std::chrono::steady_clock::now();
+    if (epoch != epoch_) {  // the rate is measured from the epoch's first reported batch
+      epoch_ = epoch;
+      first_done_ = done;
+      first_at_ = now;
+    }
     if (done != total && now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
-    const int width = 30;
-    const int filled = static_cast<int>(width * done / std::max(1LL, total));
-    std::fprintf(stderr, "\r  epoch %d/%d [%s%s] %3lld%%", epoch, epochs_, std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), 100 * done / std::max(1LL, total));
+    const double s = std::chrono::duration<double>(now - first_at_).count();
+    const long long batches = done - first_done_;
+    const double rate = s > 0 && batches > 0 ? static_cast<double>(batches * batch_) / s : 0.0;
+    const double eta = batches > 0 ? static_cast<double>(total - done) * s / static_cast<double>(batches) : 0.0;
+    const std::string line = progress_text(epoch, epochs_, done, total, rate, eta);
+    std::fprintf(stderr, "\r%s\033[K", line.c_str());
     std::fflush(stderr);
     drawn_ = true;
   }
 
   void on_epoch(const EpochMetrics& m) override {
-    if (drawn_) {
-      std::fprintf(stderr, "\r%60s\r", "");
-      drawn_ = false;
-    }
+    clear_bar();
     std::string val = "val -";
     if (!std::isnan(m.val_acc)) val = fmt::format("val {:.2f}% (loss {:.4f})", 100 * m.val_acc, m.val_loss);
     spdlog::info("epoch {:>3}/{}  loss {:.4f}  train {:.2f}%  {}  lr {:.3g}  {:.2f} s  {:.0f} samples/s", m.epoch,
@@ -118,37 +152,25 @@ class CliObserver final : public TrainObserver {
     metrics_.write(epoch_to_json(m));
   }
 
+  /// Ends a drawn progress line, so that the next log line starts on its own.
+  void clear_bar() {
+    if (!drawn_) return;
+    std::fprintf(stderr, "\r\033[K");
+    drawn_ = false;
+  }
+
  private:
-  int epochs_;
+  int epochs_, batch_;
   MetricsFile& metrics_;
-  ProgressSink checkpoint_;
+  ProgressSink checkpoint_, after_epoch_;
   bool tty_;
   bool drawn_ = false;
-  std::chrono::steady_clock::time_point last_draw_{};
+  int epoch_ = 0;
+  long long first_done_ = 0;
+  std::chrono::steady_clock::time_point first_at_{}, last_draw_{};
 };
 
 }  // namespace
-
-std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work) {
-  if (cfg.device != DeviceChoice::cpu) {
-    const DeviceProbe probe = probe_device();
-    if (probe.usable) {
-      spdlog::info("device: {} (compute capability {}.{}, {:.1f} GiB)", probe.name, probe.compute_major,
-                   probe.compute_minor, static_cast<double>(probe.total_bytes) / (1024.0 * 1024.0 * 1024.0));
-      return make_cuda_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed, cfg.cuda);
-    }
-    if (cfg.device == DeviceChoice::cuda) throw Error("--device cuda: no usable GPU: " + probe.reason);
-    spdlog::info("notice: no usable GPU ({}); {} on the CPU", probe.reason, work);
-  }
-  return make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
-}
-
-void log_data_notes(const MnistFiles& files) {
-  for (const auto& s : files.shadowed)
-    spdlog::info("notice: {} holds both {} and {}; reading {}", s.used.parent_path().string(),
-                 s.used.filename().string(), s.ignored.filename().string(), s.used.filename().string());
-  for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
-}
 
 namespace {
 
@@ -157,13 +179,15 @@ namespace {
 // folder; a name the file system accepts). `checkpoint_flag` names where the checkpoint path came from.
 void check_train_outputs(const TrainConfig& cfg, const char* checkpoint_flag) {
   std::vector<std::pair<std::string, std::filesystem::path>> outputs = {
-      {"--metrics", cfg.metrics_path}, {checkpoint_flag, cfg.checkpoint_path}, {"--save", cfg.save_path}};
+      {"--metrics", cfg.metrics_path == "-" ? std::string() : cfg.metrics_path},
+      {checkpoint_flag, cfg.checkpoint_path},
+      {"--save", cfg.save_path}};
   if (!cfg.report_path.empty()) {
     outputs.emplace_back("--report", cfg.report_path);
     for (const auto& file : report_files(cfg.report_path)) outputs.emplace_back("--report", file);
   }
   check_distinct_paths(outputs);
-  if (!cfg.metrics_path.empty()) check_file_writable(cfg.metrics_path, "write the --metrics file");
+  if (!cfg.metrics_path.empty() && cfg.metrics_path != "-") check_file_writable(cfg.metrics_path, "write the --metrics file");
   if (!cfg.checkpoint_path.empty()) check_file_writable(cfg.checkpoint_path, "write the checkpoint");
   if (!cfg.save_path.empty()) check_model_writable(cfg.save_path);
   if (!cfg.report_path.empty()) check_report_dir(cfg.report_path);
@@ -183,7 +207,57 @@ FileLock lock_checkpoint(const std::string& path, const char* flag) {
   return std::move(*lock);
 }
 
-int run_train(const TrainConfig& flags, const std::set<std::string>& given) {
+// What an interrupted `train` says and leaves: which phase the signal met, the outputs kept (each
+// complete: every write is atomic or whole lines), those not written, and how to resume.
+struct RunOutputs {
+  std::string checkpoint;  ///< the checkpoint written, if any
+  std::string metrics;     ///< the metrics file kept ("" when none or removed as empty)
+  bool metrics_final = false;
+  bool model_saved = false;
+  bool report_written = false;
+};
+
+int report_interrupt(int sig, TrainPhase phase, const TrainConfig& cfg, const RunOutputs& out) {
+  const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+  const bool complete = out.metrics_final || (phase == TrainPhase::metrics);
+  spdlog::warn("interrupted: {} {}; {}", name, phase_doing(phase),
+               complete ? "the run had finished, every output is complete"
+               : phase == TrainPhase::load ? "stopped before training"
+                                           : "stopped cleanly");
+  std::vector<std::string> kept, missing;
+  if (!out.checkpoint.empty()) kept.push_back("checkpoint " + out.checkpoint);
+  if (!out.metrics.empty())
+    kept.push_back(out.metrics == "-" ? std::string("metrics on stdout") + (out.metrics_final ? "" : " (epoch lines only)")
+                                      : "metrics " + out.metrics + (out.metrics_final ? "" : " (epoch lines only, no summary line yet)"));
+  else if (!cfg.metrics_path.empty())
+    missing.push_back("--metrics " + cfg.metrics_path);
+  if (out.model_saved) kept.push_back("model " + cfg.save_path);
+  else if (!cfg.save_path.empty()) missing.push_back("--save " + cfg.save_path);
+  if (out.report_written) kept.push_back("report " + (std::filesystem::path(cfg.report_path) / "report.html").string());
+  else if (!cfg.report_path.empty()) missing.push_back("--report " + cfg.report_path);
+  std::string list;
+  for (const auto& k : kept) list += (list.empty() ? "" : ", ") + k;
+  spdlog::info("kept: {}", list.empty() ? std::string("nothing (no file was written)") : list);
+  if (!missing.empty()) {
+    std::string m;
+    for (const auto& k : missing) m += (m.empty() ? "" : ", ") + k;
+    spdlog::info("not written: {}", m);
+  }
+  if (!complete) {
+    const std::string from = !out.checkpoint.empty() ? out.checkpoint : cfg.resume_path;
+    if (!from.empty())
+      spdlog::info("resume with: {}", resume_command(cfg, from));
+    else
+      spdlog::info("nothing was trained; run the same command again to start over");
+  }
+  return 128 + sig;
+}
+
+int run_train(const TrainConfig& flags, const std::set<std::string>& given, const std::string& command_line) {
+  // SIGINT/SIGTERM from here on: the phase under way ends (training after its current step, any
+  // other phase after its work, every file write whole), then report_interrupt says what was
+  // kept. A second signal ends the process at once (the default action).
+  const StopOnSignals stop;
   // A resumed run takes every setting that shapes the result from its checkpoint.
   TrainConfig cfg = flags;
   Checkpoint resume;
@@ -200,10 +274,20 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given) {
   std::vector<float> init_params;  // --init-from: checked against the architecture before any work
   if (!cfg.init_from_path.empty()) init_params = init_params_from(cfg.init_from_path, cfg.model);
   const char* checkpoint_flag = flags.checkpoint_path.empty() ? "--resume" : "--checkpoint";
+  std::optional<MadeDirs> report_dirs;  // an interrupted or failed run leaves no empty report folder
+  if (!cfg.report_path.empty()) report_dirs.emplace(cfg.report_path, "the report directory");
   check_train_outputs(cfg, checkpoint_flag);
   std::optional<FileLock> checkpoint_lock;
-  if (!cfg.checkpoint_path.empty()) checkpoint_lock = lock_checkpoint(cfg.checkpoint_path, checkpoint_flag);
-  MetricsFile metrics(cfg.metrics_path, resume.progress.done);
+  if (!cfg.checkpoint_path.empty()) {
+    checkpoint_lock = lock_checkpoint(cfg.checkpoint_path, checkpoint_flag);
+    spdlog::info("checkpoint: {} (written after every epoch)", cfg.checkpoint_path);
+  }
+  RunOutputs out;
+  TrainPhase phase = TrainPhase::load;
+  auto enter = [&](TrainPhase p) {
+    phase = p;
+    signal_self_if_asked(p);
+  };
   std::unique_ptr<Backend> backend = choose_backend(cfg);  // a missing GPU fails before loading data
   if (!cfg.resume_path.empty()) {
     backend->set_state(resume.state);
@@ -215,6 +299,7 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given) {
     backend->set_params(init_params);
     spdlog::info("starting from the parameters of {} (the optimizer starts afresh)", cfg.init_from_path);
   }
+  enter(TrainPhase::load);
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
   log_data_notes(files);
@@ -223,6 +308,7 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given) {
   const Dataset& val_set = split.val;
   spdlog::info("data: {} from {} ({} train, {} validation, {} test)", files.dataset_name, dir.string(),
                train_set.count, val_set.count, files.test.count);
+  if (stop.requested()) return report_interrupt(stop.signal(), phase, cfg, out);
 
   const ParamLayout layout(cfg.model);
   spdlog::info("model: {}-{}{}10, {}, {} loss, {} parameters; {} lr {} batch {}; seed {}; device {}",
@@ -230,33 +316,52 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given) {
                to_string(cfg.model.activation), to_string(cfg.model.loss), layout.size,
                to_string(cfg.optimizer.kind), cfg.optimizer.lr, cfg.batch, cfg.seed, backend->describe());
 
+  MetricsFile metrics(cfg.metrics_path, resume.progress.done);
+  if (!cfg.metrics_path.empty()) out.metrics = cfg.metrics_path;
+  if (cfg.metrics_path == "-") spdlog::info("metrics: stdout (one JSON line per epoch, then a summary line)");
+  else if (!cfg.metrics_path.empty())
+    spdlog::info("metrics: {} (one JSON line per epoch, then a summary line)", cfg.metrics_path);
   auto save = [&](const std::string& path, const TrainProgress& p) {
     write_checkpoint(path, Checkpoint{cfg, backend->get_state(), p});
+    out.checkpoint = path;
   };
-  CliObserver::ProgressSink sink;
+  // The final test follows the last epoch (or the one early stopping ends on): say so, it takes a while.
+  auto before_test = [&] {
+    enter(TrainPhase::test);
+    spdlog::info("testing: evaluating {} test images", files.test.count);
+  };
+  const bool early_stopping = cfg.patience > 0 && val_set.count > 0;
+  CliObserver::ProgressSink sink, after_epoch = [&](const TrainProgress& p) {
+    if (static_cast<int>(p.done.size()) >= cfg.epochs || (early_stopping && replay_validation(cfg, p.done).stop))
+      before_test();
+  };
   if (!cfg.checkpoint_path.empty()) sink = [&](const TrainProgress& p) { save(cfg.checkpoint_path, p); };
-  CliObserver observer(cfg.epochs, metrics, sink);
+  CliObserver observer(cfg.epochs, cfg.batch, metrics, sink, after_epoch);
   TrainOptions options;
   options.resume = resume.progress;
-  int sig = 0;
-  const TrainResult r = [&] {
-    const StopOnSignals stop;  // SIGINT/SIGTERM: stop after the current step and save
-    options.stop = stop.flag();
-    TrainResult res = train(cfg, TrainData{train_set, val_set, files.test}, *backend, observer, options);
-    sig = stop.signal();
-    return res;
-  }();
+  options.stop = stop.flag();
+  enter(TrainPhase::train);
+  if (static_cast<int>(resume.progress.done.size()) >= cfg.epochs ||
+      (early_stopping && replay_validation(cfg, resume.progress.done).stop))
+    before_test();  // resumed after the last epoch: only the test is left
+  const TrainResult r = train(cfg, TrainData{train_set, val_set, files.test}, *backend, observer, options);
+  observer.clear_bar();
 
-  if (r.stopped) {
-    const std::string path = cfg.checkpoint_path.empty() ? "mnist_gpu-interrupted.ckpt" : cfg.checkpoint_path;
-    std::fprintf(stderr, "\n");
-    save(path, r.progress);
-    spdlog::info("stopped by {} in epoch {} after batch {}; checkpoint written to {}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                 r.progress.done.size() + 1, r.progress.partial.batches, path);
-    spdlog::info("resume with: mnist_gpu train --resume {}{}", path,
-                 cfg.data_dir.empty() ? "" : " --data " + cfg.data_dir);
-    return 128 + (sig ? sig : SIGINT);
+  if (r.stopped || stop.requested()) {
+    // Training stopped after a step, or the signal came during the final test (after the last
+    // checkpoint): keep the progress in a checkpoint. One written after the last epoch is kept as
+    // it is (after early stopping the backend now holds the best epoch's weights, not the last).
+    if (r.stopped || cfg.checkpoint_path.empty())
+      save(cfg.checkpoint_path.empty() ? "mnist_gpu-interrupted.ckpt" : cfg.checkpoint_path, r.progress);
+    if (r.stopped)
+      spdlog::info("stopped in epoch {} {}; checkpoint written to {}", r.progress.done.size() + 1,
+                   r.progress.partial.batches > 0 ? "after batch " + std::to_string(r.progress.partial.batches)
+                                                  : std::string("before its first batch"),
+                   out.checkpoint);
+    if (metrics.remove_if_empty()) out.metrics.clear();
+    return report_interrupt(stop.signal() ? stop.signal() : SIGINT, r.stopped ? TrainPhase::train : phase, cfg, out);
   }
+  if (!cfg.checkpoint_path.empty()) out.checkpoint = cfg.checkpoint_path;
 
   const double mib = 1024.0 * 1024.0;
   if (backend->device() == "cuda") {
@@ -273,7 +378,8 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given) {
     spdlog::info("memory: peak host {:.0f} MiB resident", static_cast<double>(peak_host_bytes()) / mib);
   if (cfg.target > 0) {
     if (std::isnan(r.train_s_to_target))
-      spdlog::info("time to {:.2f}% test accuracy: not reached in {} epochs", 100 * cfg.target, r.epochs.size());
+      spdlog::info("time to {:.2f}% test accuracy: not reached in {} epoch{}", 100 * cfg.target, r.epochs.size(),
+                   r.epochs.size() == 1 ? "" : "s");
     else
       spdlog::info("time to {:.2f}% test accuracy: {:.2f} s of training", 100 * cfg.target, r.train_s_to_target);
   }
@@ -288,6 +394,37 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given) {
   spdlog::info("test: accuracy {:.2f}% ({} of {} wrong), loss {:.4f}; training {:.1f} s", 100 * r.test.acc,
                std::lround((1 - r.test.acc) * static_cast<double>(r.test.count)), r.test.count, r.test.loss,
                r.train_s);
+
+  // The outputs, each written whole; a signal is honoured after the one under way.
+  enter(TrainPhase::save);
+  if (!cfg.save_path.empty()) {
+    save_model(cfg.save_path, cfg.model, backend->get_params());
+    out.model_saved = true;
+    spdlog::info("model saved to {}", cfg.save_path);
+  }
+  if (stop.requested()) return report_interrupt(stop.signal(), phase, cfg, out);
+  enter(TrainPhase::report);
+  if (!cfg.report_path.empty()) {
+    ReportInput report;
+    report.cfg = cfg;
+    report.device_name = backend->describe();
+    report.dataset_name = files.dataset_name;
+    report.epochs = r.epochs;
+    report.test = r.test;
+    report.train_s = r.train_s;
+    report.test_set = &files.test;
+    report.best_epoch = r.restored_best ? r.best_epoch : 0;  // the epoch whose weights were tested
+    report.stamp = {command_line, utc_iso8601(std::time(nullptr))};
+    report.continued = continuation;
+    // The gallery needs per-sample predictions: the final parameters re-run on the CPU (any backend).
+    report.test_predictions = predict_dataset(cfg.model, backend->get_params(), files.test, cfg.batch);
+    write_train_report(cfg.report_path, report);
+    report_dirs->keep();
+    out.report_written = true;
+    spdlog::info("report written to {}", (std::filesystem::path(cfg.report_path) / "report.html").string());
+  }
+  if (stop.requested()) return report_interrupt(stop.signal(), phase, cfg, out);
+  enter(TrainPhase::metrics);
   json confusion = json::array();
   for (int t = 0; t < 10; ++t) {
     json row = json::array();
@@ -327,26 +464,22 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given) {
                  {"flags", settings_as_flags(cfg)},
                  {"init_from", cfg.init_from_path.empty() ? json(nullptr) : json(cfg.init_from_path)},
                  {"dataset", files.dataset_name}});
-  if (!cfg.save_path.empty()) {
-    save_model(cfg.save_path, cfg.model, backend->get_params());
-    spdlog::info("model saved to {}", cfg.save_path);
-  }
-  if (!cfg.report_path.empty()) {
-    ReportInput report;
-    report.cfg = cfg;
-    report.device_name = backend->describe();
-    report.dataset_name = files.dataset_name;
-    report.epochs = r.epochs;
-    report.test = r.test;
-    report.train_s = r.train_s;
-    report.test_set = &files.test;
-    report.best_epoch = r.restored_best ? r.best_epoch : 0;  // the epoch whose weights were tested
-    report.continued = continuation;
-    // The gallery needs per-sample predictions: the final parameters re-run on the CPU (any backend).
-    report.test_predictions = predict_dataset(cfg.model, backend->get_params(), files.test, cfg.batch);
-    write_train_report(cfg.report_path, report);
-    spdlog::info("report written to {}", (std::filesystem::path(cfg.report_path) / "report.html").string());
-  }
+  out.metrics_final = !cfg.metrics_path.empty();
+  if (stop.requested()) return report_interrupt(stop.signal(), phase, cfg, out);
+
+  // Every file the run wrote, once more, and what it did not keep.
+  std::vector<std::string> wrote;
+  if (!out.checkpoint.empty()) wrote.push_back("checkpoint " + out.checkpoint);
+  if (cfg.metrics_path == "-") wrote.push_back("metrics to stdout");
+  else if (!cfg.metrics_path.empty()) wrote.push_back("metrics " + cfg.metrics_path);
+  if (out.model_saved) wrote.push_back("model " + cfg.save_path);
+  if (out.report_written)
+    wrote.push_back("report " + (std::filesystem::path(cfg.report_path) / "report.html").string() +
+                    " (with loss.svg, accuracy.svg, misclassified.png)");
+  std::string list;
+  for (const auto& w : wrote) list += (list.empty() ? "" : "; ") + w;
+  spdlog::info("files written: {}", list.empty() ? std::string("none") : list);
+  if (cfg.save_path.empty()) spdlog::info("the trained model was not kept (add --save FILE to keep it)");
   return 0;
 }
 
@@ -438,7 +571,7 @@ int run_cli(int argc, const char* const* argv) {
       std::vector<std::string> warnings;
       const TrainConfig flags = to_train_config(train_args, &warnings);
       for (const std::string& w : warnings) spdlog::warn("{}", w);
-      return run_train(flags, train_args.given);
+      return run_train(flags, train_args.given, shell_command(std::vector<std::string>(argv, argv + argc)));
     }
     if (verify_cmd->parsed()) {
       for (const char* flag : {"--activation", "--loss"})  // verify checks each of them in turn
@@ -452,7 +585,10 @@ int run_cli(int argc, const char* const* argv) {
     if (export_cmd->parsed()) return run_export(export_args);
     if (import_cmd->parsed()) return run_import(import_args);
     if (bench_cmd->parsed()) return run_bench_command(bench_args);
-    if (sweep_cmd->parsed()) return run_sweep_command(sweep_args);
+    if (sweep_cmd->parsed()) {
+      sweep_args.command_line = shell_command(std::vector<std::string>(argv, argv + argc));
+      return run_sweep_command(sweep_args);
+    }
     return 2;
   } catch (const UsageError& e) {
     spdlog::error("error: {}", e.what());

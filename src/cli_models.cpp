@@ -100,7 +100,7 @@ void add_eval_options(CLI::App& app, EvalArgs& a) {
   app.add_option("--data", a.data, "MNIST-format directory (default: $MNIST_GPU_DATA, else the bundled data/mnist)");
   app.add_option("--device", a.device, "auto | cpu | cuda (auto: a usable GPU, else the CPU)")->capture_default_str();
   app.add_option("--batch", a.batch, "evaluation batch size, 1..65536")->capture_default_str();
-  app.add_option("--json", a.json, "also write the results as JSON to this file");
+  app.add_option("--json", a.json, "also write the results as JSON to this file (- for stdout)");
   app.add_option("--predictions", a.predictions,
                  "write one JSON line per test image to this file: index, label, digit, probs (10), from the CPU "
                  "forward pass");
@@ -127,8 +127,11 @@ int run_eval(const EvalArgs& a) {
   TrainConfig cfg = to_train_config(targs);
 
   // Before any work; never over the model, nor one output over the other.
-  check_distinct_paths({{"--model", a.model}, {"--json", a.json}, {"--predictions", a.predictions}});
-  if (!a.json.empty()) check_file_writable(a.json, "write the results");
+  // "--json -" is stdout, which then holds that JSON and nothing else.
+  const bool json_stdout = a.json == "-";
+  check_distinct_paths({{"--model", a.model}, {"--json", json_stdout ? std::string() : a.json},
+                        {"--predictions", a.predictions}});
+  if (!a.json.empty() && !json_stdout) check_file_writable(a.json, "write the results");
   if (!a.predictions.empty()) check_file_writable(a.predictions, "write the predictions");
   const SavedModel model = load_model(a.model);
   if (model.spec.outputs != 10)
@@ -169,7 +172,13 @@ int run_eval(const EvalArgs& a) {
                       {"activation", to_string(model.spec.activation)},
                       {"loss", to_string(model.spec.loss)}};
     const std::string text = out.dump() + "\n";
-    write_file_atomically(a.json, std::vector<std::uint8_t>(text.begin(), text.end()));
+    if (json_stdout) {
+      if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+        throw Error("--json -: writing to stdout failed");
+    } else {
+      write_file_atomically(a.json, std::vector<std::uint8_t>(text.begin(), text.end()));
+      spdlog::info("results written to {}", a.json);
+    }
   }
   if (!a.predictions.empty()) {
     // Per image, for comparisons with other runtimes: the CPU forward pass whatever --device was
@@ -215,7 +224,12 @@ int run_predict(const PredictArgs& a) {
     std::string shown;
     if (!a.show.empty()) {
       shown = (std::filesystem::path(a.show) / show_names.take(std::filesystem::path(file).stem().string())).string();
-      write_grey_png(shown, kDigitSide, kDigitSide, digit.data());
+      try {
+        write_grey_png(shown, kDigitSide, kDigitSide, digit.data());
+      } catch (const Error& e) {  // the folder went away, filled up, or holds a non-file of that name: stop
+        throw Error("--show: cannot write " + shown + " (the image of " + file + "): " + e.what() +
+                    "; stopped before classifying it");
+      }
     }
     const Prediction p = classifier.classify(digit);
     const bool low = p.prob < a.min_prob;

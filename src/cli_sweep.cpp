@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <ctime>
+#include <optional>
 #include <csignal>
 #include <filesystem>
 #include <limits>
@@ -16,7 +18,9 @@
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/file_io.hpp"
+#include "mnist_gpu/file_lock.hpp"
 #include "mnist_gpu/report.hpp"
+#include "mnist_gpu/run_record.hpp"
 #include "mnist_gpu/settings.hpp"
 #include "mnist_gpu/stop_signal.hpp"
 #include "mnist_gpu/sweep.hpp"
@@ -138,7 +142,7 @@ SweepRow row_from_json(const json& j, const SweepPoint& p) {
 std::vector<std::uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
 void write_outputs(const std::filesystem::path& out, const json& settings, const std::vector<SweepRow>& rows,
-                   std::size_t total) {
+                   std::size_t total, const ReportStamp& stamp) {
   json state = {{"version", 1}, {"settings", settings}, {"rows", json::array()}};
   for (const SweepRow& r : rows) state["rows"].push_back(row_json(r));
   write_file_atomically(out / "sweep.json", bytes(state.dump(1) + "\n"));
@@ -158,7 +162,7 @@ void write_outputs(const std::filesystem::path& out, const json& settings, const
     runs.push_back(s);
   }
   const std::string title = "mnist_gpu sweep: " + std::to_string(rows.size()) + " of " + std::to_string(total) + " runs";
-  write_sweep_report(out / "report.html", title, runs);
+  write_sweep_report(out / "report.html", title, runs, stamp);
 }
 
 // Logs one line per epoch, prefixed with the run.
@@ -211,6 +215,18 @@ int run_sweep_command(const SweepArgs& a) {
   const json settings = shared_settings(configs.front());
 
   const std::filesystem::path out(a.out);
+  // The folder is made (and removed again if the sweep ends before writing into it), then locked
+  // like a checkpoint, so that two sweeps never write into one folder.
+  MadeDirs made(out, "the output folder");
+  const std::filesystem::path lock_path = out / "sweep.lock";
+  long holder = 0;
+  std::optional<FileLock> lock = FileLock::try_acquire(lock_path, holder);
+  if (!lock)
+    throw Error("--out " + a.out + ": another sweep (" +
+                (holder > 0 ? "pid " + std::to_string(holder) : std::string("pid unknown")) +
+                ") is writing into this folder (it holds " + lock_path.string() +
+                "); wait for it to end, or choose another --out");
+  const ReportStamp stamp{a.command_line, utc_iso8601(std::time(nullptr))};
   std::vector<SweepRow> rows;
   if (std::filesystem::exists(out / "sweep.json")) {
     if (!a.resume)
@@ -237,10 +253,8 @@ int run_sweep_command(const SweepArgs& a) {
   } else if (a.resume) {
     throw UsageError("--resume: " + a.out + " holds no sweep (no sweep.json)");
   }
-  std::error_code ec;
-  std::filesystem::create_directories(out, ec);
-  if (ec) throw Error(a.out + ": cannot create the output folder (" + ec.message() + ")");
-  write_outputs(out, settings, rows, points.size());  // an unwritable folder fails before training
+  write_outputs(out, settings, rows, points.size(), stamp);  // an unwritable folder fails before training
+  made.keep();
 
   const TrainConfig& first = configs.front();
   const MnistFiles files = load_mnist_dir(resolve_data_dir(first.data_dir), first.model.inputs);
@@ -284,7 +298,7 @@ int run_sweep_command(const SweepArgs& a) {
       for (const SweepRow& x : rows)
         if (x.point.label() == p.label()) ordered.push_back(x);
     rows = std::move(ordered);
-    write_outputs(out, settings, rows, points.size());
+    write_outputs(out, settings, rows, points.size(), stamp);
   }
   spdlog::info("sweep done: {} runs; table in {}, report in {}", rows.size(), (out / "results.md").string(),
                (out / "report.html").string());

@@ -1,4 +1,5 @@
-// The CPU backend: gathers each batch's uint8 rows, converts them, and trains a CpuNet<float>.
+// The CPU backend: runs the step program eagerly on a CpuNet<float> (each batch's uint8 rows
+// gathered and converted, forward and backward layer by layer, the update).
 #include <algorithm>
 #include <string>
 
@@ -8,6 +9,7 @@
 #include "mnist_gpu/cpu_ops.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
+#include "mnist_gpu/step_program.hpp"
 
 #ifdef MNIST_GPU_HAVE_OPENBLAS
 #include <cblas.h>
@@ -58,7 +60,7 @@ class CpuBackend final : public Backend {
       : opt_(opt), batch_(batch), net_(spec, batch, opt.dropout, seed),
         staging_(static_cast<std::size_t>(batch) * spec.inputs),
         labels_(static_cast<std::size_t>(batch)),
-        x_(static_cast<std::size_t>(batch) * spec.inputs) {
+        x_(static_cast<std::size_t>(batch) * spec.inputs), program_(make_step_program(spec)) {
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) s1_.assign(n, 0.0f);
     if (opt.kind == OptimizerKind::adam) s2_.assign(n, 0.0f);
@@ -94,34 +96,28 @@ class CpuBackend final : public Backend {
     step_ = st.step;
   }
 
-  EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
-                        const EpochControl& ctl) override {
+  int batch() const override { return batch_; }
+
+  void begin_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr, long long first_batch,
+                   const EpochSums& start) override {
+    if (data.pixels() != net_.spec().inputs) throw Error("begin_epoch: image size does not match the model input");
+    epoch_ = Epoch{&data, &order, lr, first_batch, start.loss_sum, start.correct};
+  }
+
+  void step(long long k) override {
+    if (!epoch_.data || k != epoch_.next) throw Error("step: batch " + std::to_string(k) + " out of turn");
     const FlushDenormals ftz;
-    EpochSums sums = ctl.start;
-    const BatchPlan plan(order, batch_);
-    const long long n_batches = plan.count();
-    const std::size_t px = static_cast<std::size_t>(data.pixels());
-    const ParamLayout& layout = net_.layout();
-    for (long long b = ctl.first_batch; b < n_batches; ++b) {
-      if (ctl.stop && ctl.stop->load(std::memory_order_relaxed)) {
-        sums.stopped = true;
-        break;
-      }
-      const int rows = plan.rows(b);
-      gather_rows(data.images.data(), data.labels.data(), data.pixels(), plan.indices(b), rows, staging_.data(),
-                  labels_.data());
-      cpu::u8_to_unit(staging_.data(), x_.data(), rows * px);
-      net_.forward(x_.data(), rows, step_ + 1);
-      net_.backward(x_.data(), labels_.data(), rows, &sums.loss_sum, &sums.correct);
-      ++step_;
-      const OptimStep s = make_optim_step(opt_, lr, step_);
-      cpu::optimizer_update(s, net_.params().data(), net_.grads().data(),
-                            s1_.empty() ? nullptr : s1_.data(), s2_.empty() ? nullptr : s2_.data(),
-                            layout.size, layout.n_weights);
-      sums.samples += rows;
-      sums.batches = b + 1;
-      if (ctl.progress) ctl.progress(b + 1, n_batches);
-    }
+    const BatchPlan plan(*epoch_.order, batch_);
+    Step s{*this, plan.indices(k), plan.rows(k)};
+    run_step(program_, s);
+    ++epoch_.next;
+  }
+
+  EpochSums end_epoch() override {
+    EpochSums sums;
+    sums.loss_sum = epoch_.loss_sum;
+    sums.correct = epoch_.correct;
+    epoch_ = Epoch{};
     return sums;
   }
 
@@ -153,6 +149,41 @@ class CpuBackend final : public Backend {
   std::vector<float> x_;               // (batch, inputs) in [0, 1]
   std::vector<float> s1_, s2_;         // optimizer state (layout.size each, when used)
   long long step_ = 0;
+  std::vector<Stage> program_;         // the training step (step_program.hpp)
+
+  // The epoch begun (begin_epoch .. end_epoch).
+  struct Epoch {
+    const Dataset* data = nullptr;
+    const std::vector<std::uint32_t>* order = nullptr;
+    float lr = 0.0f;
+    long long next = 0;  // the batch the next step trains
+    double loss_sum = 0;
+    unsigned long long correct = 0;
+  } epoch_;
+
+  // The step program's stages on the CPU, eagerly, for one batch.
+  struct Step {
+    CpuBackend& b;
+    const std::uint32_t* idx;
+    int rows;
+    void input() {
+      const Dataset& d = *b.epoch_.data;
+      gather_rows(d.images.data(), d.labels.data(), d.pixels(), idx, rows, b.staging_.data(), b.labels_.data());
+      cpu::u8_to_unit(b.staging_.data(), b.x_.data(), static_cast<std::size_t>(rows) * d.pixels());
+      b.net_.begin(b.step_ + 1);
+    }
+    void forward(int layer) { b.net_.forward_layer(b.x_.data(), rows, static_cast<std::size_t>(layer)); }
+    void loss() { b.net_.loss_gradient(b.labels_.data(), rows, &b.epoch_.loss_sum, &b.epoch_.correct); }
+    void backward(int layer) { b.net_.backward_layer(b.x_.data(), rows, static_cast<std::size_t>(layer)); }
+    void grad_hook() {}
+    void update() {
+      const ParamLayout& layout = b.net_.layout();
+      ++b.step_;
+      const OptimStep s = make_optim_step(b.opt_, b.epoch_.lr, b.step_);
+      cpu::optimizer_update(s, b.net_.params().data(), b.net_.grads().data(), b.s1_.empty() ? nullptr : b.s1_.data(),
+                            b.s2_.empty() ? nullptr : b.s2_.data(), layout.size, layout.n_weights);
+    }
+  };
 };
 
 }  // namespace

@@ -30,19 +30,21 @@ const T* CpuNet<T>::layer_input(const T* x, std::size_t li) const {
 }
 
 template <class T>
+void CpuNet<T>::forward_layer(const T* x, int batch, std::size_t li) {
+  const LayerView& l = layout_.layers[li];
+  T* y = acts_[li].data();
+  cpu::dense_forward(layer_input(x, li), params_.data() + l.w, y, batch, l.in, l.out);
+  const bool hidden = li + 1 < layout_.layers.size();
+  cpu::bias_act_forward(y, params_.data() + l.b, batch, l.out, hidden ? spec_.activation : Activation::identity);
+  if (hidden && dropping())
+    cpu::dropout_forward(y, kept_[li].data(), static_cast<std::size_t>(batch) * l.out,
+                         make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li)));
+}
+
+template <class T>
 const T* CpuNet<T>::forward(const T* x, int batch, long long step) {
-  step_ = step;
-  const std::size_t n_layers = layout_.layers.size();
-  for (std::size_t li = 0; li < n_layers; ++li) {
-    const LayerView& l = layout_.layers[li];
-    T* y = acts_[li].data();
-    cpu::dense_forward(layer_input(x, li), params_.data() + l.w, y, batch, l.in, l.out);
-    const bool hidden = li + 1 < n_layers;
-    cpu::bias_act_forward(y, params_.data() + l.b, batch, l.out, hidden ? spec_.activation : Activation::identity);
-    if (hidden && dropping())
-      cpu::dropout_forward(y, kept_[li].data(), static_cast<std::size_t>(batch) * l.out,
-                           make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li)));
-  }
+  begin(step);
+  for (std::size_t li = 0; li < layout_.layers.size(); ++li) forward_layer(x, batch, li);
   return acts_.back().data();
 }
 
@@ -57,30 +59,38 @@ void CpuNet<T>::loss(const std::uint8_t* labels, int batch, double* loss_sum,
 }
 
 template <class T>
-void CpuNet<T>::backward(const T* x, const std::uint8_t* labels, int batch, double* loss_sum,
-                         unsigned long long* correct) {
+void CpuNet<T>::loss_gradient(const std::uint8_t* labels, int batch, double* loss_sum,
+                              unsigned long long* correct) {
   // The loss is the mean over the batch's rows (the last partial batch too), so each row's
   // gradient carries 1/batch.
   const T scale = T(1) / static_cast<T>(batch);
-  T* delta = delta_a_.data();
-  T* next = delta_b_.data();
+  delta_ = delta_a_.data();
+  next_ = delta_b_.data();
   if (spec_.loss == Loss::xent)
-    cpu::softmax_xent<T>(output(), labels, delta, batch, spec_.outputs, scale, loss_sum, correct);
+    cpu::softmax_xent<T>(output(), labels, delta_, batch, spec_.outputs, scale, loss_sum, correct);
   else
-    cpu::l2_loss<T>(output(), labels, delta, batch, spec_.outputs, scale, loss_sum, correct);
+    cpu::l2_loss<T>(output(), labels, delta_, batch, spec_.outputs, scale, loss_sum, correct);
+}
 
-  for (std::size_t li = layout_.layers.size(); li-- > 0;) {
-    const LayerView& l = layout_.layers[li];
-    // delta is dLoss/d(pre-activation) of layer li: (batch, l.out).
-    cpu::dense_backward_weights(delta, layer_input(x, li), grads_.data() + l.w, batch, l.in, l.out);
-    cpu::bias_grad(delta, grads_.data() + l.b, batch, l.out);
-    if (li == 0) break;
-    cpu::dense_backward_data(delta, params_.data() + l.w, next, batch, l.in, l.out);
-    const std::size_t n = static_cast<std::size_t>(batch) * l.in;
-    if (dropping()) cpu::dropout_backward(next, n, make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li - 1)));
-    cpu::act_backward(next, acts_[li - 1].data(), n, spec_.activation);
-    std::swap(delta, next);
-  }
+template <class T>
+void CpuNet<T>::backward_layer(const T* x, int batch, std::size_t li) {
+  const LayerView& l = layout_.layers[li];
+  // delta_ is dLoss/d(pre-activation) of layer li: (batch, l.out).
+  cpu::dense_backward_weights(delta_, layer_input(x, li), grads_.data() + l.w, batch, l.in, l.out);
+  cpu::bias_grad(delta_, grads_.data() + l.b, batch, l.out);
+  if (li == 0) return;
+  cpu::dense_backward_data(delta_, params_.data() + l.w, next_, batch, l.in, l.out);
+  const std::size_t n = static_cast<std::size_t>(batch) * l.in;
+  if (dropping()) cpu::dropout_backward(next_, n, make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li - 1)));
+  cpu::act_backward(next_, acts_[li - 1].data(), n, spec_.activation);
+  std::swap(delta_, next_);
+}
+
+template <class T>
+void CpuNet<T>::backward(const T* x, const std::uint8_t* labels, int batch, double* loss_sum,
+                         unsigned long long* correct) {
+  loss_gradient(labels, batch, loss_sum, correct);
+  for (std::size_t li = layout_.layers.size(); li-- > 0;) backward_layer(x, batch, li);
 }
 
 template class CpuNet<float>;

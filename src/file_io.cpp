@@ -154,6 +154,30 @@ void check_file_writable(const fs::path& path, const std::string& purpose) {
   ::unlink(probe.c_str());
 }
 
+MadeDirs::MadeDirs(const fs::path& dir, const std::string& what) {
+  std::error_code ec;
+  fs::path p = dir.lexically_normal();
+  if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();  // "a/b/" -> "a/b"
+  for (; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    made_.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  fs::create_directories(dir, ec);
+  if (ec) {
+    const std::string reason = ec.message();
+    std::vector<fs::path> none;
+    std::swap(made_, none);
+    for (const fs::path& q : none) fs::remove(q, ec);  // those made before the failure, if empty
+    throw Error(dir.string() + ": cannot create " + what + " (" + reason + ")");
+  }
+}
+
+MadeDirs::~MadeDirs() {
+  std::error_code ec;
+  for (const fs::path& p : made_)
+    if (fs::is_directory(p, ec) && fs::is_empty(p, ec)) fs::remove(p, ec);
+}
+
 void check_distinct_paths(const std::vector<std::pair<std::string, fs::path>>& paths) {
   // Compared as absolute paths with links and `..` resolved, and by inode when both exist.
   auto same = [](const fs::path& a, const fs::path& b) {

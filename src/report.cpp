@@ -166,7 +166,9 @@ std::string curves_section(const ReportInput& in) {
   return "<section id=\"curves\"><h2>Learning curves</h2><div class=\"charts\">\n"
          "<figure id=\"curves-loss\">\n" + c.loss + "</figure>\n"
          "<figure id=\"curves-accuracy\">\n" + c.accuracy + "</figure>\n</div>\n"
-         "<p class=\"note\">Train: over each epoch's batches as they were trained. Validation: after each epoch. "
+         "<p class=\"note\">Train: over each epoch's batches as they were trained. " +
+         std::string(has_validation(in.epochs) ? "Validation: after each epoch. "
+                                               : "No validation set (--val 0): training curves only. ") +
          "Also saved as loss.svg and accuracy.svg.</p></section>\n";
 }
 
@@ -324,6 +326,8 @@ h2 { font-size: 16px; margin: 0 0 12px; }
 .sub { color: #5b6475; margin: 0 0 20px; }
 section { background: #fff; border: 1px solid #e1e4e9; border-radius: 8px; padding: 18px 20px; margin: 0 0 18px; }
 .note { color: #5b6475; font-size: 12.5px; margin: 10px 0 0; }
+.stamp { color: #5b6475; font-size: 12.5px; margin: -14px 0 18px; overflow-wrap: anywhere; }
+.stamp + .stamp { margin-top: -16px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap: 14px; }
 .card { border-left: 3px solid #1f77b4; padding: 2px 0 2px 12px; }
 .card .k { color: #5b6475; font-size: 11.5px; text-transform: uppercase; letter-spacing: 0.05em; }
@@ -366,6 +370,16 @@ footer { color: #8a91a0; font-size: 12px; text-align: center; margin-top: 8px; }
 )css" + "</style>\n</head>\n<body>\n<main>\n";
 }
 
+std::string stamp_html(const ReportStamp& stamp) {
+  std::string o;
+  if (!stamp.created_utc.empty())
+    o += "<p class=\"stamp\">Run at <time datetime=\"" + html_escape(stamp.created_utc) + "\" id=\"run-date\">" +
+         html_escape(stamp.created_utc) + "</time></p>";
+  if (!stamp.command_line.empty())
+    o += "<p class=\"stamp\">Command: <code id=\"run-command\">" + html_escape(stamp.command_line) + "</code></p>";
+  return o;
+}
+
 std::string page_tail() {
   // On load, the count of gallery images that decoded (a browser check reads it from the DOM).
   return std::string("<footer>mnist_gpu ") + MNIST_GPU_VERSION +
@@ -383,10 +397,12 @@ std::string page_tail() {
 std::string train_report_html(const ReportInput& in) {
   std::string sub = in.dataset_name.empty() ? std::string() : in.dataset_name + " · ";
   sub += "model " + model_shape(in.cfg.model) + " (" + to_string(in.cfg.model.activation) + ", " +
-         to_string(in.cfg.model.loss) + " loss), " + std::to_string(in.epochs.size()) + " epochs";
+         to_string(in.cfg.model.loss) + " loss), " + std::to_string(in.epochs.size()) +
+         (in.epochs.size() == 1 ? " epoch" : " epochs");
   if (!in.device_name.empty()) sub += " · " + in.device_name;
   std::string o = detail::page_head("mnist_gpu training report");
-  o += "<header><h1>Training report</h1><p class=\"sub\">" + html_escape(sub) + "</p></header>\n";
+  o += "<header><h1>Training report</h1><p class=\"sub\">" + html_escape(sub) + "</p>" + detail::stamp_html(in.stamp) +
+       "</header>\n";
   o += summary_section(in);
   o += curves_section(in);
   o += "<section id=\"errors\"><h2>Test errors</h2><div class=\"pair\"><div>\n" + confusion_table(in.test) +

@@ -20,6 +20,9 @@ std::string format_value(double v, bool percent);
 /// The opening of a report page up to and including <body><main>, with the shared stylesheet.
 std::string page_head(const std::string& title);
 
+/// The page's provenance lines (date, command) for its header; "" when the stamp is empty.
+std::string stamp_html(const ReportStamp& stamp);
+
 /// The end of a report page: footer, the image-check script, </main></body></html>.
 std::string page_tail();
 

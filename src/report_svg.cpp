@@ -138,12 +138,11 @@ std::string curves_svg(const std::vector<CurveSeries>& series, const std::string
   }
 
   // Grid and y ticks, x ticks, axes, axis labels.
-  const int yd = tick_decimals(ay.step);
   for (double t : ay.ticks) {
     o += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e6e8ec\"/>", num(kLeft), num(py(t)),
                      num(kRight), num(py(t)));
-    o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#4a5263\">{:.{}f}{}</text>\n", num(kLeft - 7),
-                     num(py(t) + 4), t, yd, percent ? "%" : "");
+    o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#4a5263\">{}{}</text>\n", num(kLeft - 7),
+                     num(py(t) + 4), axis_tick_label(t, ay.step), percent ? "%" : "");
   }
   for (double t : ax.ticks) {
     o += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#9aa1ad\"/>", num(px(t)), num(bottom),
@@ -209,6 +208,21 @@ std::string curves_svg(const std::vector<CurveSeries>& series, const std::string
 std::string curves_svg(const std::vector<CurveSeries>& series, const std::string& title, const std::string& y_label,
                        bool percent, const std::vector<CurveMark>& marks) {
   return detail::curves_svg(series, title, y_label, percent, marks, /*standalone=*/true);
+}
+
+std::string axis_tick_label(double value, double step) {
+  if (!(step > 0) || !std::isfinite(step)) step = 1;
+  if (value == 0 || std::abs(value) < step * 1e-9) return "0";
+  const std::string fixed = fmt::format("{:.{}f}", value, tick_decimals(step));
+  if (fixed.size() <= 7) return fixed;
+  // m.mmm e E, with as many mantissa decimals as the step needs at this magnitude.
+  int e = static_cast<int>(std::floor(std::log10(std::abs(value)) + 1e-9));
+  const int step_e = static_cast<int>(std::floor(std::log10(step) + 1e-9));
+  const int decimals = std::max(0, e - step_e);
+  double mantissa = value / std::pow(10.0, e);
+  if (std::abs(std::stod(fmt::format("{:.{}f}", mantissa, decimals))) >= 10) mantissa /= 10, ++e;
+  const std::string compact = fmt::format("{:.{}f}e{}", mantissa, decimals, e);
+  return compact.size() < fixed.size() ? compact : fixed;
 }
 
 std::string html_escape(const std::string& text) {

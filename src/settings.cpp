@@ -336,7 +336,7 @@ std::vector<Setting> make_settings() {
     s.stored_since = 2;
     t.push_back(s);
   }
-  t.push_back(text_setting(base("--metrics", "", "write JSON lines (one per epoch, then a summary) to this file", "",
+  t.push_back(text_setting(base("--metrics", "", "write JSON lines (one per epoch, then a summary) to this file (- for stdout)", "",
                                 "m.jsonl", S::train, R::output),
                            [](auto& c) -> auto& { return c.metrics_path; }));
   t.push_back(text_setting(base("--checkpoint", "", "write a checkpoint here after every epoch and on SIGINT/SIGTERM (atomically)",

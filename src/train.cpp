@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/rng.hpp"
 
@@ -18,6 +19,28 @@ std::vector<std::uint32_t> epoch_order(std::uint64_t seed, int epoch, int n) {
   Rng rng(seed, RngStream::shuffle, static_cast<std::uint64_t>(epoch));
   rng.shuffle(order);
   return order;
+}
+
+EpochSums run_epoch(Backend& backend, const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
+                    const EpochControl& ctl) {
+  const BatchPlan plan(order, backend.batch());
+  const long long n_batches = plan.count();
+  EpochSums sums = ctl.start;
+  backend.begin_epoch(data, order, lr, ctl.first_batch, ctl.start);
+  for (long long k = ctl.first_batch; k < n_batches; ++k) {
+    if (ctl.stop && ctl.stop->load(std::memory_order_relaxed)) {
+      sums.stopped = true;
+      break;
+    }
+    backend.step(k);
+    sums.samples += plan.rows(k);
+    sums.batches = k + 1;
+    if (ctl.progress) ctl.progress(k + 1, n_batches);
+  }
+  const EpochSums device = backend.end_epoch();
+  sums.loss_sum = device.loss_sum;
+  sums.correct = device.correct;
+  return sums;
 }
 
 float epoch_lr(const TrainConfig& cfg, int epoch) {
@@ -82,7 +105,7 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     ctl.stop = options.stop;
     ctl.progress = [&](long long done, long long total) { observer.on_batch(epoch, done, total); };
     const auto t0 = clock::now();
-    const EpochSums sums = backend.train_epoch(data.train, order, lr, ctl);
+    const EpochSums sums = run_epoch(backend, data.train, order, lr, ctl);
     const double dt = progress.partial_s + std::chrono::duration<double>(clock::now() - t0).count();
     // Divergence: the loss accumulator (on the device for the GPU, read once per epoch anyway)
     // turns NaN or infinite. The last good checkpoint is the previous epoch's: none is written.

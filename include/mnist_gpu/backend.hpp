@@ -1,5 +1,6 @@
-// The backend interface the trainer drives: the CPU backend now, the CUDA backend beside it.
-// A backend owns the parameters, gradients, optimizer state and all workspace of one model.
+// The backend interface the trainer drives: the CPU backend and the CUDA backend. A backend owns
+// the parameters, gradients, optimizer state and all workspace of one model, and offers a training
+// step (the step program of step_program.hpp) and evaluation; train() owns the epoch (run_epoch).
 #pragma once
 #include <array>
 #include <atomic>
@@ -37,7 +38,7 @@ struct EvalResult {
 /// Called with (batches done, batches total) during an epoch; may be empty.
 using ProgressFn = std::function<void(long long, long long)>;
 
-/// How to run (part of) an epoch: from which batch, with which sums so far (a resumed epoch),
+/// How run_epoch (train.hpp) runs (part of) an epoch: from which batch, with which sums so far (a resumed epoch),
 /// and a flag checked between steps that ends the epoch early (SIGINT, SIGTERM).
 struct EpochControl {
   long long first_batch = 0;
@@ -65,18 +66,19 @@ class Backend {
   virtual std::vector<float> get_params() = 0;
   virtual TrainState get_state() = 0;
   virtual void set_state(const TrainState& state) = 0;
-  /// One epoch of mini-batch training over `data` rows in `order` (batches of the configured
-  /// size, the last one partial), one optimizer update per batch at rate `lr`, from
-  /// ctl.first_batch on; stops after a whole step when *ctl.stop becomes true.
-  virtual EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order,
-                                float lr, const EpochControl& ctl) = 0;
-  /// The whole epoch, with progress reports.
-  EpochSums train_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
-                        const ProgressFn& progress) {
-    EpochControl ctl;
-    ctl.progress = progress;
-    return train_epoch(data, order, lr, ctl);
-  }
+  /// The mini-batch size: an epoch's batches are BatchPlan(order, batch()) (batches.hpp).
+  virtual int batch() const = 0;
+  /// Starts an epoch of training over `data` rows in `order` (both outlive the epoch) at rate
+  /// `lr`, from batch `first_batch` on, its loss sum and correct count starting from `start`'s
+  /// (a resumed epoch).
+  virtual void begin_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
+                           long long first_batch, const EpochSums& start) = 0;
+  /// One optimizer step on batch k of the epoch begun (k = first_batch, first_batch + 1, ... in
+  /// turn). On the GPU it is enqueued: no wait for the device.
+  virtual void step(long long k) = 0;
+  /// Ends the epoch begun: its loss sum and correct count so far (start's included), the other
+  /// fields zero. Waits for the device.
+  virtual EpochSums end_epoch() = 0;
   virtual EvalResult evaluate(const Dataset& data) = 0;
   /// The most device memory this process's buffers have held at once (model, optimizer state,
   /// workspace, staging slots, cached datasets); 0 on the CPU.

@@ -53,9 +53,9 @@ TrainConfig parse_train_flags(const std::vector<std::string>& flags);
 /// throws UsageError naming the flag whose value is such a word.
 void refuse_flag_values(std::initializer_list<std::pair<const char*, const std::string*>> values);
 
-/// The backend for cfg.device with cfg's model, optimizer, batch and seed: `auto` falls back to
-/// the CPU with a one-line notice naming `work` ("training on the CPU"); `cuda` without a usable
-/// GPU throws Error.
+/// make_backend (backend_factory.hpp), logged: the GPU chosen, or `auto`'s fallback to the CPU as
+/// a one-line notice naming `work` ("training on the CPU"); `cuda` without a usable GPU throws
+/// Error. (cli_log.cpp)
 std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work = "training");
 
 /// Logs what loading a data directory noted: NAME.gz read where NAME is there too, and the

@@ -18,6 +18,7 @@ struct SweepArgs {
   std::string activations = "relu", losses = "xent", batches = "128";  ///< comma-separated
   std::string out = "sweep";                   ///< the output folder
   bool resume = false;                         ///< continue the sweep in --out
+  std::string command_line;                    ///< the whole command, shell-quoted, for the report page
 };
 
 void add_sweep_options(CLI::App& app, SweepArgs& args);

@@ -40,6 +40,18 @@ class CpuNet {
   /// After forward: the last outputs (batch, outputs).
   const T* output() const { return acts_.back().data(); }
 
+  // The same passes stage by stage (step_program.hpp), as a training step runs them:
+  // begin(step), forward_layer(0 .. L-1), loss_gradient, backward_layer(L-1 .. 0).
+  /// Starts a pass of optimizer step `step` (0: evaluation, no dropout).
+  void begin(long long step) { step_ = step; }
+  /// Layer li of the forward pass on x (batch, inputs).
+  void forward_layer(const T* x, int batch, std::size_t li);
+  /// The loss's gradient (mean over the batch) into the backward pass's first delta; adds the
+  /// summed loss and the correct count to the accumulators.
+  void loss_gradient(const std::uint8_t* labels, int batch, double* loss_sum, unsigned long long* correct);
+  /// Layer li's weight and bias gradients, then (li > 0) the delta of its input.
+  void backward_layer(const T* x, int batch, std::size_t li);
+
  private:
   ModelSpec spec_;
   ParamLayout layout_;
@@ -51,6 +63,8 @@ class CpuNet {
   std::vector<std::vector<T>> acts_;  // acts_[l]: (max_batch, layers[l].out), after activation
   std::vector<std::vector<T>> kept_;  // kept_[l]: acts_[l] after dropout (hidden layers, dropout on)
   std::vector<T> delta_a_, delta_b_;  // (max_batch, max(width)) each: ping-pong for backprop
+  T* delta_ = nullptr;                // the delta of the layer backward_layer works on next
+  T* next_ = nullptr;                 // the other buffer
 
   bool dropping() const { return dropout_ > 0.0f && step_ > 0; }
   // The input of layer li in the last forward pass: x, or the previous layer's (kept) outputs.

@@ -38,6 +38,29 @@ void check_distinct_paths(const std::vector<std::pair<std::string, std::filesyst
 std::vector<std::uint8_t> read_whole_file(const std::filesystem::path& path, std::uint64_t max_bytes,
                                           const std::string& what = "a regular file");
 
+/// Folders a run creates for its outputs, removed again (when still empty) unless kept, so that a
+/// run that fails or is interrupted before writing into them leaves no empty folder behind.
+class MadeDirs {
+ public:
+  MadeDirs() = default;
+  /// Creates `dir` and its missing parents, remembering which it made; Error "<dir>: cannot
+  /// create <what> (<reason>)" on failure.
+  MadeDirs(const std::filesystem::path& dir, const std::string& what);
+  MadeDirs(MadeDirs&& other) noexcept : made_(std::move(other.made_)) { other.made_.clear(); }
+  MadeDirs& operator=(MadeDirs&&) = delete;
+  MadeDirs(const MadeDirs&) = delete;
+  MadeDirs& operator=(const MadeDirs&) = delete;
+  /// Removes the folders it made that are still empty, deepest first (never one holding a file).
+  ~MadeDirs();
+  /// The run wrote into them: keep them.
+  void keep() { made_.clear(); }
+  /// Whether `dir` was made by this object (and not kept).
+  bool made() const { return !made_.empty(); }
+
+ private:
+  std::vector<std::filesystem::path> made_;  // deepest first
+};
+
 struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };

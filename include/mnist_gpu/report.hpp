@@ -42,6 +42,13 @@ std::string curves_svg(const std::vector<CurveSeries>& series, const std::string
 
 // --- the training report ----------------------------------------------------------------------
 
+/// Where a page came from: the command line that made it (shell-quoted) and when (UTC, ISO
+/// 8601). Empty fields are left off the page.
+struct ReportStamp {
+  std::string command_line;
+  std::string created_utc;
+};
+
 /// Everything a training report shows. The accuracies and the confusion matrix come from the
 /// trainer's own results (so the page agrees with the --metrics file); the gallery comes from
 /// `test_predictions` (predict_dataset on `test_set`, row for row).
@@ -55,6 +62,7 @@ struct ReportInput {
   const Dataset* test_set = nullptr;        ///< the images of the gallery; null: no gallery
   std::vector<Prediction> test_predictions;  ///< one per row of *test_set
   int best_epoch = 0;  ///< 0: none; otherwise marked on the curves and in the epoch table
+  ReportStamp stamp;
   /// A resumed run continued for more epochs: what changed (plan_resume's note); "" otherwise.
   std::string continued;
 };
@@ -117,20 +125,32 @@ struct SweepRunSummary {
 
 /// One self-contained page comparing `runs`: their validation-accuracy and training-loss curves
 /// overlaid (a distinct colour per run, the labels in the legend) and a table of label, test
-/// accuracy and loss, best validation accuracy and its epoch, training time and samples/s, the
-/// best test accuracy highlighted.
-std::string sweep_report_html(const std::string& title, const std::vector<SweepRunSummary>& runs);
+/// accuracy and loss, best validation accuracy and its epoch, training time and samples/s. The
+/// best run is chosen by validation accuracy (the test set stays out of the choice); only when no
+/// run has a validation set by test accuracy, and the page says which it used.
+std::string sweep_report_html(const std::string& title, const std::vector<SweepRunSummary>& runs,
+                              const ReportStamp& stamp = {});
+
+/// The run sweep_report_html highlights: the highest best validation accuracy, or, when no run
+/// has one, the highest test accuracy (`by_validation` tells which). -1 for no runs.
+int best_sweep_run(const std::vector<SweepRunSummary>& runs, bool& by_validation);
 
 /// Writes sweep_report_html to `html_path` atomically (its directory created when missing).
 /// Throws Error naming the path.
 void write_sweep_report(const std::filesystem::path& html_path, const std::string& title,
-                        const std::vector<SweepRunSummary>& runs);
+                        const std::vector<SweepRunSummary>& runs, const ReportStamp& stamp = {});
 
 // --- text helpers (also used by the tests) ----------------------------------------------------
 
 /// `text` with & < > " ' replaced by character references: safe in element text and in
 /// attribute values of HTML and SVG.
 std::string html_escape(const std::string& text);
+
+/// A chart's tick label for `value` on an axis of ticks `step` apart: fixed decimals enough to
+/// tell the ticks apart ("0.25", "1200"); for magnitudes from 1e5 up, or steps below 1e-4, a
+/// compact exponent form with the same distinctness ("1.4e9", "2.5e-6"), so that a label never
+/// runs wider than 7 characters into the axis title. "0" for zero.
+std::string axis_tick_label(double value, double step);
 
 /// Standard base64 (RFC 4648, with '=' padding) of `bytes`.
 std::string base64_encode(const std::vector<std::uint8_t>& bytes);

@@ -19,6 +19,12 @@ std::vector<std::uint32_t> epoch_order(std::uint64_t seed, int epoch, int n);
 /// step: lr * lr_factor^floor((epoch - 1) / lr_step).
 float epoch_lr(const TrainConfig& cfg, int epoch);
 
+/// The epoch's batch loop, the one in the program: begin_epoch, then one backend step per batch
+/// of BatchPlan(order, backend.batch()) from ctl.first_batch on (progress after each), then
+/// end_epoch. Stops after a whole step when *ctl.stop becomes true (the sums say stopped).
+EpochSums run_epoch(Backend& backend, const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
+                    const EpochControl& ctl = {});
+
 struct EpochMetrics {
   int epoch = 0;
   double train_loss = 0, train_acc = 0;  ///< over the epoch's batches as they were trained

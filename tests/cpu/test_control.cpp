@@ -56,15 +56,13 @@ class ScriptedBackend final : public Backend {
   std::vector<float> get_params() override { return params_; }
   TrainState get_state() override { return TrainState{params_, {}, 0}; }
   void set_state(const TrainState& s) override { params_ = s.params; }
-  EpochSums train_epoch(const Dataset&, const std::vector<std::uint32_t>& order, float lr,
-                        const EpochControl& ctl) override {
+  int batch() const override { return 1 << 30; }  // one batch per epoch
+  void begin_epoch(const Dataset&, const std::vector<std::uint32_t>&, float lr, long long,
+                   const EpochSums&) override {
     lrs.push_back(lr);
-    params_[0] += 1.0f;
-    EpochSums s = ctl.start;
-    s.samples = static_cast<long long>(order.size());
-    s.batches = 1;
-    return s;
   }
+  void step(long long) override { params_[0] += 1.0f; }
+  EpochSums end_epoch() override { return EpochSums{}; }
   EvalResult evaluate(const Dataset& data) override {
     EvalResult r;
     r.count = data.count;

@@ -312,12 +312,82 @@ TEST(Report, SweepPageComparesTheRuns) {
       << html.substr(html.find("id=\"run-1\""), 400);
   EXPECT_TRUE(contains(html, "<td>97.34%</td><td>0.0000</td><td>92.50%</td><td>2</td>"));
   EXPECT_TRUE(contains(html, "<td>95.00%</td><td>0.0000</td><td>-</td><td>-</td>"));
-  EXPECT_TRUE(contains(html, "<tr id=\"run-2\" class=\"best\">")) << "the best test accuracy is not highlighted";
+  // The best run by validation accuracy (run 1: 93.00%), not by test accuracy (run 2: 97.34%).
+  EXPECT_TRUE(contains(html, "<tr id=\"run-1\" class=\"best\">")) << "the best validation accuracy is not highlighted";
+  EXPECT_FALSE(contains(html, "<tr id=\"run-2\" class=\"best\">")) << "chosen by the test set";
+  EXPECT_TRUE(contains(text_of_id(html, "best-note"), "by validation accuracy"));
   EXPECT_FALSE(contains(html, "http")) << "an external reference";
 
   const TempDir dir;
   write_sweep_report(dir / "sub" / "sweep.html", "Sweep", three_runs());
   EXPECT_TRUE(contains(read_text(dir / "sub" / "sweep.html"), "id=\"sweep-table\""));
+}
+
+TEST(Report, SweepWithoutValidationPicksByTestAccuracyAndSaysSo) {
+  std::vector<SweepRunSummary> runs = three_runs();
+  for (auto& r : runs) {
+    r.best_epoch = 0;
+    for (auto& m : r.epochs) m.val_acc = m.val_loss = std::nan("");
+  }
+  bool by_validation = true;
+  EXPECT_EQ(best_sweep_run(runs, by_validation), 1);
+  EXPECT_FALSE(by_validation);
+  const std::string html = sweep_report_html("Sweep", runs, ReportStamp{"mnist_gpu sweep --val 0", "2024-05-01T13:45:07Z"});
+  EXPECT_TRUE(contains(html, "<tr id=\"run-2\" class=\"best\">"));
+  EXPECT_TRUE(contains(text_of_id(html, "best-note"), "by test accuracy (no run has a validation set)"));
+  EXPECT_FALSE(contains(html, "id=\"sweep-val-acc\"")) << "a validation chart without validation";
+  EXPECT_FALSE(contains(html, "Validation accuracy after each epoch"));
+  EXPECT_EQ(text_of_id(html, "run-command"), "mnist_gpu sweep --val 0");
+  EXPECT_EQ(text_of_id(html, "run-date"), "2024-05-01T13:45:07Z");
+  EXPECT_EQ(best_sweep_run({}, by_validation), -1);
+}
+
+TEST(Report, TickLabelsAtExtremeValuesAreCompactAndDistinct) {
+  EXPECT_EQ(axis_tick_label(1.4e9, 2e8), "1.4e9");
+  EXPECT_EQ(axis_tick_label(1.5e9, 5e8), "1.5e9");
+  EXPECT_EQ(axis_tick_label(1e9, 5e8), "1.0e9");  // as its neighbour 1.5e9
+  EXPECT_EQ(axis_tick_label(1.2e-5, 2e-6), "1.2e-5");
+  EXPECT_EQ(axis_tick_label(0.25, 0.05), "0.25");
+  EXPECT_EQ(axis_tick_label(1200, 200), "1200");
+  EXPECT_EQ(axis_tick_label(-3e12, 1e12), "-3e12");
+  EXPECT_EQ(axis_tick_label(1e-20, 2e8), "0");
+  // A chart of losses around 1.4e9: every y tick label short (no overlap with the axis title at
+  // 7 characters of 12 px text in the 64 px margin) and all distinct.
+  CurveSeries s{"train", {1, 2, 3}, {1.21e9, 1.4e9, 1.63e9}};
+  const std::string svg = curves_svg({s}, "Loss", "loss", false);
+  std::vector<std::string> labels;
+  const std::string key = "text-anchor=\"end\" fill=\"#4a5263\">";
+  for (std::size_t at = svg.find(key); at != std::string::npos; at = svg.find(key, at + 1)) {
+    const std::size_t from = at + key.size();
+    labels.push_back(svg.substr(from, svg.find('<', from) - from));
+  }
+  ASSERT_GE(labels.size(), 3u);
+  for (const auto& l : labels) EXPECT_LE(l.size(), 7u) << l;
+  std::vector<std::string> sorted = labels;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(std::unique(sorted.begin(), sorted.end()), sorted.end()) << "two ticks read the same";
+  EXPECT_TRUE(std::find(labels.begin(), labels.end(), "1.4e9") != labels.end()) << svg;
+}
+
+TEST(Report, OneEpochIsSingularAndNoValidationIsNotImplied) {
+  ReportInput in;
+  in.cfg.val = 0;
+  EpochMetrics m;
+  m.epoch = 1;
+  m.train_loss = 0.5, m.train_acc = 0.8;
+  m.val_loss = m.val_acc = std::nan("");
+  in.epochs.push_back(m);
+  in.test.count = 10;
+  in.stamp = {"mnist_gpu train --val 0 --report 'a <b>'", "2024-05-01T13:45:07Z"};
+  const std::string html = train_report_html(in);
+  EXPECT_TRUE(contains(html, "1 epoch")) << html.substr(0, 4000);
+  EXPECT_FALSE(contains(html, "1 epochs"));
+  EXPECT_FALSE(contains(html, "Validation: after each epoch"));
+  EXPECT_TRUE(contains(html, "No validation set (--val 0)"));
+  EXPECT_FALSE(contains(html, "data-label=\"validation\"")) << "a validation curve";
+  EXPECT_TRUE(contains(html, "<time datetime=\"2024-05-01T13:45:07Z\""));
+  EXPECT_TRUE(contains(text_of_id(html, "run-command"), "mnist_gpu train --val 0 --report &#39;a &lt;b&gt;&#39;"))
+      << text_of_id(html, "run-command");
 }
 
 TEST(Report, UnwritableDirectoryIsAnErrorNamingThePath) {
@@ -480,6 +550,28 @@ TEST(ReportExe, PageShowsTheNumbersOfTheMetricsFile) {
   std::string inline_loss = loss.substr(loss.find("<svg"));
   inline_loss.replace(inline_loss.find("xmlns=\"http://www.w3.org/2000/svg\" "), 35, "");
   EXPECT_TRUE(contains(html, inline_loss));
+}
+
+TEST(ReportExe, PageRecordsTheCommandLineAndTheDate) {
+  const ReportRun& run = report_run();
+  ASSERT_EQ(run.result.code, 0) << run.result.out;
+  const std::string html = read_text(run.dir / "report" / "report.html");
+  const std::string command = text_of_id(html, "run-command");
+  EXPECT_TRUE(contains(command, "train --device cpu --hidden 32 --epochs 2 --val 1000 --batch 128 --data ")) << command;
+  EXPECT_TRUE(contains(command, "--report")) << command;
+  const std::size_t at = html.find("<time datetime=\"");
+  ASSERT_NE(at, std::string::npos);
+  const std::string date = html.substr(at + 16, 20);
+  EXPECT_TRUE(std::regex_match(date, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"))) << date;
+}
+
+TEST(ReportExe, RefusedRunLeavesNoReportFolder) {
+  const TempDir dir;
+  const auto r = mnist_gpu::test::run_exe("train --device cpu --hidden 8 --epochs 1 --data " +
+                                          q(mnist_gpu::test::data_dir()) + " --report " + q(dir / "new" / "rep") +
+                                          " --metrics " + q(dir / "same") + " --save " + q(dir / "same"));
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_FALSE(fs::exists(dir / "new")) << "the refused run left the folder it made";
 }
 
 TEST(ReportExe, UnwritableReportDirectoryFailsBeforeTraining) {

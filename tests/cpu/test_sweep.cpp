@@ -11,11 +11,13 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "mnist_gpu/file_lock.hpp"
 #include "mnist_gpu/sweep.hpp"
 #include "test_paths.hpp"
 
@@ -165,6 +167,33 @@ TEST(Sweep, RefusesBadAxesBeforeTrainingAndAnOccupiedFolder) {
   const auto [log, code] = test::run_exe("sweep " + kBudget + " --hidden 16" + out);
   EXPECT_EQ(code, 2) << log;
   EXPECT_NE(log.find("already holds a sweep (sweep.json); add --resume"), std::string::npos) << log;
+}
+
+// Two sweeps into one folder: the second is refused, naming the first's pid (here the test
+// process holds the lock, as a running sweep would); a refused sweep leaves no folder it made.
+TEST(Sweep, SecondSweepIntoTheSameFolderIsRefusedNamingTheFirstsPid) {
+  test::TempDir dir;
+  fs::create_directories(dir / "sw");
+  long holder = 0;
+  std::optional<FileLock> first = FileLock::try_acquire(dir / "sw" / "sweep.lock", holder);
+  ASSERT_TRUE(first.has_value());
+  const auto [log, code] = test::run_exe("sweep " + kBudget + " --hidden 16 --out '" + (dir / "sw").string() + "'");
+  EXPECT_EQ(code, 1) << log;
+  EXPECT_NE(log.find("another sweep (pid " + std::to_string(::getpid()) + ") is writing into this folder"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("epoch 1/"), std::string::npos) << "trained while locked out";
+  EXPECT_FALSE(fs::exists(dir / "sw" / "sweep.json")) << "wrote into the locked folder";
+  first.reset();
+  // Released: a sweep runs there, and removes its lock when done.
+  const auto [log2, code2] = test::run_exe("sweep " + kBudget + " --hidden 16 --out '" + (dir / "sw").string() + "'");
+  EXPECT_EQ(code2, 0) << log2;
+  EXPECT_FALSE(fs::exists(dir / "sw" / "sweep.lock"));
+  // Refused after making its folder (nothing to resume): the folder is removed again.
+  const auto [log3, code3] = test::run_exe("sweep " + kBudget + " --hidden 16 --resume --out '" +
+                                           (dir / "new" / "sw").string() + "'");
+  EXPECT_EQ(code3, 2) << log3;
+  EXPECT_FALSE(fs::exists(dir / "new")) << log3;
 }
 
 // SIGINT in the middle of a sweep: the finished rows stay (in every output), the exit code is

@@ -1,8 +1,8 @@
-// The CUDA backend's step graph and data paths: replaying a captured step (with its per-step
-// arguments rewritten in the graph) must train exactly as launching it kernel by kernel, and the
-// resident data path exactly as the streamed one; a rewritten graph node runs with its new
-// arguments; the kernel count of a captured step is that of the ops it holds. Skipped where no
-// usable GPU exists.
+// The CUDA backend's step graph and data paths: replaying a step captured once (its per-step
+// values read from the step table) must train exactly as launching it kernel by kernel, and the
+// resident data path exactly as the streamed one; a captured graph reads a new row of the step
+// table on each replay; the kernel count of a captured step is that of the ops it holds. Skipped
+// where no usable GPU exists.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -13,6 +13,7 @@
 #include "cuda_resources.hpp"
 #include "gpu_ops.hpp"
 #include "gpu_test_util.hpp"
+#include "step_table.hpp"
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/bench.hpp"
 #include "mnist_gpu/config.hpp"
@@ -77,9 +78,11 @@ TrainedRun train_three_epochs(const Variant& v, const CudaConfig& cuda) {
   auto backend = make_cuda_backend(spec, opt, 128, 5, cuda);
   const SmallSets& s = small_sets();
   TrainedRun r;
-  r.sums.push_back(backend->train_epoch(s.a, epoch_order(5, 1, s.a.count), 0.5f * opt.lr, ProgressFn{}));
-  r.sums.push_back(backend->train_epoch(s.a, epoch_order(5, 2, s.a.count), opt.lr, ProgressFn{}));
-  r.sums.push_back(backend->train_epoch(s.b, epoch_order(5, 3, s.b.count), 0.25f * opt.lr, ProgressFn{}));
+  const std::vector<std::uint32_t> o1 = epoch_order(5, 1, s.a.count), o2 = epoch_order(5, 2, s.a.count),
+                                   o3 = epoch_order(5, 3, s.b.count);
+  r.sums.push_back(run_epoch(*backend, s.a, o1, 0.5f * opt.lr));
+  r.sums.push_back(run_epoch(*backend, s.a, o2, opt.lr));
+  r.sums.push_back(run_epoch(*backend, s.b, o3, 0.25f * opt.lr));
   r.state = backend->get_state();
   r.kernels = backend->kernels_per_step();
   return r;
@@ -119,9 +122,10 @@ INSTANTIATE_TEST_SUITE_P(Optimizers, GpuStepGraph,
                                            Variant{OptimizerKind::momentum, 0.5f}),
                          [](const ::testing::TestParamInfo<Variant>& i) { return name_of(i.param); });
 
-// A graph node rewritten through LaunchAt runs with its new arguments from the next launch on:
-// a captured dropout, replayed with the mask of another step, equals that step's CPU mask.
-TEST(GpuGraphNode, RewrittenNodeRunsWithItsNewArguments) {
+// A graph captured once and never edited reads its step's row of the step table on every replay:
+// a captured dropout (and the cursor's advance), launched three times over rows for steps 2, 3 and
+// 1000000, equals the CPU's mask of each step in turn.
+TEST(GpuStepTable, CapturedGraphReadsTheNextRowOnEachReplay) {
   MNIST_GPU_SKIP_WITHOUT_GPU();
   CUDA_CHECK(cudaSetDevice(0));
   gpu::Stream stream;
@@ -130,45 +134,34 @@ TEST(GpuGraphNode, RewrittenNodeRunsWithItsNewArguments) {
   const std::vector<float> a = uniform(rng, n, -2, 2);
   auto d_a = upload(a, stream.get());
   gpu::DeviceBuffer<float> d_out(n);
-  // Launch once outside the capture: the kernel is loaded before capturing.
-  gpu::dropout_forward(d_a.get(), d_out.get(), n, make_dropout_mask(0.5f, 9, 1, 0), stream.get());
+  const DropoutLayer layer = make_dropout_layer(0.5f, 9, 0);
+  const std::vector<long long> steps_run{2, 3, 1000000};
+  gpu::StepTable steps(steps_run.size());
+  std::vector<gpu::StepScalars> rows;
+  for (long long t : steps_run) rows.push_back(gpu::StepScalars{t, 0});
+  steps.load(rows, 0, stream.get());
+  // Launch once outside the capture (the kernels are loaded before capturing), at row 0; then
+  // back to row 0.
+  gpu::dropout_forward(d_a.get(), d_out.get(), n, layer, steps.ref(), stream.get());
+  steps.load(rows, 0, stream.get());
   gpu::Capture capture(stream.get());
-  gpu::dropout_forward(d_a.get(), d_out.get(), n, make_dropout_mask(0.5f, 9, 1, 0), stream.get());
-  const cudaGraphNode_t node = gpu::last_captured_node(stream.get());
+  gpu::dropout_forward(d_a.get(), d_out.get(), n, layer, steps.ref(), stream.get());
+  steps.advance(stream.get());
   const gpu::Graph graph = capture.finish();
-  EXPECT_EQ(graph.kernel_nodes(), 1u);
-  for (const long long step : {2LL, 3LL, 1000000LL}) {
-    const DropoutMask m = make_dropout_mask(step == 3 ? 0.1f : 0.5f, 9, step, 0);
-    gpu::dropout_forward(d_a.get(), d_out.get(), n, m, gpu::LaunchAt(graph.exec(), node));
+  EXPECT_EQ(graph.kernel_nodes(), 2u);
+  for (long long t : steps_run) {
     poison(d_out, stream.get());
     graph.launch(stream.get());
     std::vector<float> want(n);
-    cpu::dropout_forward<float>(a.data(), want.data(), n, m);
-    EXPECT_TRUE(matches("dropout via rewritten node, step " + std::to_string(step), download(d_out, stream.get()),
+    cpu::dropout_forward<float>(a.data(), want.data(), n, make_dropout_mask(0.5f, 9, t, 0));
+    EXPECT_TRUE(matches("dropout of step " + std::to_string(t) + " from the graph", download(d_out, stream.get()),
                         want, kTolExact));
   }
-  // dropout_backward launches the same kernel (in place, with its mask), so it may be aimed at
-  // this node: the node then runs in place on what it last wrote.
-  const std::vector<float> before = download(d_out, stream.get());
-  const DropoutMask m4 = make_dropout_mask(0.5f, 9, 4, 0);
-  gpu::dropout_backward(d_out.get(), n, m4, gpu::LaunchAt(graph.exec(), node));
-  graph.launch(stream.get());
-  std::vector<float> in_place = before;
-  cpu::dropout_backward<float>(in_place.data(), n, m4);
-  EXPECT_TRUE(matches("dropout_backward via the same node", download(d_out, stream.get()), in_place, kTolExact));
-  // A rewrite that names another kernel is refused (the node would silently run it instead): the
-  // resident gather. Nothing is launched after the refusal, so its arguments need only be valid.
-  gpu::DeviceBuffer<std::uint8_t> images(784), labels(1);
-  gpu::DeviceBuffer<std::uint32_t> idx(1);
-  gpu::DeviceBuffer<float> x(784);
-  gpu::DeviceBuffer<std::uint8_t> y(1);
-  EXPECT_THROW(gpu::gather_u8_to_unit(images.get(), labels.get(), idx.get(), 1, 784, x.get(), y.get(),
-                                      gpu::LaunchAt(graph.exec(), node)),
-               Error);
 }
 
-// The captured step of 784-512-256-10 holds our 11 kernels (input conversion, 3 bias+activation,
-// softmax cross-entropy, 3 bias gradients, 2 activation gradients, the update) and cuBLAS's for
+// The captured step of 784-512-256-10 holds our 12 kernels (input conversion, 3 bias+activation,
+// softmax cross-entropy, 3 bias gradients, 2 activation gradients, the update, the step table's
+// cursor advance) and cuBLAS's for
 // the 8 GEMMs (3 forward, 3 weight, 2 data gradients), at least one each. How many cuBLAS uses
 // per GEMM is its own choice, but the same for the same shapes: so dropout on the two hidden
 // layers adds exactly 4 (2 forward, 2 backward), and the resident path's gather replaces the
@@ -190,9 +183,10 @@ TEST(GpuGraphNode, CapturedStepCountsItsKernels) {
       auto backend = make_cuda_backend(ModelSpec{}, opt, 256, 1,
                                        CudaConfig{resident ? DataPath::resident : DataPath::streamed, true});
       EXPECT_EQ(backend->kernels_per_step(), 0) << "nothing captured before training";
-      backend->train_epoch(d, epoch_order(1, 1, d.count), opt.lr, ProgressFn{});
+      const std::vector<std::uint32_t> order = epoch_order(1, 1, d.count);
+      run_epoch(*backend, d, order, opt.lr);
       count[dropping][resident] = backend->kernels_per_step();
-      EXPECT_GE(count[dropping][resident], 11 + 4 * dropping + 8);
+      EXPECT_GE(count[dropping][resident], 12 + 4 * dropping + 8);
     }
   EXPECT_EQ(count[1][0], count[0][0] + 4);
   EXPECT_EQ(count[1][1], count[0][1] + 4);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gpu_ops.hpp"
+#include "step_table.hpp"
 #include "gpu_test_util.hpp"
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/config.hpp"
@@ -98,12 +99,18 @@ TEST_F(GpuOps, GatherU8ToUnitMatchesCpuGatherThenConvert) {
       if (rows > 2) idx[1] = 0, idx[2] = 0;
       auto d_images = upload(images, stream());
       auto d_labels = upload(labels, stream());
-      auto d_idx = upload(idx, stream());
+      // The batch sits at offset 3 of the epoch order, which the kernel reads from its step row.
+      std::vector<std::uint32_t> order{7, 7, 7};
+      order.insert(order.end(), idx.begin(), idx.end());
+      auto d_order = upload(order, stream());
+      gpu::StepTable steps;
+      steps.load({gpu::StepScalars{1, 3}}, 0, stream());
       gpu::DeviceBuffer<float> d_x(count(rows, pixels));
       gpu::DeviceBuffer<std::uint8_t> d_y(static_cast<std::size_t>(rows));
       poison(d_x, stream());
       poison(d_y, stream());  // 0xFF: never a label
-      gpu::gather_u8_to_unit(d_images.get(), d_labels.get(), d_idx.get(), rows, pixels, d_x.get(), d_y.get(), stream());
+      gpu::gather_u8_to_unit(d_images.get(), d_labels.get(), d_order.get(), rows, pixels, d_x.get(), d_y.get(),
+                             steps.ref(), stream());
       std::vector<std::uint8_t> px(count(rows, pixels)), want_y(static_cast<std::size_t>(rows));
       gather_rows(images.data(), labels.data(), pixels, idx.data(), rows, px.data(), want_y.data());
       std::vector<float> want_x(px.size());
@@ -262,18 +269,22 @@ TEST_F(GpuOps, ActBackwardMatchesCpu) {
 }
 
 // Dropout's masks come from the same hash on both sides, so the results are bit-identical
-// (one multiply per kept element); ragged sizes and an extreme p included.
+// (one multiply per kept element); ragged sizes and an extreme p included. The GPU reads the
+// step (17) from its step table's row.
 TEST_F(GpuOps, DropoutMatchesCpuExactly) {
   Rng rng = test_rng(13);
+  gpu::StepTable steps;
+  steps.load({gpu::StepScalars{17, 0}}, 0, stream());
   for (const std::size_t n : {std::size_t{1}, std::size_t{255}, std::size_t{4097}, std::size_t{256 * 512 + 3}}) {
     for (const float p : {0.0f, 0.2f, 0.5f, 0.999f}) {
       SCOPED_TRACE("n " + std::to_string(n) + " p " + std::to_string(p));
       const DropoutMask m = make_dropout_mask(p, 1234, 17, 1);
+      const DropoutLayer layer = make_dropout_layer(p, 1234, 1);
       const std::vector<float> a = uniform(rng, n, -3, 3);
       auto d_a = upload(a, stream());
       gpu::DeviceBuffer<float> d_out(n);
       poison(d_out, stream());
-      gpu::dropout_forward(d_a.get(), d_out.get(), n, m, stream());
+      gpu::dropout_forward(d_a.get(), d_out.get(), n, layer, steps.ref(), stream());
       std::vector<float> want(n);
       cpu::dropout_forward<float>(a.data(), want.data(), n, m);
       // At p 0.999 a short vector may keep nothing: an all-zero result is then the right one
@@ -283,7 +294,7 @@ TEST_F(GpuOps, DropoutMatchesCpuExactly) {
         EXPECT_TRUE(kept_any) << "the long vector must keep some elements";
       }
       EXPECT_TRUE(matches("dropout_forward out", download(d_out, stream()), want, kTolExact, 0, kept_any));
-      gpu::dropout_backward(d_a.get(), n, m, stream());  // in place
+      gpu::dropout_backward(d_a.get(), n, layer, steps.ref(), stream());  // in place
       std::vector<float> back = a;
       cpu::dropout_backward<float>(back.data(), n, m);
       EXPECT_TRUE(matches("dropout_backward d", download(d_a, stream()), back, kTolExact, 0, kept_any));
@@ -500,13 +511,19 @@ TEST_F(GpuOps, OptimizerUpdateMatchesCpu) {
       auto d_w = upload(w, stream());
       auto d_s1 = upload(s1, stream());
       auto d_s2 = upload(s2, stream());
+      // The rate and bias corrections of t = 1, 2, 3 as the GPU reads them: rows of a step table.
+      gpu::StepTable steps(3);
+      steps.load({gpu::step_row(1, 0, make_optim_step(cfg, lr, 1)), gpu::step_row(2, 0, make_optim_step(cfg, lr, 2)),
+                  gpu::step_row(3, 0, make_optim_step(cfg, lr, 3))},
+                 0, stream());
       for (long long t = 1; t <= 3; ++t) {
         SCOPED_TRACE(std::string(oc.name) + " n " + std::to_string(a.n) + " n_decay " + std::to_string(a.n_decay) +
                      " t " + std::to_string(t));
         const std::vector<float> g = uniform(rng, a.n, -0.1, 0.1);
         auto d_g = upload(g, stream());
         const OptimStep st = make_optim_step(cfg, lr, t);
-        gpu::optimizer_update(st, d_w.get(), d_g.get(), d_s1.get(), d_s2.get(), a.n, a.n_decay, stream());
+        gpu::optimizer_update(st, steps.ref(), d_w.get(), d_g.get(), d_s1.get(), d_s2.get(), a.n, a.n_decay, stream());
+        steps.advance(stream());
         cpu::optimizer_update<float>(st, w.data(), g.data(), uses_s1 ? s1.data() : nullptr,
                                      uses_s2 ? s2.data() : nullptr, a.n, a.n_decay);
         EXPECT_TRUE(matches("w", download(d_w, stream()), w, kTolOptimizer));
@@ -523,14 +540,21 @@ TEST_F(GpuOps, OptimizerUpdateMatchesCpu) {
 
 TEST_F(GpuOps, OptimizerUpdateRefusesMissingStateAndBadDecayRange) {
   gpu::DeviceBuffer<float> w(8), g(8), s(8);
+  gpu::StepTable steps;
+  steps.load({gpu::StepScalars{1, 0, 0.1f}}, 0, stream());
+  const gpu::StepRef at = steps.ref();
   OptimizerConfig cfg;
   cfg.kind = OptimizerKind::momentum;
-  EXPECT_THROW(gpu::optimizer_update(make_optim_step(cfg, 0.1f, 1), w.get(), g.get(), nullptr, nullptr, 8, 4, stream()),
+  EXPECT_THROW(gpu::optimizer_update(make_optim_step(cfg, 0.1f, 1), at, w.get(), g.get(), nullptr, nullptr, 8, 4, stream()),
                Error);
   cfg.kind = OptimizerKind::adam;
-  EXPECT_THROW(gpu::optimizer_update(make_optim_step(cfg, 0.1f, 1), w.get(), g.get(), s.get(), nullptr, 8, 4, stream()),
+  EXPECT_THROW(gpu::optimizer_update(make_optim_step(cfg, 0.1f, 1), at, w.get(), g.get(), s.get(), nullptr, 8, 4, stream()),
                Error);
   cfg.kind = OptimizerKind::sgd;
-  EXPECT_THROW(gpu::optimizer_update(make_optim_step(cfg, 0.1f, 1), w.get(), g.get(), nullptr, nullptr, 8, 9, stream()),
+  EXPECT_THROW(gpu::optimizer_update(make_optim_step(cfg, 0.1f, 1), at, w.get(), g.get(), nullptr, nullptr, 8, 9, stream()),
+               Error);
+  // No step table: refused before any launch.
+  EXPECT_THROW(gpu::optimizer_update(make_optim_step(cfg, 0.1f, 1), gpu::StepRef{}, w.get(), g.get(), nullptr, nullptr,
+                                     8, 4, stream()),
                Error);
 }

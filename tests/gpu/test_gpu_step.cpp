@@ -17,6 +17,7 @@
 #include "gpu_net.hpp"
 #include "gpu_ops.hpp"
 #include "gpu_test_util.hpp"
+#include "step_table.hpp"
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_net.hpp"
@@ -113,7 +114,9 @@ TEST_P(GpuStep, ForwardBackwardMatchesCpu) {
   // Forward. The output buffer belongs to the net; it is poisoned so that an unwritten output fails.
   const std::size_t n_out = static_cast<std::size_t>(rows) * static_cast<std::size_t>(spec.outputs);
   poison(const_cast<float*>(gnet.output()), n_out, stream());
-  const float* d_out = gnet.forward(d_x.get(), rows, kStep);
+  gpu::StepTable steps;  // the training pass of step kStep: dropout's masks, when on
+  steps.load({gpu::StepScalars{kStep, 0}}, 0, stream());
+  const float* d_out = gnet.forward(d_x.get(), rows, steps.ref());
   EXPECT_EQ(d_out, gnet.output());
   const std::vector<float> g_out = download(d_out, n_out, stream());
   cnet.forward(b.x.data(), rows, kStep);

@@ -1,0 +1,16 @@
+// The in-epoch progress line the CLI draws on a terminal: bar, percent, samples/s and the time
+// left in the epoch, measured from wall time by the caller.
+#pragma once
+#include <string>
+
+namespace mnist_gpu {
+
+/// Seconds as "m:ss" (under an hour) or "h:mm:ss"; "-" for a negative or non-finite value.
+std::string duration_text(double seconds);
+
+/// "  epoch 3/10 [#########.....................]  31%  52,000 samples/s  ETA 0:12" for `done` of
+/// `total` batches; `samples_per_s` <= 0 (or NaN) leaves out the rate and the ETA (not measured yet).
+std::string progress_text(int epoch, int epochs, long long done, long long total, double samples_per_s,
+                          double eta_s);
+
+}  // namespace mnist_gpu

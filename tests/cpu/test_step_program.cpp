@@ -1,0 +1,114 @@
+// The step program (step_program.hpp) and the step interface train() drives: the stage list of a
+// model, run_step's order, and a CPU backend's refusal of a batch out of turn.
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "mnist_gpu/backend.hpp"
+#include "mnist_gpu/error.hpp"
+#include "mnist_gpu/step_program.hpp"
+#include "mnist_gpu/train.hpp"
+
+using namespace mnist_gpu;
+
+namespace {
+
+// Records the stages it is asked to run, as "input", "forward 0", ...
+struct Recorder {
+  std::vector<std::string> seen;
+  void input() { seen.push_back("input"); }
+  void forward(int l) { seen.push_back("forward " + std::to_string(l)); }
+  void loss() { seen.push_back("loss"); }
+  void backward(int l) { seen.push_back("backward " + std::to_string(l)); }
+  void grad_hook() { seen.push_back("grad_hook"); }
+  void update() { seen.push_back("update"); }
+};
+
+Dataset tiny_set(int n, int pixels) {
+  Dataset d;
+  d.count = n;
+  d.rows = 1;
+  d.cols = pixels;
+  d.images.assign(static_cast<std::size_t>(n) * pixels, 128);
+  d.labels.assign(static_cast<std::size_t>(n), 3);
+  return d;
+}
+
+}  // namespace
+
+TEST(StepProgram, TwoHiddenLayersRunInputForwardLossBackwardUpdate) {
+  ModelSpec spec;
+  spec.hidden = {16, 8};
+  Recorder r;
+  run_step(make_step_program(spec), r);
+  const std::vector<std::string> want{"input",      "forward 0",  "forward 1",  "forward 2", "loss",
+                                      "backward 2", "backward 1", "backward 0", "update"};
+  EXPECT_EQ(r.seen, want);
+}
+
+TEST(StepProgram, SoftmaxRegressionIsOneLayer) {
+  ModelSpec spec;
+  spec.hidden = {};
+  Recorder r;
+  run_step(make_step_program(spec), r);
+  EXPECT_EQ(r.seen, (std::vector<std::string>{"input", "forward 0", "loss", "backward 0", "update"}));
+}
+
+TEST(StepProgram, GradHookRunsWhereTheProgramPlacesIt) {
+  ModelSpec spec;
+  spec.hidden = {4};
+  std::vector<Stage> p = make_step_program(spec);
+  p.insert(p.end() - 1, Stage{StageKind::grad_hook, -1});
+  Recorder r;
+  run_step(p, r);
+  ASSERT_GE(r.seen.size(), 2u);
+  EXPECT_EQ(r.seen[r.seen.size() - 2], "grad_hook");
+  EXPECT_EQ(r.seen.back(), "update");
+}
+
+// The CPU backend takes the batches of the epoch it began in turn, and nothing outside one.
+TEST(StepInterface, CpuBackendRefusesABatchOutOfTurn) {
+  ModelSpec spec;
+  spec.inputs = 4;
+  spec.hidden = {3};
+  OptimizerConfig opt;
+  auto backend = make_cpu_backend(spec, opt, 2, 1);
+  const Dataset d = tiny_set(5, 4);
+  std::vector<std::uint32_t> order(5);
+  std::iota(order.begin(), order.end(), 0u);
+  EXPECT_THROW(backend->step(0), Error) << "no epoch begun";
+  backend->begin_epoch(d, order, 0.01f, 1, EpochSums{});
+  EXPECT_THROW(backend->step(0), Error) << "the epoch began at batch 1";
+  backend->step(1);
+  EXPECT_THROW(backend->step(1), Error) << "batch 1 twice";
+  backend->step(2);
+  const EpochSums s = backend->end_epoch();
+  EXPECT_GT(s.loss_sum, 0.0);
+  EXPECT_EQ(backend->get_state().step, 2);
+}
+
+// run_epoch over a resumed epoch (from batch 1, with sums so far) adds to those sums.
+TEST(StepInterface, RunEpochFromABatchAddsToTheSumsSoFar) {
+  ModelSpec spec;
+  spec.inputs = 4;
+  spec.hidden = {3};
+  OptimizerConfig opt;
+  auto backend = make_cpu_backend(spec, opt, 2, 1);
+  const Dataset d = tiny_set(5, 4);
+  std::vector<std::uint32_t> order(5);
+  std::iota(order.begin(), order.end(), 0u);
+  EpochControl ctl;
+  ctl.first_batch = 1;
+  ctl.start.loss_sum = 100.0;
+  ctl.start.correct = 7;
+  ctl.start.samples = 2;
+  ctl.start.batches = 1;
+  const EpochSums s = run_epoch(*backend, d, order, 0.01f, ctl);
+  EXPECT_EQ(s.batches, 3);
+  EXPECT_EQ(s.samples, 5);
+  EXPECT_GT(s.loss_sum, 100.0);
+  EXPECT_GE(s.correct, 7u);
+  EXPECT_EQ(backend->get_state().step, 2);
+}
