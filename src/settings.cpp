@@ -350,7 +350,7 @@ std::vector<Setting> make_settings() {
       [](auto& c) -> auto& { return c.resume_path; }));
   t.push_back(text_setting(base("--init-from", "",
                                 "start from the parameters of this saved model (train --save); its architecture must match "
-                                "--hidden and --activation; the optimizer starts afresh",
+                                "--hidden, --activation and --loss; the optimizer starts afresh",
                                 "", "m.mgpu", S::train, R::output),
                            [](auto& c) -> auto& { return c.init_from_path; }));
   t.push_back(text_setting(base("--save", "", "write the trained model to this file (atomically; for eval and predict)", "",
