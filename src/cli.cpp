@@ -16,6 +16,7 @@
 #include <fstream>
 #include <new>
 #include <optional>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "mnist_gpu/backend.hpp"
@@ -35,6 +36,8 @@
 #include "mnist_gpu/predict.hpp"
 #include "mnist_gpu/progress_text.hpp"
 #include "mnist_gpu/report.hpp"
+#include "mnist_gpu/resume.hpp"
+#include "mnist_gpu/settings.hpp"
 #include "mnist_gpu/run_record.hpp"
 #include "mnist_gpu/stop_signal.hpp"
 #include "mnist_gpu/train.hpp"
@@ -204,40 +207,6 @@ FileLock lock_checkpoint(const std::string& path, const char* flag) {
   return std::move(*lock);
 }
 
-// With --resume, flags that change the result must agree with the checkpoint's settings.
-void check_resume_flags(const TrainConfig& flags, const TrainConfig& ck, const std::vector<std::string>& given,
-                        const std::string& path) {
-  auto f = [](double v) { return fmt::format("{}", v); };
-  const std::pair<const char*, std::pair<std::string, std::string>> pairs[] = {
-      {"--batch", {std::to_string(flags.batch), std::to_string(ck.batch)}},
-      {"--hidden", {join(flags.model.hidden, ","), join(ck.model.hidden, ",")}},
-      {"--activation", {to_string(flags.model.activation), to_string(ck.model.activation)}},
-      {"--loss", {to_string(flags.model.loss), to_string(ck.model.loss)}},
-      {"--optimizer", {to_string(flags.optimizer.kind), to_string(ck.optimizer.kind)}},
-      {"--lr", {f(flags.optimizer.lr), f(ck.optimizer.lr)}},
-      {"--momentum", {f(flags.optimizer.momentum), f(ck.optimizer.momentum)}},
-      {"--nesterov", {flags.optimizer.nesterov ? "on" : "off", ck.optimizer.nesterov ? "on" : "off"}},
-      {"--l2", {f(flags.optimizer.l2), f(ck.optimizer.l2)}},
-      {"--schedule", {to_string(flags.schedule), to_string(ck.schedule)}},
-      {"--dropout", {f(flags.optimizer.dropout), f(ck.optimizer.dropout)}},
-      {"--lr-step", {std::to_string(flags.lr_step), std::to_string(ck.lr_step)}},
-      {"--lr-factor", {f(flags.lr_factor), f(ck.lr_factor)}},
-      {"--lr-patience", {std::to_string(flags.lr_patience), std::to_string(ck.lr_patience)}},
-      {"--min-lr", {f(flags.min_lr), f(ck.min_lr)}},
-      {"--patience", {std::to_string(flags.patience), std::to_string(ck.patience)}},
-      {"--min-delta", {f(flags.min_delta), f(ck.min_delta)}},
-      {"--limit", {std::to_string(flags.limit), std::to_string(ck.limit)}},
-      {"--target", {f(flags.target), f(ck.target)}},
-      {"--epochs", {std::to_string(flags.epochs), std::to_string(ck.epochs)}},
-      {"--val", {std::to_string(flags.val), std::to_string(ck.val)}},
-      {"--seed", {std::to_string(flags.seed), std::to_string(ck.seed)}}};
-  for (const auto& [flag, values] : pairs) {
-    if (std::find(given.begin(), given.end(), flag) == given.end() || values.first == values.second) continue;
-    throw UsageError(std::string(flag) + ": the checkpoint " + path + " was trained with '" + values.second +
-                     "', not '" + values.first + "'; resume without " + flag + " or with the same value");
-  }
-}
-
 // What an interrupted `train` says and leaves: which phase the signal met, the outputs kept (each
 // complete: every write is atomic or whole lines), those not written, and how to resume.
 struct RunOutputs {
@@ -284,7 +253,7 @@ int report_interrupt(int sig, TrainPhase phase, const TrainConfig& cfg, const Ru
   return 128 + sig;
 }
 
-int run_train(const TrainConfig& flags, const std::vector<std::string>& given, const std::string& command_line) {
+int run_train(const TrainConfig& flags, const std::set<std::string>& given, const std::string& command_line) {
   // SIGINT/SIGTERM from here on: the phase under way ends (training after its current step, any
   // other phase after its work, every file write whole), then report_interrupt says what was
   // kept. A second signal ends the process at once (the default action).
@@ -292,22 +261,18 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given, c
   // A resumed run takes every setting that shapes the result from its checkpoint.
   TrainConfig cfg = flags;
   Checkpoint resume;
+  std::string continuation;
   if (!flags.resume_path.empty()) {
+    if (!flags.init_from_path.empty())
+      throw UsageError("--init-from: starts a new run from a saved model; --resume continues a checkpoint; give one");
     resume = read_checkpoint(flags.resume_path);
-    check_resume_flags(flags, resume.config, given, flags.resume_path);
-    if (resume.config.model.outputs != kClasses)
-      throw Error(flags.resume_path + ": the checkpoint's model has " + std::to_string(resume.config.model.outputs) +
-                  " outputs; training on MNIST needs " + std::to_string(kClasses) + " (one per digit)");
-    cfg = resume.config;
-    cfg.data_dir = flags.data_dir;
-    cfg.device = flags.device;
-    cfg.cuda = flags.cuda;  // speed only: not a setting of the run
-    cfg.metrics_path = flags.metrics_path;
-    cfg.resume_path = flags.resume_path;
-    cfg.checkpoint_path = flags.checkpoint_path.empty() ? flags.resume_path : flags.checkpoint_path;
-    cfg.save_path = flags.save_path;
-    cfg.report_path = flags.report_path;
+    ResumePlan plan = plan_resume(flags, given, resume);
+    for (const std::string& w : plan.warnings) spdlog::warn("{}", w);
+    cfg = plan.cfg;
+    continuation = plan.continuation;
   }
+  std::vector<float> init_params;  // --init-from: checked against the architecture before any work
+  if (!cfg.init_from_path.empty()) init_params = init_params_from(cfg.init_from_path, cfg.model);
   const char* checkpoint_flag = flags.checkpoint_path.empty() ? "--resume" : "--checkpoint";
   std::optional<MadeDirs> report_dirs;  // an interrupted or failed run leaves no empty report folder
   if (!cfg.report_path.empty()) report_dirs.emplace(cfg.report_path, "the report directory");
@@ -328,6 +293,11 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given, c
     backend->set_state(resume.state);
     spdlog::info("resuming {} after epoch {} (batch {} of the next)", cfg.resume_path, resume.progress.done.size(),
                  resume.progress.partial.batches);
+    if (!continuation.empty()) spdlog::info("{}", continuation);
+  }
+  if (!init_params.empty()) {
+    backend->set_params(init_params);
+    spdlog::info("starting from the parameters of {} (the optimizer starts afresh)", cfg.init_from_path);
   }
   enter(TrainPhase::load);
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
@@ -445,6 +415,7 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given, c
     report.test_set = &files.test;
     report.best_epoch = r.restored_best ? r.best_epoch : 0;  // the epoch whose weights were tested
     report.stamp = {command_line, utc_iso8601(std::time(nullptr))};
+    report.continued = continuation;
     // The gallery needs per-sample predictions: the final parameters re-run on the CPU (any backend).
     report.test_predictions = predict_dataset(cfg.model, backend->get_params(), files.test, cfg.batch);
     write_train_report(cfg.report_path, report);
@@ -489,6 +460,9 @@ int run_train(const TrainConfig& flags, const std::vector<std::string>& given, c
                  {"loss", to_string(cfg.model.loss)},
                  {"optimizer", to_string(cfg.optimizer.kind)},
                  {"lr", cfg.optimizer.lr},
+                 {"continued", continuation.empty() ? json(nullptr) : json(continuation)},
+                 {"flags", settings_as_flags(cfg)},
+                 {"init_from", cfg.init_from_path.empty() ? json(nullptr) : json(cfg.init_from_path)},
                  {"dataset", files.dataset_name}});
   out.metrics_final = !cfg.metrics_path.empty();
   if (stop.requested()) return report_interrupt(stop.signal(), phase, cfg, out);
@@ -550,7 +524,7 @@ int run_cli(int argc, const char* const* argv) {
     return cmd;
   };
   TrainArgs train_args, verify_args;
-  verify_args.batch = "256";
+  verify_args.text.at("--batch") = "256";
   BenchArgs bench_args;
   SweepArgs sweep_args;
   EvalArgs eval_args;
@@ -594,15 +568,18 @@ int run_cli(int argc, const char* const* argv) {
   }
   try {
     if (train_cmd->parsed()) {
-      std::vector<std::string> given;
-      for (const char* flag : {"--batch", "--hidden", "--activation", "--loss", "--optimizer", "--lr", "--momentum",
-                               "--nesterov", "--l2", "--schedule", "--epochs", "--val", "--seed", "--dropout",
-                               "--lr-step", "--lr-factor", "--lr-patience", "--min-lr", "--patience", "--min-delta", "--limit", "--target"})
-        if (train_cmd->count(flag) > 0) given.push_back(flag);
-      return run_train(to_train_config(train_args), given,
-                       shell_command(std::vector<std::string>(argv, argv + argc)));
+      std::vector<std::string> warnings;
+      const TrainConfig flags = to_train_config(train_args, &warnings);
+      for (const std::string& w : warnings) spdlog::warn("{}", w);
+      return run_train(flags, train_args.given, shell_command(std::vector<std::string>(argv, argv + argc)));
     }
-    if (verify_cmd->parsed()) return run_verify(to_train_config(verify_args));
+    if (verify_cmd->parsed()) {
+      for (const char* flag : {"--activation", "--loss"})  // verify checks each of them in turn
+        if (verify_args.given.count(flag))
+          throw UsageError(std::string(flag) + ": verify checks every activation and loss in turn; " + flag +
+                           " does nothing here");
+      return run_verify(to_train_config(verify_args));
+    }
     if (eval_cmd->parsed()) return run_eval(eval_args);
     if (predict_cmd->parsed()) return run_predict(predict_args);
     if (export_cmd->parsed()) return run_export(export_args);

@@ -51,6 +51,8 @@ void add_bench_options(CLI::App& app, BenchArgs& a) {
 }
 
 int run_bench_command(const BenchArgs& a) {
+  if (a.model.given.count("--batch"))  // the model flags' --batch: bench has its own list
+    throw UsageError("--batch: bench measures every size in --batches; --batch does nothing here");
   const TrainConfig base = to_train_config(a.model);
   BenchConfig cfg;
   cfg.model = base.model;

@@ -84,9 +84,9 @@ int run_import(const ImportArgs& a) {
   refuse_flag_values({{"--safetensors", &a.safetensors}, {"--out", &a.out}});
   // The architecture flags mean what they mean for train, refusals included.
   TrainArgs t;
-  if (a.hidden) t.hidden = *a.hidden;
-  if (a.activation) t.activation = *a.activation;
-  if (a.loss) t.loss = *a.loss;
+  if (a.hidden) t.set("--hidden", *a.hidden);
+  if (a.activation) t.set("--activation", *a.activation);
+  if (a.loss) t.set("--loss", *a.loss);
   const TrainConfig parsed = to_train_config(t);
   ImportSpec want;
   if (a.hidden) want.hidden = parsed.model.hidden;

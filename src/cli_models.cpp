@@ -121,9 +121,9 @@ int run_eval(const EvalArgs& a) {
                       {"--batch", &a.batch}, {"--json", &a.json}, {"--predictions", &a.predictions}});
   // --device and --batch mean what they mean for train, refusals included.
   TrainArgs targs;
-  targs.device = a.device;
-  targs.batch = a.batch;
-  targs.data = a.data;
+  targs.set("--device", a.device);
+  targs.set("--batch", a.batch);
+  targs.set("--data", a.data);
   TrainConfig cfg = to_train_config(targs);
 
   // Before any work; never over the model, nor one output over the other.

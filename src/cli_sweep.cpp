@@ -21,6 +21,7 @@
 #include "mnist_gpu/file_lock.hpp"
 #include "mnist_gpu/report.hpp"
 #include "mnist_gpu/run_record.hpp"
+#include "mnist_gpu/settings.hpp"
 #include "mnist_gpu/stop_signal.hpp"
 #include "mnist_gpu/sweep.hpp"
 #include "mnist_gpu/train.hpp"
@@ -60,33 +61,48 @@ SweepGrid parse_grid(const SweepArgs& a) {
   const std::vector<std::string> acts = split_commas(a.activations), losses = split_commas(a.losses),
                                  batches = split_commas(a.batches);
   for (const std::string& s : acts) {
-    probe.activation = s;
+    probe.set("--activation", s);
     g.activations.push_back(to_train_config(probe).model.activation);
   }
   refuse_repeats("--activation", g.activations, acts);
   probe = a.base;
   for (const std::string& s : losses) {
-    probe.loss = s;
+    probe.set("--loss", s);
     g.losses.push_back(to_train_config(probe).model.loss);
   }
   refuse_repeats("--loss", g.losses, losses);
   probe = a.base;
   for (const std::string& s : batches) {
-    probe.batch = s;
+    probe.set("--batch", s);
     g.batches.push_back(to_train_config(probe).batch);
   }
   refuse_repeats("--batch", g.batches, batches);
   return g;
 }
 
-TrainConfig point_config(const SweepArgs& a, const SweepPoint& p) {
+TrainConfig point_config(const SweepArgs& a, const SweepPoint& p, std::vector<std::string>* warnings = nullptr) {
   TrainArgs args = a.base;
-  args.hidden.clear();
-  for (std::size_t i = 0; i < p.hidden.size(); ++i) args.hidden += (i ? "," : "") + std::to_string(p.hidden[i]);
-  args.activation = to_string(p.activation);
-  args.loss = to_string(p.loss);
-  args.batch = std::to_string(p.batch);
-  return to_train_config(args);  // also checks the combination (e.g. --dropout with no hidden layer)
+  args.set("--hidden", hidden_text(p.hidden));
+  args.set("--activation", to_string(p.activation));
+  args.set("--loss", to_string(p.loss));
+  args.set("--batch", std::to_string(p.batch));
+  return to_train_config(args, warnings);  // also checks the combination (e.g. --dropout with no hidden layer)
+}
+
+// The first shared setting whose stored value differs from this sweep's, named as a flag with both
+// values as typed; "" when they agree.
+std::string settings_difference(const json& now, const json& stored) {
+  if (!stored.is_object()) return "settings " + stored.dump();
+  for (const Setting& s : train_settings()) {  // in --help order: --optimizer before the --lr it implies
+    if (s.key.empty() || !now.contains(s.key)) continue;
+    if (!stored.contains(s.key)) return s.name() + " (not recorded)";
+    if (stored.at(s.key) == now.at(s.key)) continue;
+    return s.name() + " " + show_json_value(s, now.at(s.key)) + " differs from the sweep's " +
+           show_json_value(s, stored.at(s.key));
+  }
+  for (const auto& [key, value] : stored.items())
+    if (!now.contains(key)) return key + " (recorded by another version of mnist_gpu)";
+  return "";
 }
 
 // The settings every run shares: a --resume must find the same ones in sweep.json.
@@ -171,7 +187,7 @@ void add_sweep_options(CLI::App& app, SweepArgs& a) {
   add_train_options(app, a.base);
   // The axes replace the single-valued model flags; per-run files make no sense for a grid.
   for (const char* name : {"--hidden", "--activation", "--loss", "--batch", "--checkpoint", "--resume", "--save",
-                           "--metrics", "--report"})
+                           "--metrics", "--report", "--init-from"})
     if (CLI::Option* o = app.get_option_no_throw(name)) app.remove_option(o);
   app.add_option("--hidden", a.hidden,
                  "an architecture to compare, e.g. 512,256 (repeat the flag for each; \"\" for none)")
@@ -192,7 +208,10 @@ int run_sweep_command(const SweepArgs& a) {
   const SweepGrid grid = parse_grid(a);
   const std::vector<SweepPoint> points = grid.points();
   std::vector<TrainConfig> configs;
-  for (const SweepPoint& p : points) configs.push_back(point_config(a, p));  // every refusal before any training
+  std::vector<std::string> warnings;
+  for (const SweepPoint& p : points)  // every refusal before any training
+    configs.push_back(point_config(a, p, configs.empty() ? &warnings : nullptr));
+  for (const std::string& w : warnings) spdlog::warn("{}", w);
   const json settings = shared_settings(configs.front());
 
   const std::filesystem::path out(a.out);
@@ -216,9 +235,10 @@ int run_sweep_command(const SweepArgs& a) {
     const std::vector<std::uint8_t> b = read_whole_file(out / "sweep.json", 1ull << 30, "a sweep state file");
     try {
       const json state = json::parse(b.begin(), b.end());
-      if (state.at("settings") != settings)
-        throw UsageError("--resume: the sweep in " + a.out + " was run with other settings (" +
-                         state.at("settings").dump() + "); resume with the same flags, or choose another --out");
+      const std::string differs = settings_difference(settings, state.at("settings"));
+      if (!differs.empty())
+        throw UsageError("--resume: " + differs + " (" + (out / "sweep.json").string() +
+                         "); resume with the sweep's flags, or choose another --out");
       for (const json& r : state.at("rows")) {
         const std::string label = r.at("label").get<std::string>();
         for (const SweepPoint& p : points)

@@ -15,6 +15,7 @@
 #include "mnist_gpu/image_io.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/report.hpp"
+#include "mnist_gpu/settings.hpp"
 #include "report_detail.hpp"
 
 namespace mnist_gpu {
@@ -149,9 +150,11 @@ std::string settings_section(const ReportInput& in) {
       {"Training images", c.limit > 0 ? "first " + with_commas(static_cast<unsigned long long>(c.limit)) + " of the split"
                                       : std::string("all of the split")},
       {"Batch", std::to_string(c.batch)},
-      {"Epochs", std::to_string(in.epochs.size()) + " of " + std::to_string(c.epochs)},
+      {"Epochs", std::to_string(in.epochs.size()) + " of " + std::to_string(c.epochs) +
+                     (in.continued.empty() ? std::string() : " (" + in.continued + ")")},
       {"Validation images", with_commas(static_cast<unsigned long long>(c.val))},
       {"Seed", std::to_string(c.seed)},
+      {"Flags", settings_as_flags(c)},
       {"Device", in.device_name.empty() ? std::string("-") : in.device_name}};
   std::string o = "<section id=\"settings\"><h2>Settings</h2><dl class=\"settings\">\n";
   for (const auto& [k, v] : rows) o += fmt::format("<dt>{}</dt><dd>{}</dd>\n", k, html_escape(v));

@@ -1,18 +1,25 @@
 // Training checkpoints: the configuration, the backend's TrainState and the TrainProgress, enough
 // to resume a run exactly (every epoch's order derives from the seed and the epoch number).
 //
-// Format, version 2, little-endian (version 1, still read, lacks n_best and best):
+// Format, version 3, little-endian:
 //   "MNGPUCKP"            8 bytes magic
-//   u32 version           2
+//   u32 version           3
 //   u64 header_bytes      length of the JSON header that follows
 //   header                JSON: {"config": {...}, "step": N, "done": [epoch metrics...],
-//                         "partial": {"loss_sum", "correct", "samples", "batches"}, "partial_s": s}
-//   u64 n_params, n_s1, n_s2, n_best
-//   f32 params[n_params], s1[n_s1], s2[n_s2], best[n_best]   (best: the best epoch's parameters
-//                         kept for early stopping's restore; n_best is 0 or n_params)
+//                         "partial": {"loss_sum", "correct", "samples", "batches"}, "partial_s": s,
+//                         "arrays": [{"name": "params", "count": P}, {"name": "optimizer/m", "count": P},
+//                                    ..., {"name": "best", "count": 0 or P}]}
+//   f32 arrays            each listed array's floats, in the listed order: "params" (the model's
+//                         parameter arena), "optimizer/NAME" for each of optimizer_state_names(kind)
+//                         (sgd none; momentum velocity; adam m, v), "best" (the best epoch's
+//                         parameters, kept for early stopping's restore; 0 floats when none)
 //   u32 crc32             zlib CRC-32 of every byte before it
-// A reader checks the size, magic, version and CRC before parsing, and every count against what
-// the configuration implies before allocating.
+// "config" holds the settings table's stored settings (settings.hpp, config_to_json).
+// Versions 1 and 2 are still read: after the header they have u64 n_params, n_s1, n_s2 (and from
+// version 2 n_best), then f32 params, s1, s2 (the optimizer's tensors in name order), best; a
+// version-1 config lacks the settings added in version 2 (their defaults, all "off", are used).
+// A reader checks the size, magic, version and CRC before parsing, and every array's name and
+// count against what the configuration implies before allocating.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -22,11 +29,12 @@
 
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/config.hpp"
+#include "mnist_gpu/settings.hpp"
 #include "mnist_gpu/train.hpp"
 
 namespace mnist_gpu {
 
-inline constexpr std::uint32_t kCheckpointVersion = 2;
+inline constexpr std::uint32_t kCheckpointVersion = 3;
 
 struct Checkpoint {
   TrainConfig config;  ///< the settings that determine the result (paths are not stored)
@@ -38,9 +46,6 @@ struct Checkpoint {
 /// (NaN as null), and back (strict: an "epoch" that is not an int is refused, with Error).
 nlohmann::json epoch_to_json(const EpochMetrics& m);
 EpochMetrics epoch_from_json(const nlohmann::json& j);
-
-/// The settings that determine a run's result (paths excluded), as the checkpoint header stores them.
-nlohmann::json config_to_json(const TrainConfig& c);
 
 /// Writes atomically (write_file_atomically): a crash leaves the previous checkpoint readable.
 void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ckpt);

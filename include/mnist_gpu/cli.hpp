@@ -2,13 +2,16 @@
 // it accepts), and the entry point that maps errors to exit codes (0 ok, 1 runtime, 2 usage).
 #pragma once
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "mnist_gpu/config.hpp"
+#include "mnist_gpu/flag_values.hpp"
 
 namespace CLI {
 class App;
@@ -19,19 +22,16 @@ namespace mnist_gpu {
 class Backend;
 struct MnistFiles;
 
-/// The `train` flags as typed by the user, before validation.
+/// The `train` flags as typed by the user, before validation: one text per flag of the settings
+/// table (settings.hpp), its default until the flag is given.
 struct TrainArgs {
-  std::string data, device = "auto", batch = "128", hidden = "512,256", activation = "relu",
-                    loss = "xent", optimizer = "adam", momentum = "0.9", l2 = "0",
-                    schedule = "cosine", epochs = "10", val = "5000", seed = "1", metrics;
-  std::optional<std::string> lr;  ///< absent: the optimizer's default; given empty: refused
-  std::string checkpoint, resume;
-  std::string save;  ///< --save FILE: the trained model
-  std::string dropout = "0", lr_step = "5", lr_factor = "0.5", lr_patience = "0", min_lr = "0", patience = "0",
-              min_delta = "1e-4", limit = "0", target = "0";
-  std::string report;  ///< --report DIR: report.html and its images
-  std::string data_path = "streamed", cuda_graph = "on";  ///< the CUDA backend's CudaConfig
-  bool nesterov = false;
+  TrainArgs();
+  std::map<std::string, std::string> text;  ///< flag -> value as typed (the default when not given)
+  std::set<std::string> given;              ///< the flags given (on the command line, or by set())
+  /// Gives `flag` the value `value`, as if typed.
+  void set(const std::string& flag, const std::string& value);
+  /// The text of a flag of the settings table (std::out_of_range for another name).
+  const std::string& at(const std::string& flag) const { return text.at(flag); }
 };
 
 /// Declares the model and optimizer flags (shared by `train` and `verify`) on `app`.
@@ -40,8 +40,10 @@ void add_model_options(CLI::App& app, TrainArgs& args);
 /// Declares the `train` flags on `app`, bound to `args`.
 void add_train_options(CLI::App& app, TrainArgs& args);
 
-/// Validates and converts; throws UsageError naming the flag and what it accepts.
-TrainConfig to_train_config(const TrainArgs& args);
+/// Validates and converts; throws UsageError naming the flag and what it accepts. Unless --resume
+/// is given (its checkpoint's settings are checked after they are merged), given flags that do
+/// nothing in the result (check_inert_settings) are refused, or warned about in `warnings`.
+TrainConfig to_train_config(const TrainArgs& args, std::vector<std::string>* warnings = nullptr);
 
 /// Parses `train` flags (no program or command name) into a config; throws UsageError for any
 /// unknown flag or bad value.
@@ -50,9 +52,6 @@ TrainConfig parse_train_flags(const std::vector<std::string>& flags);
 /// CLI11 takes the next word as a flag's value even when it is another flag ("--model --json"):
 /// throws UsageError naming the flag whose value is such a word.
 void refuse_flag_values(std::initializer_list<std::pair<const char*, const std::string*>> values);
-
-/// "512,256" -> {512, 256}; "" -> {} (softmax regression). Throws UsageError (--hidden ...).
-std::vector<int> parse_hidden(const std::string& text);
 
 /// make_backend (backend_factory.hpp), logged: the GPU chosen, or `auto`'s fallback to the CPU as
 /// a one-line notice naming `work` ("training on the CPU"); `cuda` without a usable GPU throws

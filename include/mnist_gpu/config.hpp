@@ -98,6 +98,7 @@ struct TrainConfig {
   std::string metrics_path;  ///< JSON lines; empty: none
   std::string checkpoint_path;  ///< written after every epoch and on SIGINT/SIGTERM; empty: none
   std::string resume_path;      ///< a checkpoint to continue from; empty: a fresh run
+  std::string init_from_path;   ///< a saved model whose parameters the run starts from; empty: initialise
   std::string save_path;        ///< the trained model (model_io.hpp), written at the end; empty: none
   std::string report_path;      ///< a directory for the HTML report (report.hpp), written at the end; empty: none
 };

@@ -63,6 +63,8 @@ struct ReportInput {
   std::vector<Prediction> test_predictions;  ///< one per row of *test_set
   int best_epoch = 0;  ///< 0: none; otherwise marked on the curves and in the epoch table
   ReportStamp stamp;
+  /// A resumed run continued for more epochs: what changed (plan_resume's note); "" otherwise.
+  std::string continued;
 };
 
 /// The most misclassified test digits the page and misclassified.png show.

@@ -85,7 +85,8 @@ TEST(Bench, CommandRefusesBadValuesNamingTheFlag) {
   for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
            {"--batches 0", "--batches"}, {"--batches 64,,128", "--batches"}, {"--samples 0", "--samples"},
            {"--device tpu", "--device"}, {"--hidden 0", "--hidden"}, {"--data-path host", "--data-path"},
-           {"--cuda-graph maybe", "--cuda-graph"}}) {
+           {"--cuda-graph maybe", "--cuda-graph"},
+           {"--batch 64", "--batch: bench measures every size in --batches; --batch does nothing here"}}) {
     const auto [out, code] = mnist_gpu::test::run_exe("bench " + args);
     EXPECT_EQ(code, 2) << args << "\n" << out;
     EXPECT_NE(out.find(flag), std::string::npos) << args << "\n" << out;

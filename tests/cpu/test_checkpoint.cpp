@@ -144,10 +144,10 @@ TEST(Checkpoint, RefusesForeignCorruptTruncatedAndAbsurdFiles) {
   EXPECT_NE(read_error(p).find("not an mnist_gpu checkpoint"), std::string::npos) << read_error(p);
 
   auto newer = b;
-  newer[8] = 3;
+  newer[8] = 4;
   fix_crc(newer);
   write_bytes(p, newer);
-  EXPECT_NE(read_error(p).find("version 3, this build reads versions 1 to 2 (written by a newer mnist_gpu)"),
+  EXPECT_NE(read_error(p).find("version 4, this build reads versions 1 to 3 (written by a newer mnist_gpu)"),
             std::string::npos)
       << read_error(p);
 
@@ -376,6 +376,12 @@ TEST(Checkpoint, ResumeRefusesFlagsThatDisagree) {
   write_checkpoint(ck, sample_checkpoint(OptimizerKind::adam));
   const auto [out, code] = mnist_gpu::test::run_exe("train --resume " + ck.string() + " --hidden 9,5");
   EXPECT_EQ(code, 2);
-  EXPECT_NE(out.find("--hidden: the checkpoint " + ck.string() + " was trained with '7,5', not '9,5'"), std::string::npos)
+  EXPECT_NE(out.find("--resume: --hidden 9,5 differs from the checkpoint's 7,5 (" + ck.string() +
+                     "); resume without --hidden or with --hidden 7,5"),
+            std::string::npos)
       << out;
+  // Floats as typed, not as their float's double expansion (0.0020000000949949026).
+  const auto [out2, code2] = mnist_gpu::test::run_exe("train --resume " + ck.string() + " --lr 0.003");
+  EXPECT_EQ(code2, 2);
+  EXPECT_NE(out2.find("--resume: --lr 0.003 differs from the checkpoint's 0.002 ("), std::string::npos) << out2;
 }

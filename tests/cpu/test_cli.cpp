@@ -124,7 +124,7 @@ TEST(CliParse, EveryFlag) {
   EXPECT_EQ(parse_train_flags({"--batch", "1"}).batch, 1);
   EXPECT_EQ(parse_train_flags({"--batch=65536"}).batch, 65536);
   EXPECT_EQ(parse_train_flags({"--hidden", "1"}).model.hidden, (std::vector<int>{1}));
-  EXPECT_EQ(parse_train_flags({"--momentum", "0"}).optimizer.momentum, 0.0f);
+  EXPECT_EQ(parse_train_flags({"--optimizer", "momentum", "--momentum", "0"}).optimizer.momentum, 0.0f);
   EXPECT_EQ(parse_train_flags({"--val", "59999"}).val, 59999);
   EXPECT_EQ(parse_train_flags({"--seed", "0"}).seed, 0u);
   EXPECT_EQ(parse_train_flags({"--epochs", "1"}).epochs, 1);

@@ -241,5 +241,8 @@ TEST(Sweep, InterruptedSweepKeepsItsRowsAndResumeCompletesIt) {
   // Other settings than the sweep's: refused.
   const auto [log2, code2] = test::run_exe(flags + " --resume --lr 0.01");
   EXPECT_EQ(code2, 2) << log2;
-  EXPECT_NE(log2.find("was run with other settings"), std::string::npos) << log2;
+  // Named, with both values as typed.
+  EXPECT_NE(log2.find("--resume: --lr 0.01 differs from the sweep's 0.002 (" + (out / "sweep.json").string() + ")"),
+            std::string::npos)
+      << log2;
 }
