@@ -1,8 +1,10 @@
 // verify_gpu(): CpuNet<float> and GpuNet run the same step; every tensor is compared.
+#include <memory>
 #include <vector>
 
 #include "cuda_resources.hpp"
 #include "device_copy.hpp"
+#include "gpu_device.hpp"
 #include "gpu_net.hpp"
 #include "step_table.hpp"
 #include "gpu_ops.hpp"
@@ -109,12 +111,10 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
 }  // namespace
 
 VerifyReport verify_gpu(const ModelSpec& spec, const OptimizerConfig& opt, const Dataset& data, int batch,
-                        std::uint64_t seed) {
-  const DeviceProbe probe = probe_device();
-  if (!probe.usable) throw Error("no usable GPU: " + probe.reason);
-  CUDA_CHECK(cudaSetDevice(0));
+                        std::uint64_t seed, int device) {
+  const std::shared_ptr<gpu::Device> dev = gpu::Device::shared(device);  // current for this thread
   VerifyReport report;
-  report.device = probe.name;
+  report.device = dev->name();
   std::vector<int> sizes{std::min(batch, data.count)};
   if (data.count % batch != 0 && data.count > batch) sizes.push_back(data.count % batch);
   for (Activation act : {Activation::relu, Activation::sigmoid, Activation::tanh}) {

@@ -203,10 +203,29 @@ std::vector<Setting> make_settings() {
     t.push_back(s);
   }
   // --- the train flags (add_train_options) ---
-  t.push_back(choice_setting<DeviceChoice>(
-      base("--device", "", "auto | cpu | cuda (auto: a usable GPU, else the CPU)", "auto", "cpu", S::train, R::runtime),
-      {{"auto", DeviceChoice::automatic}, {"cpu", DeviceChoice::cpu}, {"cuda", DeviceChoice::cuda}},
-      [](auto& c) -> auto& { return c.device; }));
+  {
+    // cuda:N names one GPU (0-based among the visible ones); cuda is cuda:0.
+    Setting s = base("--device", "",
+                     "auto | cpu | cuda | cuda:N (auto: a usable GPU, else the CPU; cuda: the first visible GPU, "
+                     "cuda:N the N-th from 0)",
+                     "auto", "cuda:1", S::train, R::runtime);
+    s.parse = [](const std::string& text, TrainConfig& c) {
+      c.cuda.device = 0;
+      if (text.rfind("cuda:", 0) == 0) {
+        c.device = DeviceChoice::cuda;
+        c.cuda.device = static_cast<int>(
+            parse_int_value("--device", text.substr(5), 0, 1023, "cuda:N with N a GPU index in 0..1023"));
+        return;
+      }
+      c.device = parse_choice_value<DeviceChoice>(
+          "--device", text, {{"auto", DeviceChoice::automatic}, {"cpu", DeviceChoice::cpu}, {"cuda", DeviceChoice::cuda}});
+    };
+    s.show = [](const TrainConfig& c) {
+      if (c.device == DeviceChoice::cuda && c.cuda.device > 0) return "cuda:" + std::to_string(c.cuda.device);
+      return std::string(to_string(c.device));
+    };
+    t.push_back(s);
+  }
   {
     Setting s = choice_setting<DataPath>(
         base("--data-path", "",

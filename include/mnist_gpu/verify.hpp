@@ -50,8 +50,9 @@ double decision_margin(const ModelSpec& spec, const std::vector<float>& params, 
 /// For each activation x loss, at `batch` rows and at the ragged last batch of an epoch over
 /// `data`: outputs, loss, every weight and bias gradient, and one update of `opt` from identical
 /// gradients, GPU vs CPU. The batch takes the rows of the first epoch's order whose decisions
-/// clear kDecisionMargin (almost all do). Throws Error when no usable GPU exists.
+/// clear kDecisionMargin (almost all do). On GPU `device` (0-based among the visible ones);
+/// throws Error when it is not a usable GPU.
 VerifyReport verify_gpu(const ModelSpec& spec, const OptimizerConfig& opt, const Dataset& data, int batch,
-                        std::uint64_t seed);
+                        std::uint64_t seed, int device = 0);
 
 }  // namespace mnist_gpu

@@ -282,3 +282,17 @@ TEST(Settings, ContinuingARunThatEarlyStoppingEndedIsRefused) {
   ck.progress.done.pop_back();  // not stopped yet: continued
   EXPECT_EQ(plan_resume(to_train_config(a), a.given, ck).cfg.epochs, 8);
 }
+
+// --device cuda:N names one GPU; cuda is the first visible one.
+TEST(Settings, DeviceNamesOneGpuByIndex) {
+  const TrainConfig two = parse_train_flags({"--device", "cuda:2"});
+  EXPECT_EQ(two.device, DeviceChoice::cuda);
+  EXPECT_EQ(two.cuda.device, 2);
+  const TrainConfig first = parse_train_flags({"--device", "cuda"});
+  EXPECT_EQ(first.device, DeviceChoice::cuda);
+  EXPECT_EQ(first.cuda.device, 0);
+  EXPECT_EQ(parse_train_flags({"--device", "cuda:0"}).cuda.device, 0);
+  EXPECT_EQ(find_setting("--device")->show(two), "cuda:2");
+  for (const char* bad : {"cuda:", "cuda:x", "cuda:-1", "cuda:1.5", "cuda:99999", "gpu", "cuda1"})
+    EXPECT_TRUE(contains(usage_error([&] { parse_train_flags({"--device", bad}); }), "--device")) << bad;
+}

@@ -208,6 +208,16 @@ TEST(Train, DeviceCudaWithoutGpuIsAnErrorNotAFallback) {
   EXPECT_EQ(out.find("epoch"), std::string::npos) << "must not train on the CPU instead:\n" << out;
 }
 
+// A GPU named by index is refused like any missing one, naming the index (on a machine with a
+// GPU, an index past the visible ones: the probe says how many there are).
+TEST(Train, DeviceCudaIndexWithoutThatGpuIsAnError) {
+  const auto [out, code] = mnist_gpu::test::run_exe("train --device cuda:7 --epochs 1");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("--device cuda:7: no usable GPU"), std::string::npos) << out;
+  if (probe_device().usable) EXPECT_NE(out.find("device 7 asked for"), std::string::npos) << out;
+  EXPECT_EQ(out.find("epoch"), std::string::npos) << "must not train on the CPU instead:\n" << out;
+}
+
 TEST(Train, DivergenceIsCaughtInItsEpochWithAdvice) {
   const auto [out, code] =
       mnist_gpu::test::run_exe("train --device cpu --optimizer sgd --loss l2 --lr 10 --hidden 32 --epochs 3 --val 1000");
