@@ -10,6 +10,7 @@
 #include <string>
 #include <type_traits>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/file_io.hpp"
 #include "mnist_gpu/model.hpp"
@@ -106,8 +107,7 @@ TrainConfig config_from(const json& j) {
   c.model.hidden.clear();
   for (const json& w : hidden) c.model.hidden.push_back(int_from<int>(w, "hidden"));
   c.model.outputs = int_from<int>(j.at("outputs"), "outputs");
-  c.model.activation = enum_from(j.at("activation").get<std::string>(),
-                                 {Activation::relu, Activation::sigmoid, Activation::tanh}, "activation");
+  c.model.activation = activation_from_name(j.at("activation").get<std::string>());
   c.model.loss = enum_from(j.at("loss").get<std::string>(), {Loss::xent, Loss::l2}, "loss");
   c.optimizer.kind = enum_from(j.at("optimizer").get<std::string>(),
                                {OptimizerKind::sgd, OptimizerKind::momentum, OptimizerKind::adam}, "optimizer");

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/cli.hpp"
 #include "mnist_gpu/error.hpp"
 
@@ -160,7 +161,7 @@ void add_model_options(CLI::App& app, TrainArgs& a) {
   app.add_option("--data", a.data, "MNIST-format directory (default: $MNIST_GPU_DATA, else the bundled data/mnist)");
   app.add_option("--batch", a.batch, "mini-batch size, 1.." + std::to_string(kMaxBatch))->capture_default_str();
   app.add_option("--hidden", a.hidden, "hidden layer widths, e.g. 512,256 (\"\" for softmax regression)")->capture_default_str();
-  app.add_option("--activation", a.activation, "relu | sigmoid | tanh")->capture_default_str();
+  app.add_option("--activation", a.activation, activation_names(" | "))->capture_default_str();
   app.add_option("--loss", a.loss, "xent (softmax cross-entropy) | l2 (squared error to one-hot)")->capture_default_str();
   app.add_option("--optimizer", a.optimizer, "sgd | momentum | adam")->capture_default_str();
   app.add_option("--lr", a.lr, "learning rate > 0 (default: sgd 0.1, momentum 0.05, adam 0.002)");
@@ -243,9 +244,9 @@ TrainConfig to_train_config(const TrainArgs& a) {
   c.batch = static_cast<int>(parse_int("--batch", a.batch, 1, kMaxBatch,
                                        "a whole number of images in 1.." + std::to_string(kMaxBatch)));
   c.model.hidden = parse_hidden(a.hidden);
-  c.model.activation = parse_choice<Activation>(
-      "--activation", a.activation,
-      {{"relu", Activation::relu}, {"sigmoid", Activation::sigmoid}, {"tanh", Activation::tanh}});
+  const ActivationInfo* act = find_activation(a.activation);
+  if (!act) refuse("--activation", "one of " + activation_names(" | "), a.activation);
+  c.model.activation = act->value;
   c.model.loss = parse_choice<Loss>("--loss", a.loss, {{"xent", Loss::xent}, {"l2", Loss::l2}});
   c.optimizer.kind = parse_choice<OptimizerKind>(
       "--optimizer", a.optimizer,

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
 
@@ -65,13 +66,8 @@ void set_int(onnx::NodeProto* n, const char* name, std::int64_t v) {
 }
 
 const char* onnx_activation(Activation a) {
-  switch (a) {
-    case Activation::relu: return "Relu";
-    case Activation::sigmoid: return "Sigmoid";
-    case Activation::tanh: return "Tanh";
-    case Activation::identity: break;
-  }
-  throw Error("export: the hidden activation 'identity' has no ONNX node here");
+  if (a == Activation::identity) throw Error("export: the hidden activation 'identity' has no ONNX node here");
+  return activation_info(a).onnx_op;
 }
 
 }  // namespace

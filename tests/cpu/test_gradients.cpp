@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_net.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
@@ -159,7 +160,7 @@ TEST_P(Gradients, BackwardMatchesCentralDifferencesOnEveryParameter) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllActivationsAndLosses, Gradients,
-    ::testing::Combine(::testing::Values(Activation::relu, Activation::sigmoid, Activation::tanh),
+    ::testing::Combine(::testing::ValuesIn(mnist_gpu::user_activations()),
                        ::testing::Values(Loss::xent, Loss::l2)),
     [](const ::testing::TestParamInfo<Gradients::ParamType>& p) {
       return std::string(mnist_gpu::to_string(std::get<0>(p.param))) + "_" +

@@ -15,6 +15,7 @@
 #include "gpu_ops.hpp"
 #include "step_table.hpp"
 #include "gpu_test_util.hpp"
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
@@ -197,8 +198,13 @@ TEST_F(GpuOps, DenseBackwardWeightsOfAnEmptyBatchIsZero) {
 
 namespace {
 
-const std::vector<Activation> kActivations{Activation::relu, Activation::sigmoid, Activation::tanh,
-                                           Activation::identity};
+// Every user-facing activation (activation.hpp's table) and the output layer's identity.
+std::vector<Activation> all_activations() {
+  std::vector<Activation> all = user_activations();
+  all.push_back(Activation::identity);
+  return all;
+}
+const std::vector<Activation> kActivations = all_activations();
 
 // relu and identity are a compare and an add, identical on both sides; sigmoid and tanh go
 // through expf/tanhf, which differ from glibc's by a few ulp.
