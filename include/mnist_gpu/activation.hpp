@@ -35,6 +35,8 @@ inline constexpr ActivationInfo kActivationTable[] = {
     {Activation::relu, "relu", 0, "Relu", "ReLU", InitScheme::he_normal, false},
     {Activation::sigmoid, "sigmoid", 1, "Sigmoid", "Sigmoid", InitScheme::xavier_uniform, false},
     {Activation::tanh, "tanh", 2, "Tanh", "Tanh", InitScheme::xavier_uniform, false},
+    // ONNX has Gelu from opset 20 only; the exporter's opset 17 composes it from Erf.
+    {Activation::gelu, "gelu", 3, nullptr, "GELU", InitScheme::he_normal, true},
 };
 
 /// The table's entry for `a`; throws Error for identity, which has none.
