@@ -108,6 +108,7 @@ inline double ref_activate(double z, Activation act) {
     case Activation::relu: return z > 0 ? z : 0;
     case Activation::sigmoid: return 1 / (1 + std::exp(-z));
     case Activation::tanh: return std::tanh(z);
+    case Activation::gelu: return 0.5 * z * (1 + std::erf(z / std::sqrt(2.0)));
     case Activation::identity: return z;
   }
   return z;
@@ -131,6 +132,9 @@ inline std::vector<double> ref_act_backward(const std::vector<float>& dy, const 
       case Activation::relu: d = a > 0 ? 1 : 0; break;
       case Activation::sigmoid: d = a * (1 - a); break;
       case Activation::tanh: d = 1 - a * a; break;
+      case Activation::gelu:  // a is the pre-activation z
+        d = 0.5 * (1 + std::erf(a / std::sqrt(2.0))) + a * std::exp(-0.5 * a * a) / std::sqrt(2 * 3.14159265358979323846);
+        break;
       case Activation::identity: break;
     }
     out[i] = dy[i] * d;

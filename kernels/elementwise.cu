@@ -17,11 +17,19 @@ __global__ void u8_to_unit_kernel(const std::uint8_t* __restrict__ src, float* _
     dst[i] = static_cast<float>(src[i]) * (1.0f / 255.0f);
 }
 
+// gelu(z) = z Phi(z) = 0.5 z (1 + erf(z / sqrt 2)); gelu'(z) = Phi(z) + z phi(z). The CPU twin
+// (src/cpu_ops.cpp) writes the same expressions.
+__device__ __forceinline__ float gelu(float z) { return 0.5f * z * (1.0f + erff(z * 0.70710678118654752440f)); }
+__device__ __forceinline__ float gelu_grad(float z) {
+  return 0.5f * (1.0f + erff(z * 0.70710678118654752440f)) + z * 0.39894228040143267794f * expf(-0.5f * z * z);
+}
+
 __device__ __forceinline__ float activate(float z, Activation act) {
   switch (act) {
     case Activation::relu: return z > 0.0f ? z : 0.0f;
     case Activation::sigmoid: return 1.0f / (1.0f + expf(-z));
     case Activation::tanh: return tanhf(z);
+    case Activation::gelu: return gelu(z);
     case Activation::identity: return z;
   }
   return z;
@@ -34,15 +42,27 @@ __global__ void bias_act_forward_kernel(float* __restrict__ y, const float* __re
     y[i] = activate(y[i] + b[i % out], act);
 }
 
+// bias_act_forward_kernel that also keeps z = y + b (the pre-activation act_backward reads for gelu).
+__global__ void bias_act_forward_keep_kernel(float* __restrict__ y, float* __restrict__ z, const float* __restrict__ b,
+                                             std::size_t n, int out, Activation act) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const float v = y[i] + b[i % out];
+    z[i] = v;
+    y[i] = activate(v, act);
+  }
+}
+
 __global__ void act_backward_kernel(float* __restrict__ dy, const float* __restrict__ y, std::size_t n,
                                     Activation act) {
   for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-    const float a = y[i];
+    const float a = y[i];  // the output, or z for gelu (the table's backward_reads_z)
     switch (act) {
       case Activation::relu: dy[i] = a > 0.0f ? dy[i] : 0.0f; break;
       case Activation::sigmoid: dy[i] *= a * (1.0f - a); break;
       case Activation::tanh: dy[i] *= 1.0f - a * a; break;
+      case Activation::gelu: dy[i] *= gelu_grad(a); break;
       case Activation::identity: break;
     }
   }
@@ -143,9 +163,18 @@ void bias_act_forward(float* y, const float* b, int batch, int out, Activation a
   CUDA_CHECK_LAUNCH();
 }
 
-void act_backward(float* dy, const float* y, std::size_t n, Activation act, cudaStream_t stream) {
+void bias_act_forward_keep(float* y, float* z, const float* b, int batch, int out, Activation act,
+                           cudaStream_t stream) {
+  require(batch >= 0 && out > 0, "bias_act_forward_keep: batch >= 0 and out > 0");
+  const std::size_t n = static_cast<std::size_t>(batch) * out;
+  if (n == 0) return;
+  bias_act_forward_keep_kernel<<<grid_for(n), kThreads, 0, stream>>>(y, z, b, n, out, act);
+  CUDA_CHECK_LAUNCH();
+}
+
+void act_backward(float* dy, const float* saved, std::size_t n, Activation act, cudaStream_t stream) {
   if (n == 0 || act == Activation::identity) return;
-  act_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(dy, y, n, act);
+  act_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(dy, saved, n, act);
   CUDA_CHECK_LAUNCH();
 }
 

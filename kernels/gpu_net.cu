@@ -3,6 +3,7 @@
 
 #include "gpu_net.hpp"
 #include "gpu_ops.hpp"
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/error.hpp"
 
 namespace mnist_gpu::gpu {
@@ -17,6 +18,7 @@ GpuNet::GpuNet(const ModelSpec& spec, int max_batch, cudaStream_t stream, cublas
     acts_.emplace_back(static_cast<std::size_t>(max_batch) * l.out);
     const bool hidden = li + 1 < layout_.layers.size();
     kept_.emplace_back(hidden && dropout > 0.0f ? static_cast<std::size_t>(max_batch) * l.out : 0);
+    preact_.emplace_back(hidden && keeps_preactivation(spec.activation) ? static_cast<std::size_t>(max_batch) * l.out : 0);
     if (hidden) dropout_layers_.push_back(make_dropout_layer(dropout, seed, static_cast<int>(li)));
     widest = std::max(widest, l.out);
   }
@@ -41,7 +43,11 @@ void GpuNet::forward_layer(const float* x, int batch, std::size_t li) {
   float* y = acts_[li].get();
   dense_forward(layer_input(x, li), params_.get() + l.w, y, batch, l.in, l.out, cublas_);
   const bool hidden = li + 1 < layout_.layers.size();
-  bias_act_forward(y, params_.get() + l.b, batch, l.out, hidden ? spec_.activation : Activation::identity, stream_);
+  const Activation act = hidden ? spec_.activation : Activation::identity;
+  if (preact_[li].size() == 0)
+    bias_act_forward(y, params_.get() + l.b, batch, l.out, act, stream_);
+  else
+    bias_act_forward_keep(y, preact_[li].get(), params_.get() + l.b, batch, l.out, act, stream_);
   if (hidden && dropping())
     dropout_forward(y, kept_[li].get(), static_cast<std::size_t>(batch) * l.out, dropout_layers_[li], train_, stream_);
 }
@@ -72,7 +78,7 @@ void GpuNet::backward_layer(const float* x, int batch, std::size_t li) {
   dense_backward_data(delta_, params_.get() + l.w, next_, batch, l.in, l.out, cublas_);
   const std::size_t n = static_cast<std::size_t>(batch) * l.in;
   if (dropping()) dropout_backward(next_, n, dropout_layers_[li - 1], train_, stream_);
-  act_backward(next_, acts_[li - 1].get(), n, spec_.activation, stream_);
+  act_backward(next_, act_saved(li - 1), n, spec_.activation, stream_);
   std::swap(delta_, next_);
 }
 

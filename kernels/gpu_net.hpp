@@ -53,12 +53,16 @@ class GpuNet {
   DeviceBuffer<float> params_, grads_;
   std::vector<DeviceBuffer<float>> acts_;       // acts_[l]: (max_batch, layers[l].out)
   std::vector<DeviceBuffer<float>> kept_;       // kept_[l]: acts_[l] after dropout (hidden, dropout on)
+  std::vector<DeviceBuffer<float>> preact_;     // preact_[l]: (max_batch, layers[l].out), hidden z when
+                                                // the activation's backward reads it (activation.hpp)
   DeviceBuffer<float> delta_a_, delta_b_;       // (max_batch, widest) each
   float* delta_ = nullptr;                      // the delta backward_layer works on next
   float* next_ = nullptr;                       // the other buffer
 
   bool dropping() const { return dropout_ > 0.0f && train_.table != nullptr; }
   const float* layer_input(const float* x, std::size_t li) const;
+  // What act_backward reads for hidden layer li: its pre-activation z when kept, else its output.
+  const float* act_saved(std::size_t li) const { return preact_[li].size() == 0 ? acts_[li].get() : preact_[li].get(); }
 };
 
 }  // namespace mnist_gpu::gpu

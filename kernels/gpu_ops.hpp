@@ -26,7 +26,8 @@ void dense_backward_weights(const float* dy, const float* x, float* dw, int batc
                             cublasHandle_t h);
 
 void bias_act_forward(float* y, const float* b, int batch, int out, Activation act, cudaStream_t stream);
-void act_backward(float* dy, const float* y, std::size_t n, Activation act, cudaStream_t stream);
+void bias_act_forward_keep(float* y, float* z, const float* b, int batch, int out, Activation act, cudaStream_t stream);
+void act_backward(float* dy, const float* saved, std::size_t n, Activation act, cudaStream_t stream);
 void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stream);
 /// The ops whose arguments change every training step read them from the step's row of a step
 /// table (step_scalars.hpp), so that one captured graph serves every step.

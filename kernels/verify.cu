@@ -8,6 +8,7 @@
 #include "gpu_net.hpp"
 #include "step_table.hpp"
 #include "gpu_ops.hpp"
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/cpu_net.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
@@ -117,7 +118,7 @@ VerifyReport verify_gpu(const ModelSpec& spec, const OptimizerConfig& opt, const
   report.device = dev->name();
   std::vector<int> sizes{std::min(batch, data.count)};
   if (data.count % batch != 0 && data.count > batch) sizes.push_back(data.count % batch);
-  for (Activation act : {Activation::relu, Activation::sigmoid, Activation::tanh}) {
+  for (Activation act : user_activations()) {
     for (Loss loss : {Loss::xent, Loss::l2}) {
       ModelSpec m = spec;
       m.activation = act;

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/cli.hpp"
 #include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/error.hpp"
@@ -35,7 +36,7 @@ void add_import_options(CLI::App& app, ImportArgs& a) {
   app.add_option("--safetensors", a.safetensors, "an nn.Sequential(Linear, act, ..., Linear) state dict")->required();
   app.add_option("--out", a.out, "write the mnist_gpu model to this file (atomically)")->required();
   app.add_option("--hidden", a.hidden, "hidden widths, e.g. 128 (default: the file's __metadata__ architecture)");
-  app.add_option("--activation", a.activation, "relu | sigmoid | tanh (default: the file's __metadata__)");
+  app.add_option("--activation", a.activation, activation_names(" | ") + " (default: the file's __metadata__)");
   app.add_option("--loss", a.loss, "xent | l2, recorded in the model (default: the file's __metadata__, else xent)");
 }
 

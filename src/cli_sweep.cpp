@@ -13,6 +13,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/checkpoint.hpp"
 #include "mnist_gpu/dataset.hpp"
@@ -192,7 +193,7 @@ void add_sweep_options(CLI::App& app, SweepArgs& a) {
   app.add_option("--hidden", a.hidden,
                  "an architecture to compare, e.g. 512,256 (repeat the flag for each; \"\" for none)")
       ->capture_default_str();
-  app.add_option("--activation", a.activations, "activations to compare, e.g. relu,sigmoid,tanh")->capture_default_str();
+  app.add_option("--activation", a.activations, "activations to compare, comma-separated, of " + activation_names(","))->capture_default_str();
   app.add_option("--loss", a.losses, "losses to compare, e.g. xent,l2")->capture_default_str();
   app.add_option("--batch", a.batches, "batch sizes to compare, e.g. 32,256")->capture_default_str();
   app.add_option("--out", a.out, "folder for results.md, results.csv, report.html and sweep.json")

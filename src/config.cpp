@@ -1,15 +1,14 @@
 // Names of the configuration enums and the per-optimizer defaults.
 #include "mnist_gpu/config.hpp"
 
+#include "mnist_gpu/activation.hpp"
+
 namespace mnist_gpu {
 
 const char* to_string(Activation a) {
-  switch (a) {
-    case Activation::relu: return "relu";
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::tanh: return "tanh";
-    case Activation::identity: return "identity";
-  }
+  if (a == Activation::identity) return "identity";
+  for (const ActivationInfo& e : kActivationTable)
+    if (e.value == a) return e.name;
   return "?";
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
 
 namespace mnist_gpu {
@@ -17,6 +18,7 @@ CpuNet<T>::CpuNet(const ModelSpec& spec, int max_batch, float dropout, std::uint
     acts_.emplace_back(static_cast<std::size_t>(max_batch) * l.out);
     const bool hidden = li + 1 < layout_.layers.size();
     kept_.emplace_back(hidden && dropout > 0.0f ? static_cast<std::size_t>(max_batch) * l.out : 0);
+    preact_.emplace_back(hidden && keeps_preactivation(spec.activation) ? static_cast<std::size_t>(max_batch) * l.out : 0);
     widest = std::max(widest, l.out);
   }
   delta_a_.resize(static_cast<std::size_t>(max_batch) * widest);
@@ -35,7 +37,11 @@ void CpuNet<T>::forward_layer(const T* x, int batch, std::size_t li) {
   T* y = acts_[li].data();
   cpu::dense_forward(layer_input(x, li), params_.data() + l.w, y, batch, l.in, l.out);
   const bool hidden = li + 1 < layout_.layers.size();
-  cpu::bias_act_forward(y, params_.data() + l.b, batch, l.out, hidden ? spec_.activation : Activation::identity);
+  const Activation act = hidden ? spec_.activation : Activation::identity;
+  if (preact_[li].empty())
+    cpu::bias_act_forward(y, params_.data() + l.b, batch, l.out, act);
+  else
+    cpu::bias_act_forward_keep(y, preact_[li].data(), params_.data() + l.b, batch, l.out, act);
   if (hidden && dropping())
     cpu::dropout_forward(y, kept_[li].data(), static_cast<std::size_t>(batch) * l.out,
                          make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li)));
@@ -82,7 +88,7 @@ void CpuNet<T>::backward_layer(const T* x, int batch, std::size_t li) {
   cpu::dense_backward_data(delta_, params_.data() + l.w, next_, batch, l.in, l.out);
   const std::size_t n = static_cast<std::size_t>(batch) * l.in;
   if (dropping()) cpu::dropout_backward(next_, n, make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li - 1)));
-  cpu::act_backward(next_, acts_[li - 1].data(), n, spec_.activation);
+  cpu::act_backward(next_, act_saved(li - 1), n, spec_.activation);
   std::swap(delta_, next_);
 }
 

@@ -64,12 +64,29 @@ void gemm(bool ta, bool tb, int m, int n, int k, const T* a, const T* b, T* c) {
 #endif
 }
 
+constexpr double kInvSqrt2 = 0.70710678118654752440;    // 1 / sqrt(2)
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1 / sqrt(2 pi)
+
+// gelu(z) = z Phi(z), Phi the standard normal CDF. Saturates to z (z >> 0) and -0 (z << 0): erf
+// reaches +-1 exactly, so no overflow; NaN stays NaN.
+template <class T>
+T gelu(T z) {
+  return T(0.5) * z * (T(1) + std::erf(z * T(kInvSqrt2)));
+}
+
+// gelu'(z) = Phi(z) + z phi(z), phi the standard normal density; exp underflows to 0 for |z| > ~40.
+template <class T>
+T gelu_grad(T z) {
+  return T(0.5) * (T(1) + std::erf(z * T(kInvSqrt2))) + z * T(kInvSqrt2Pi) * std::exp(T(-0.5) * z * z);
+}
+
 template <class T>
 T activate(T z, Activation act) {
   switch (act) {
     case Activation::relu: return z > T(0) ? z : T(0);
     case Activation::sigmoid: return T(1) / (T(1) + std::exp(-z));
     case Activation::tanh: return std::tanh(z);
+    case Activation::gelu: return gelu(z);
     case Activation::identity: return z;
   }
   return z;
@@ -122,12 +139,28 @@ void bias_act_forward(T* y, const T* b, int batch, int out, Activation act) {
     case Activation::relu: bias_then(y, b, batch, out, [](T z) { return z > T(0) ? z : T(0); }); break;
     case Activation::sigmoid: bias_then(y, b, batch, out, [](T z) { return activate(z, Activation::sigmoid); }); break;
     case Activation::tanh: bias_then(y, b, batch, out, [](T z) { return activate(z, Activation::tanh); }); break;
+    case Activation::gelu: bias_then(y, b, batch, out, [](T z) { return gelu(z); }); break;
     case Activation::identity: bias_then(y, b, batch, out, [](T z) { return z; }); break;
+  }
+}
+
+// The same values as bias_act_forward (the same activate), with z kept on the way.
+template <class T>
+void bias_act_forward_keep(T* y, T* z, const T* b, int batch, int out, Activation act) {
+  for (int i = 0; i < batch; ++i) {
+    T* __restrict yrow = y + static_cast<std::size_t>(i) * out;
+    T* __restrict zrow = z + static_cast<std::size_t>(i) * out;
+    for (int j = 0; j < out; ++j) {
+      const T v = yrow[j] + b[j];
+      zrow[j] = v;
+      yrow[j] = activate(v, act);
+    }
   }
 }
 
 template <class T>
 void act_backward(T* dy, const T* y, std::size_t n, Activation act) {
+  // y is the saved tensor: the output, or z for gelu (the table's backward_reads_z).
   switch (act) {
     case Activation::relu:
       for (std::size_t i = 0; i < n; ++i) dy[i] = y[i] > T(0) ? dy[i] : T(0);
@@ -137,6 +170,9 @@ void act_backward(T* dy, const T* y, std::size_t n, Activation act) {
       break;
     case Activation::tanh:
       for (std::size_t i = 0; i < n; ++i) dy[i] *= T(1) - y[i] * y[i];
+      break;
+    case Activation::gelu:
+      for (std::size_t i = 0; i < n; ++i) dy[i] *= gelu_grad(y[i]);
       break;
     case Activation::identity: break;
   }
@@ -271,6 +307,7 @@ void dropout_backward(T* d, std::size_t n, const DropoutMask& mask) {
   template void dense_backward_data<T>(const T*, const T*, T*, int, int, int);                     \
   template void dense_backward_weights<T>(const T*, const T*, T*, int, int, int);                  \
   template void bias_act_forward<T>(T*, const T*, int, int, Activation);                           \
+  template void bias_act_forward_keep<T>(T*, T*, const T*, int, int, Activation);                  \
   template void act_backward<T>(T*, const T*, std::size_t, Activation);                            \
   template void bias_grad<T>(const T*, T*, int, int);                                              \
   template void dropout_forward<T>(const T*, T*, std::size_t, const DropoutMask&);                 \

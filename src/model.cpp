@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/rng.hpp"
 
 namespace mnist_gpu {
@@ -35,7 +36,7 @@ void init_params(const ModelSpec& spec, const ParamLayout& layout, std::uint64_t
     Rng rng(seed, RngStream::init, li);
     const std::size_t n = static_cast<std::size_t>(l.in) * l.out;
     // The output layer follows the hidden activation's scheme too: it keeps initial logits small.
-    if (spec.activation == Activation::relu) {
+    if (activation_info(spec.activation).init == InitScheme::he_normal) {
       const double std_dev = std::sqrt(2.0 / l.in);
       for (std::size_t k = 0; k < n; ++k) params[l.w + k] = static_cast<T>(std_dev * rng.normal());
     } else {

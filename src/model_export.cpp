@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <set>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
 
@@ -13,13 +14,7 @@ namespace mnist_gpu {
 namespace {
 
 const char* torch_activation(Activation a) {
-  switch (a) {
-    case Activation::relu: return "ReLU";
-    case Activation::sigmoid: return "Sigmoid";
-    case Activation::tanh: return "Tanh";
-    case Activation::identity: break;
-  }
-  return "Identity";
+  return a == Activation::identity ? "Identity" : activation_info(a).torch_module;
 }
 
 // "784-64-10" -> widths; throws Error naming the file when it is not such a list.
@@ -61,11 +56,12 @@ ModelSpec resolve_spec(const std::map<std::string, std::string>& meta, const Imp
   } else {
     const auto act = meta.find("activation");
     if (act == meta.end())
-      throw UsageError("--activation: " + name + " has no activation in its __metadata__; give relu, sigmoid or tanh");
-    if (act->second == "relu") spec.activation = Activation::relu;
-    else if (act->second == "sigmoid") spec.activation = Activation::sigmoid;
-    else if (act->second == "tanh") spec.activation = Activation::tanh;
-    else throw Error(name + ": __metadata__ activation '" + act->second + "' is not relu, sigmoid or tanh");
+      throw UsageError("--activation: " + name + " has no activation in its __metadata__; give " +
+                       activation_names_or());
+    const ActivationInfo* known = find_activation(act->second);
+    if (!known)
+      throw Error(name + ": __metadata__ activation '" + act->second + "' is not " + activation_names_or());
+    spec.activation = known->value;
   }
   spec.loss = Loss::xent;
   if (want.loss) {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/file_io.hpp"
 #include "mnist_gpu/model.hpp"
@@ -43,13 +44,16 @@ std::uint64_t get_u64(const std::uint8_t* p) {
 }
 
 std::uint32_t activation_code(Activation a) {
-  switch (a) {
-    case Activation::relu: return 0;
-    case Activation::sigmoid: return 1;
-    case Activation::tanh: return 2;
-    case Activation::identity: break;
-  }
-  throw Error("model: hidden activation '" + std::string(to_string(a)) + "' cannot be saved");
+  if (a == Activation::identity) throw Error("model: hidden activation 'identity' cannot be saved");
+  return activation_info(a).model_code;
+}
+
+// "0 relu, 1 sigmoid, 2 tanh": the codes a header may hold.
+std::string activation_codes() {
+  std::string s;
+  for (const ActivationInfo& e : kActivationTable)
+    s += (s.empty() ? "" : ", ") + std::to_string(e.model_code) + " " + e.name;
+  return s;
 }
 
 // crc32 over any length (zlib's length argument is a uInt).
@@ -172,9 +176,10 @@ SavedModel load_model(const std::filesystem::path& file) {
     m.spec.hidden.push_back(check_width(("hidden width " + std::to_string(i + 1)).c_str(), get_u32(head + kFixedHeader + 4 * i)));
   const std::uint8_t* tail = head + kFixedHeader + 4 * static_cast<std::size_t>(n_hidden);
   const std::uint32_t act = get_u32(tail), loss = get_u32(tail + 4);
-  if (act > 2) throw bad("unknown activation code " + std::to_string(act) + " (0 relu, 1 sigmoid, 2 tanh)");
+  const ActivationInfo* known_act = find_activation_code(act);
+  if (!known_act) throw bad("unknown activation code " + std::to_string(act) + " (" + activation_codes() + ")");
   if (loss > 1) throw bad("unknown loss code " + std::to_string(loss) + " (0 xent, 1 l2)");
-  m.spec.activation = act == 0 ? Activation::relu : act == 1 ? Activation::sigmoid : Activation::tanh;
+  m.spec.activation = known_act->value;
   m.spec.loss = loss == 0 ? Loss::xent : Loss::l2;
   const std::uint64_t count = get_u64(tail + 8);
   const std::size_t expected_count = ParamLayout(m.spec).size;  // <= 64 * 65536^2: fits in 64 bits

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
 
@@ -64,14 +65,19 @@ void set_int(onnx::NodeProto* n, const char* name, std::int64_t v) {
   a->set_i(v);
 }
 
+// gelu(x) = x * (0.5 * (1 + erf(x / sqrt 2))) from opset-17 nodes (Gelu itself needs opset 20);
+// reads the scalars gelu.inv_sqrt2, gelu.one and gelu.half. Writes the tensor `out`.
+void add_gelu(onnx::GraphProto* g, const std::string& x, const std::string& out) {
+  add_node(g, "Mul", out + ".scaled", {x, "gelu.inv_sqrt2"}, out + ".scaled");
+  add_node(g, "Erf", out + ".erf", {out + ".scaled"}, out + ".erf");
+  add_node(g, "Add", out + ".one_plus", {out + ".erf", "gelu.one"}, out + ".one_plus");
+  add_node(g, "Mul", out + ".cdf", {out + ".one_plus", "gelu.half"}, out + ".cdf");
+  add_node(g, "Mul", out, {x, out + ".cdf"}, out);
+}
+
 const char* onnx_activation(Activation a) {
-  switch (a) {
-    case Activation::relu: return "Relu";
-    case Activation::sigmoid: return "Sigmoid";
-    case Activation::tanh: return "Tanh";
-    case Activation::identity: break;
-  }
-  throw Error("export: the hidden activation 'identity' has no ONNX node here");
+  if (a == Activation::identity) throw Error("export: the hidden activation 'identity' has no ONNX node here");
+  return activation_info(a).onnx_op;
 }
 
 }  // namespace
@@ -119,6 +125,13 @@ std::vector<std::uint8_t> encode_onnx(const ModelSpec& spec, const std::vector<f
     set_int(add_node(g, "Flatten", "flatten", {"images_unit"}, "pixels"), "axis", 1);
     x = "pixels";
   }
+  const bool composed = !spec.hidden.empty() && onnx_activation(spec.activation) == nullptr;
+  if (composed) {
+    const float inv_sqrt2 = 0.70710678118654752440f, one = 1.0f, half = 0.5f;
+    add_initializer(g, "gelu.inv_sqrt2", {}, &inv_sqrt2, 1);
+    add_initializer(g, "gelu.one", {}, &one, 1);
+    add_initializer(g, "gelu.half", {}, &half, 1);
+  }
   for (std::size_t l = 0; l < layout.layers.size(); ++l) {
     const LayerView& v = layout.layers[l];
     const std::string id = std::to_string(l);
@@ -131,7 +144,9 @@ std::vector<std::uint8_t> encode_onnx(const ModelSpec& spec, const std::vector<f
     x = y;
     if (!last) {
       const std::string a = "act" + id;
-      add_node(g, onnx_activation(spec.activation), a, {x}, a);
+      if (!composed) add_node(g, onnx_activation(spec.activation), a, {x}, a);
+      else if (spec.activation == Activation::gelu) add_gelu(g, x, a);
+      else throw Error(std::string("export: no ONNX form for the activation ") + to_string(spec.activation));
       x = a;
     }
   }

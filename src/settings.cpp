@@ -5,6 +5,7 @@
 #include <charconv>
 #include <utility>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/flag_values.hpp"
 #include "mnist_gpu/json_int.hpp"
@@ -132,10 +133,14 @@ std::vector<Setting> make_settings() {
     };
     t.push_back(s);
   }
-  t.push_back(choice_setting<Activation>(
-      base("--activation", "activation", "relu | sigmoid | tanh", "relu", "tanh", S::model, R::result),
-      {{"relu", Activation::relu}, {"sigmoid", Activation::sigmoid}, {"tanh", Activation::tanh}},
-      [](auto& c) -> auto& { return c.model.activation; }));
+  {
+    // The names come from the activation table (activation.hpp).
+    std::vector<std::pair<std::string, Activation>> names;
+    for (const ActivationInfo& a : kActivationTable) names.emplace_back(a.name, a.value);
+    t.push_back(choice_setting<Activation>(
+        base("--activation", "activation", activation_names(" | "), "relu", "tanh", S::model, R::result), names,
+        [](auto& c) -> auto& { return c.model.activation; }));
+  }
   t.push_back(choice_setting<Loss>(base("--loss", "loss", "xent (softmax cross-entropy) | l2 (squared error to one-hot)",
                                         "xent", "l2", S::model, R::result),
                                    {{"xent", Loss::xent}, {"l2", Loss::l2}},

@@ -18,7 +18,8 @@ struct Tolerance {
 // few ulp, and a sum of k products in another order differs by about sqrt(k) ulp of the sum.
 /// Exact conversions and comparisons (u8 -> float, relu, counts).
 inline constexpr Tolerance kTolExact{"exact", 0.0, 0.0};
-/// One transcendental per element (sigmoid, tanh, softmax): a few ulp of values of order 1.
+/// One or two transcendentals per element (sigmoid, tanh, gelu's erf and exp, softmax): a few ulp
+/// of values of order 1.
 inline constexpr Tolerance kTolElementwise{"elementwise", 1e-6, 1e-5};
 /// Dot products of length <= 4096 of O(1) values: reordering error ~ sqrt(k) * 6e-8 * |terms|.
 inline constexpr Tolerance kTolGemm{"gemm", 1e-5, 1e-4};

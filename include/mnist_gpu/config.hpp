@@ -8,7 +8,7 @@
 namespace mnist_gpu {
 
 /// Hidden-layer activation. `identity` is internal (the output layer), never a user choice.
-enum class Activation { relu, sigmoid, tanh, identity };
+enum class Activation { relu, sigmoid, tanh, gelu, identity };
 enum class Loss { xent, l2 };
 enum class OptimizerKind { sgd, momentum, adam };
 enum class DeviceChoice { automatic, cpu, cuda };

@@ -62,6 +62,9 @@ class CpuNet {
   long long step_ = 0;                // the last forward pass's step (0: evaluation)
   std::vector<std::vector<T>> acts_;  // acts_[l]: (max_batch, layers[l].out), after activation
   std::vector<std::vector<T>> kept_;  // kept_[l]: acts_[l] after dropout (hidden layers, dropout on)
+  // preact_[l]: (max_batch, layers[l].out), the pre-activation z of hidden layer l, for an
+  // activation whose backward reads z (activation.hpp); empty otherwise.
+  std::vector<std::vector<T>> preact_;
   std::vector<T> delta_a_, delta_b_;  // (max_batch, max(width)) each: ping-pong for backprop
   T* delta_ = nullptr;                // the delta of the layer backward_layer works on next
   T* next_ = nullptr;                 // the other buffer
@@ -69,6 +72,8 @@ class CpuNet {
   bool dropping() const { return dropout_ > 0.0f && step_ > 0; }
   // The input of layer li in the last forward pass: x, or the previous layer's (kept) outputs.
   const T* layer_input(const T* x, std::size_t li) const;
+  // What act_backward reads for hidden layer li: its pre-activation z when kept, else its output.
+  const T* act_saved(std::size_t li) const { return preact_[li].empty() ? acts_[li].data() : preact_[li].data(); }
 };
 
 extern template class CpuNet<float>;

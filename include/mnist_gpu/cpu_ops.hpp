@@ -44,13 +44,20 @@ template <class T>
 void dense_backward_weights(const T* dy, const T* x, T* dw, int batch, int in, int out);
 
 /// In place: y (batch, out) = act(y + b). identity adds the bias only.
+/// gelu(z) = z Phi(z) = z (1 + erf(z / sqrt 2)) / 2 (the exact form, PyTorch's nn.GELU()).
 template <class T>
 void bias_act_forward(T* y, const T* b, int batch, int out, Activation act);
 
-/// In place: dy *= act'(.) expressed through the activation's output y (n elements):
-/// relu: y > 0; sigmoid: y (1 - y); tanh: 1 - y^2; identity: 1.
+/// bias_act_forward that also keeps the pre-activation: z (batch, out) = y + b, then y = act(z).
+/// For the activations whose backward reads z (activation.hpp's backward_reads_z).
 template <class T>
-void act_backward(T* dy, const T* y, std::size_t n, Activation act);
+void bias_act_forward_keep(T* y, T* z, const T* b, int batch, int out, Activation act);
+
+/// In place: dy *= act'(.) (n elements), expressed through `saved`: the activation's output y, or
+/// its pre-activation z for an activation whose table entry has backward_reads_z.
+/// relu: y > 0; sigmoid: y (1 - y); tanh: 1 - y^2; gelu: Phi(z) + z phi(z); identity: 1.
+template <class T>
+void act_backward(T* dy, const T* saved, std::size_t n, Activation act);
 
 /// Inverted dropout (dropout.hpp), forward: out[i] = keep(i) ? a[i] * scale : 0. a may equal out.
 template <class T>

@@ -181,9 +181,9 @@ TEST(Checkpoint, RefusesForeignCorruptTruncatedAndAbsurdFiles) {
   EXPECT_NE(read_error(p).find("malformed header"), std::string::npos) << read_error(p);
 
   h = nlohmann::json::parse(header_of(b));
-  h["config"]["activation"] = "gelu";
+  h["config"]["activation"] = "swish";
   write_bytes(p, with_header(b, h.dump()));
-  EXPECT_NE(read_error(p).find("unknown activation 'gelu'"), std::string::npos) << read_error(p);
+  EXPECT_NE(read_error(p).find("unknown activation 'swish'"), std::string::npos) << read_error(p);
 }
 
 TEST(Checkpoint, FailedWriteLeavesThePreviousFileIntact) {

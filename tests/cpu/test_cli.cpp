@@ -119,6 +119,7 @@ TEST(CliParse, EveryFlag) {
   EXPECT_TRUE(parse_train_flags({"--cuda-graph", "on"}).cuda.graph);
   EXPECT_EQ(parse_train_flags({"--activation", "sigmoid"}).model.activation, Activation::sigmoid);
   EXPECT_EQ(parse_train_flags({"--activation", "relu"}).model.activation, Activation::relu);
+  EXPECT_EQ(parse_train_flags({"--activation", "gelu"}).model.activation, Activation::gelu);
   EXPECT_EQ(parse_train_flags({"--loss", "xent"}).model.loss, Loss::xent);
   EXPECT_EQ(parse_train_flags({"--schedule", "cosine"}).schedule, Schedule::cosine);
   EXPECT_EQ(parse_train_flags({"--batch", "1"}).batch, 1);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -138,8 +139,49 @@ TEST(ImportSafetensors, RefusesMissingExtraMisshapenAndNonFiniteTensorsNamingThe
   lying.metadata["architecture"] = "784-x-10";
   EXPECT_TRUE(contains(import_refusal(lying), "__metadata__ architecture '784-x-10' is not a list of widths"));
   lying.metadata["architecture"] = "784-20-10";
-  lying.metadata["activation"] = "gelu";
-  EXPECT_TRUE(contains(import_refusal(lying), "__metadata__ activation 'gelu' is not relu, sigmoid or tanh"));
+  lying.metadata["activation"] = "swish";
+  EXPECT_TRUE(contains(import_refusal(lying), "__metadata__ activation 'swish' is not relu, sigmoid, tanh or gelu"));
+}
+
+TEST(ExportSafetensors, GeluNamesItselfAndComesBack) {
+  const ModelSpec spec = spec_of({8}, Activation::gelu);
+  const std::vector<float> params = params_of(spec, 4);
+  const SafeTensors st = model_to_safetensors(spec, params, ExportInfo{});
+  EXPECT_EQ(st.metadata.at("activation"), "gelu");
+  EXPECT_EQ(st.metadata.at("torch_module"), "nn.Sequential(Linear(784, 8), GELU(), Linear(8, 10))");
+  const std::vector<std::uint8_t> bytes = encode_safetensors(st);
+  const SavedModel back = model_from_safetensors(parse_safetensors(bytes.data(), bytes.size(), "x"), {}, "x");
+  EXPECT_EQ(back.spec.activation, Activation::gelu);
+  EXPECT_EQ(std::memcmp(back.params.data(), params.data(), 4 * params.size()), 0);
+}
+
+// Opset 17 has no Gelu node: each gelu is x * (0.5 * (1 + Erf(x * 1/sqrt 2))) over three scalars.
+TEST(ExportOnnx, GeluIsComposedFromErfAndPassesTheOnnxChecker) {
+  const ModelSpec spec = spec_of({16, 8}, Activation::gelu);
+  const std::vector<std::uint8_t> bytes = encode_onnx(spec, params_of(spec, 6), OnnxInput::pixels, {});
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+  EXPECT_NO_THROW(onnx::checker::check_model(m));
+  EXPECT_EQ(m.opset_import(0).version(), 17);
+  std::vector<std::string> ops;
+  for (const auto& n : m.graph().node()) ops.push_back(n.op_type());
+  const std::vector<std::string> gelu = {"Mul", "Erf", "Add", "Mul", "Mul"};
+  std::vector<std::string> want = {"Gemm"};
+  want.insert(want.end(), gelu.begin(), gelu.end());
+  want.push_back("Gemm");
+  want.insert(want.end(), gelu.begin(), gelu.end());
+  want.insert(want.end(), {"Gemm", "Softmax"});
+  EXPECT_EQ(ops, want);
+  std::map<std::string, float> scalars;
+  for (const auto& t : m.graph().initializer())
+    if (t.dims_size() == 0) {
+      float v = 0;
+      ASSERT_EQ(t.raw_data().size(), 4u) << t.name();
+      std::memcpy(&v, t.raw_data().data(), 4);
+      scalars[t.name()] = v;
+    }
+  EXPECT_EQ(scalars, (std::map<std::string, float>{{"gelu.half", 0.5f}, {"gelu.inv_sqrt2", 0.70710678118654752440f},
+                                                   {"gelu.one", 1.0f}}));
 }
 
 TEST(ExportOnnx, GraphIsGemmsActivationsAndSoftmaxAndPassesTheOnnxChecker) {

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_net.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
@@ -159,7 +160,7 @@ TEST_P(Gradients, BackwardMatchesCentralDifferencesOnEveryParameter) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllActivationsAndLosses, Gradients,
-    ::testing::Combine(::testing::Values(Activation::relu, Activation::sigmoid, Activation::tanh),
+    ::testing::Combine(::testing::ValuesIn(mnist_gpu::user_activations()),
                        ::testing::Values(Loss::xent, Loss::l2)),
     [](const ::testing::TestParamInfo<Gradients::ParamType>& p) {
       return std::string(mnist_gpu::to_string(std::get<0>(p.param))) + "_" +
@@ -312,6 +313,7 @@ TEST(CpuOps, BiasActForwardEachActivation) {
       {Activation::relu, [](double v) { return v > 0 ? v : 0.0; }},
       {Activation::sigmoid, [](double v) { return 1 / (1 + std::exp(-v)); }},
       {Activation::tanh, [](double v) { return std::tanh(v); }},
+      {Activation::gelu, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }},
       {Activation::identity, [](double v) { return v; }},
   };
   for (const Case& c : cases) {
@@ -347,6 +349,62 @@ TEST(CpuOps, ActBackwardEachActivation) {
   // tanh: 1 - y^2 = 1, 15/16, 3/4, 7/16.
   EXPECT_EQ(run(Activation::tanh), (std::vector<double>{2.0, -4.0 * 15 / 16, 8.0 * 3 / 4, 7.0 / 16}));
   EXPECT_EQ(run(Activation::identity), dy0);
+}
+
+// gelu at points whose values are known: Phi(1) = 0.841344746068543, phi(1) = 0.241970724519143.
+// Saturation: gelu(30) = 30 and gelu(-30) = 0 exactly (erf is +-1 in double there), gelu' is 1 and
+// 0; nothing overflows at +-1e4. NaN passes through, as sigmoid and tanh pass it (relu maps it to 0).
+TEST(CpuOps, GeluAtKnownPointsExtremesAndNaN) {
+  const double phi1 = 0.841344746068543, pdf1 = 0.241970724519143;
+  const std::vector<double> z = {0.0, 1.0, -1.0, 30.0, -30.0, 1e4, -1e4};
+  const std::vector<double> want_y = {0.0, phi1, -(1 - phi1), 30.0, 0.0, 1e4, 0.0};
+  const std::vector<double> want_d = {0.5, phi1 + pdf1, (1 - phi1) - pdf1, 1.0, 0.0, 1.0, 0.0};
+  const std::vector<double> zero(z.size(), 0.0);
+  std::vector<double> y = z;
+  cpu::bias_act_forward(y.data(), zero.data(), 1, static_cast<int>(z.size()), Activation::gelu);
+  std::vector<double> d(z.size(), 1.0);
+  cpu::act_backward(d.data(), z.data(), d.size(), Activation::gelu);  // gelu's backward reads z
+  for (std::size_t i = 0; i < z.size(); ++i) {
+    EXPECT_NEAR(y[i], want_y[i], 1e-14) << "gelu(" << z[i] << ")";
+    EXPECT_NEAR(d[i], want_d[i], 1e-14) << "gelu'(" << z[i] << ")";
+  }
+  // float: the same points to a few ulp.
+  std::vector<float> yf(z.begin(), z.end()), df(z.size(), 1.0f);
+  const std::vector<float> zf = yf, zero_f(z.size(), 0.0f);
+  cpu::bias_act_forward(yf.data(), zero_f.data(), 1, static_cast<int>(z.size()), Activation::gelu);
+  cpu::act_backward(df.data(), zf.data(), df.size(), Activation::gelu);
+  for (std::size_t i = 0; i < z.size(); ++i) {
+    EXPECT_NEAR(yf[i], want_y[i], 1e-6 * (1 + std::abs(want_y[i]))) << "float gelu(" << z[i] << ")";
+    EXPECT_NEAR(df[i], want_d[i], 1e-6) << "float gelu'(" << z[i] << ")";
+  }
+  std::vector<float> n = {kNaN}, dn = {1.0f};
+  const std::vector<float> zero1 = {0.0f};
+  cpu::bias_act_forward(n.data(), zero1.data(), 1, 1, Activation::gelu);
+  cpu::act_backward(dn.data(), n.data(), 1, Activation::gelu);
+  EXPECT_TRUE(std::isnan(n[0]));
+  EXPECT_TRUE(std::isnan(dn[0]));
+  for (Activation smooth : {Activation::sigmoid, Activation::tanh}) {  // the policy gelu follows
+    std::vector<float> s = {kNaN};
+    cpu::bias_act_forward(s.data(), zero1.data(), 1, 1, smooth);
+    EXPECT_TRUE(std::isnan(s[0])) << mnist_gpu::to_string(smooth);
+  }
+}
+
+// bias_act_forward_keep gives bias_act_forward's outputs bit for bit, and z = y + b.
+TEST(CpuOps, BiasActForwardKeepMatchesAndKeepsZ) {
+  const int batch = 3, out = 5;
+  Rng rng(8, RngStream::test_data);
+  std::vector<float> y0(static_cast<std::size_t>(batch) * out), b(out);
+  for (auto& v : y0) v = static_cast<float>(8 * rng.uniform() - 4);
+  for (auto& v : b) v = static_cast<float>(rng.uniform() - 0.5);
+  for (Activation act : {Activation::relu, Activation::sigmoid, Activation::tanh, Activation::gelu, Activation::identity}) {
+    SCOPED_TRACE(mnist_gpu::to_string(act));
+    std::vector<float> want = y0, got = y0, z(y0.size(), kNaN);
+    cpu::bias_act_forward(want.data(), b.data(), batch, out, act);
+    cpu::bias_act_forward_keep(got.data(), z.data(), b.data(), batch, out, act);
+    EXPECT_EQ(got, want);
+    for (std::size_t i = 0; i < z.size(); ++i) EXPECT_EQ(z[i], y0[i] + b[i % out]) << i;
+  }
 }
 
 TEST(CpuOps, BiasGradColumnSums) {

@@ -113,7 +113,8 @@ std::vector<std::string> temp_leftovers(const fs::path& dir) {
 
 TEST_F(ModelIo, RoundTripKeepsSpecAndEveryParameterBit) {
   for (const ModelSpec& spec : {small_spec(), ModelSpec{784, {}, 10, Activation::relu, Loss::xent},
-                                ModelSpec{5, {3, 1, 4}, 2, Activation::sigmoid, Loss::xent}}) {
+                                ModelSpec{5, {3, 1, 4}, 2, Activation::sigmoid, Loss::xent},
+                                ModelSpec{5, {3, 4}, 2, Activation::gelu, Loss::l2}}) {
     const std::vector<float> p = random_params(spec, 7);
     const fs::path file = dir_ / "m.bin";
     save_model(file, spec, p);

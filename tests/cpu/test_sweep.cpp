@@ -148,7 +148,7 @@ TEST(Sweep, RefusesBadAxesBeforeTrainingAndAnOccupiedFolder) {
   test::TempDir dir;
   const std::string out = " --out '" + (dir / "sw").string() + "'";
   const std::pair<std::string, std::string> refusals[] = {
-      {"--activation relu,softplus", "--activation: expected one of relu | sigmoid | tanh, got 'softplus'"},
+      {"--activation relu,softplus", "--activation: expected one of relu | sigmoid | tanh | gelu, got 'softplus'"},
       {"--activation relu,relu", "--activation: 'relu' is given twice"},
       {"--loss xent,", "--loss: expected one of xent | l2, got ''"},
       {"--batch 32,0", "--batch: expected a whole number of images in 1..65536, got '0'"},

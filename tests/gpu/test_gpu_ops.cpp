@@ -15,6 +15,7 @@
 #include "gpu_ops.hpp"
 #include "step_table.hpp"
 #include "gpu_test_util.hpp"
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
@@ -197,11 +198,16 @@ TEST_F(GpuOps, DenseBackwardWeightsOfAnEmptyBatchIsZero) {
 
 namespace {
 
-const std::vector<Activation> kActivations{Activation::relu, Activation::sigmoid, Activation::tanh,
-                                           Activation::identity};
+// Every user-facing activation (activation.hpp's table) and the output layer's identity.
+std::vector<Activation> all_activations() {
+  std::vector<Activation> all = user_activations();
+  all.push_back(Activation::identity);
+  return all;
+}
+const std::vector<Activation> kActivations = all_activations();
 
-// relu and identity are a compare and an add, identical on both sides; sigmoid and tanh go
-// through expf/tanhf, which differ from glibc's by a few ulp.
+// relu and identity are a compare and an add, identical on both sides; sigmoid, tanh and gelu go
+// through expf/tanhf/erff, which differ from glibc's by a few ulp.
 const Tolerance& act_tol(Activation a) {
   return a == Activation::relu || a == Activation::identity ? kTolExact : kTolElementwise;
 }
@@ -238,6 +244,31 @@ TEST_F(GpuOps, BiasActForwardMatchesCpu) {
   }
 }
 
+// The gelu path's forward: y as bias_act_forward gives it, z = y + b exactly (one add on both sides).
+TEST_F(GpuOps, BiasActForwardKeepMatchesCpu) {
+  Rng rng = test_rng(7);
+  for (Activation act : kActivations) {
+    for (const RowShape& s : kRowShapes) {
+      SCOPED_TRACE(std::string(to_string(act)) + " batch " + std::to_string(s.batch) + " width " +
+                   std::to_string(s.width));
+      const std::size_t n = count(s.batch, s.width);
+      std::vector<float> y = uniform(rng, n, -6, 6);
+      const std::vector<float> b = uniform(rng, static_cast<std::size_t>(s.width), -1, 1);
+      auto d_y = upload(y, stream());
+      auto d_b = upload(b, stream());
+      gpu::DeviceBuffer<float> d_z(n);
+      poison(d_z, stream());
+      gpu::bias_act_forward_keep(d_y.get(), d_z.get(), d_b.get(), s.batch, s.width, act, stream());
+      std::vector<float> z(n);
+      cpu::bias_act_forward_keep<float>(y.data(), z.data(), b.data(), s.batch, s.width, act);
+      EXPECT_TRUE(matches("bias_act_forward_keep y", download(d_y, stream()), y, act_tol(act),
+                          static_cast<std::size_t>(s.width)));
+      EXPECT_TRUE(matches("bias_act_forward_keep z", download(d_z, stream()), z, kTolExact,
+                          static_cast<std::size_t>(s.width)));
+    }
+  }
+}
+
 // In place on dy; the activation outputs y include the boundary values (relu's exact zeros,
 // sigmoid's 0 and 1, tanh's +-1) where the derivative vanishes.
 TEST_F(GpuOps, ActBackwardMatchesCpu) {
@@ -253,6 +284,9 @@ TEST_F(GpuOps, ActBackwardMatchesCpu) {
           case Activation::sigmoid: v = rng.below(8) == 0 ? static_cast<float>(rng.below(2)) : static_cast<float>(u); break;
           case Activation::tanh:
             v = rng.below(8) == 0 ? (rng.below(2) ? 1.0f : -1.0f) : static_cast<float>(2 * u - 1);
+            break;
+          case Activation::gelu:  // the pre-activation z: both tails and the region of gelu's minimum
+            v = rng.below(8) == 0 ? (rng.below(2) ? 30.0f : -30.0f) : static_cast<float>(12 * u - 6);
             break;
           case Activation::identity: v = static_cast<float>(4 * u - 2); break;
         }

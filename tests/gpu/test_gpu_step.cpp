@@ -18,6 +18,7 @@
 #include "gpu_ops.hpp"
 #include "gpu_test_util.hpp"
 #include "step_table.hpp"
+#include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_net.hpp"
@@ -150,7 +151,7 @@ TEST_P(GpuStep, ForwardBackwardMatchesCpu) {
 INSTANTIATE_TEST_SUITE_P(
     Models, GpuStep,
     ::testing::Combine(::testing::Values(std::vector<int>{64, 32}, std::vector<int>{512, 256}),
-                       ::testing::Values(Activation::relu, Activation::sigmoid, Activation::tanh),
+                       ::testing::ValuesIn(user_activations()),
                        ::testing::Values(Loss::xent, Loss::l2),
                        ::testing::Values(96, kMaxBatch),  // MNIST's last batch at 256, and a full one
                        ::testing::Values(0.0f)),
@@ -160,7 +161,7 @@ INSTANTIATE_TEST_SUITE_P(
 INSTANTIATE_TEST_SUITE_P(
     Dropout, GpuStep,
     ::testing::Combine(::testing::Values(std::vector<int>{64, 32}),
-                       ::testing::Values(Activation::relu, Activation::sigmoid, Activation::tanh),
+                       ::testing::ValuesIn(user_activations()),
                        ::testing::Values(Loss::xent, Loss::l2), ::testing::Values(96, kMaxBatch),
                        ::testing::Values(0.3f)),
     step_name);

@@ -114,7 +114,7 @@ def test_onnx(exe, model, data, work, images, labels, ref):
 
 
 def sequential(widths, activation):
-    act = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}[activation]
+    act = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}[activation]
     layers = []
     for i in range(len(widths) - 1):
         if i:
