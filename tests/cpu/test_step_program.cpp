@@ -2,7 +2,7 @@
 // model, run_step's order, and a CPU backend's refusal of a batch out of turn.
 #include <gtest/gtest.h>
 
-#include <numeric>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -68,16 +68,25 @@ TEST(StepProgram, GradHookRunsWhereTheProgramPlacesIt) {
   EXPECT_EQ(r.seen.back(), "update");
 }
 
+// A 4-3-10 model at batch 2 over 5 rows of 4 pixels (3 batches, the last of one row).
+struct TinyRun {
+  std::unique_ptr<Backend> backend = make_cpu_backend(spec(), OptimizerConfig{}, 2, 1);
+  Dataset d = tiny_set(5, 4);
+  std::vector<std::uint32_t> order{0, 1, 2, 3, 4};
+  static ModelSpec spec() {
+    ModelSpec s;
+    s.inputs = 4;
+    s.hidden = {3};
+    return s;
+  }
+};
+
 // The CPU backend takes the batches of the epoch it began in turn, and nothing outside one.
 TEST(StepInterface, CpuBackendRefusesABatchOutOfTurn) {
-  ModelSpec spec;
-  spec.inputs = 4;
-  spec.hidden = {3};
-  OptimizerConfig opt;
-  auto backend = make_cpu_backend(spec, opt, 2, 1);
-  const Dataset d = tiny_set(5, 4);
-  std::vector<std::uint32_t> order(5);
-  std::iota(order.begin(), order.end(), 0u);
+  TinyRun t;
+  Backend* backend = t.backend.get();
+  const Dataset& d = t.d;
+  const std::vector<std::uint32_t>& order = t.order;
   EXPECT_THROW(backend->step(0), Error) << "no epoch begun";
   backend->begin_epoch(d, order, 0.01f, 1, EpochSums{});
   EXPECT_THROW(backend->step(0), Error) << "the epoch began at batch 1";
@@ -91,24 +100,17 @@ TEST(StepInterface, CpuBackendRefusesABatchOutOfTurn) {
 
 // run_epoch over a resumed epoch (from batch 1, with sums so far) adds to those sums.
 TEST(StepInterface, RunEpochFromABatchAddsToTheSumsSoFar) {
-  ModelSpec spec;
-  spec.inputs = 4;
-  spec.hidden = {3};
-  OptimizerConfig opt;
-  auto backend = make_cpu_backend(spec, opt, 2, 1);
-  const Dataset d = tiny_set(5, 4);
-  std::vector<std::uint32_t> order(5);
-  std::iota(order.begin(), order.end(), 0u);
+  TinyRun t;
   EpochControl ctl;
   ctl.first_batch = 1;
   ctl.start.loss_sum = 100.0;
   ctl.start.correct = 7;
   ctl.start.samples = 2;
   ctl.start.batches = 1;
-  const EpochSums s = run_epoch(*backend, d, order, 0.01f, ctl);
+  const EpochSums s = run_epoch(*t.backend, t.d, t.order, 0.01f, ctl);
   EXPECT_EQ(s.batches, 3);
   EXPECT_EQ(s.samples, 5);
   EXPECT_GT(s.loss_sum, 100.0);
   EXPECT_GE(s.correct, 7u);
-  EXPECT_EQ(backend->get_state().step, 2);
+  EXPECT_EQ(t.backend->get_state().step, 2);
 }
