@@ -17,6 +17,7 @@ StepTable::StepTable(std::size_t rows)
     : table_(std::max<std::size_t>(rows, 1)), staging_(std::max<std::size_t>(rows, 1)), cursor_(1) {}
 
 bool StepTable::load(const std::vector<StepScalars>& rows, long long first, cudaStream_t s) {
+  uploaded_.sync();  // the previous upload has left the staging copy (never recorded: no wait)
   bool moved = false;
   if (rows.size() > table_.size()) {
     table_ = DeviceBuffer<StepScalars>();  // the old one goes before the new one is made
@@ -28,6 +29,7 @@ bool StepTable::load(const std::vector<StepScalars>& rows, long long first, cuda
     std::memcpy(staging_.get(), rows.data(), rows.size() * sizeof(StepScalars));
     CUDA_CHECK(cudaMemcpyAsync(table_.get(), staging_.get(), rows.size() * sizeof(StepScalars),
                                cudaMemcpyHostToDevice, s));
+    uploaded_.record(s);
   }
   set_cursor_kernel<<<1, 1, 0, s>>>(cursor_.get(), first);
   CUDA_CHECK_LAUNCH();

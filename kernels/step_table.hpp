@@ -14,9 +14,10 @@ class StepTable {
   /// Room for `rows` rows (grown by load when an epoch has more).
   explicit StepTable(std::size_t rows = 1);
   /// The rows of an epoch into the table and the cursor at row `first`, enqueued on `s`. The caller
-  /// guarantees that nothing still queued reads the table or the staging copy (the backend loads
-  /// once per epoch, after the previous epoch's closing sync). Returns true when the table moved
-  /// (it grew): graphs captured with its old address must be captured again.
+  /// guarantees that no kernel still queued reads the table (the backend loads once per epoch,
+  /// after the previous epoch's closing sync); the staging copy waits for its previous upload
+  /// itself. Returns true when the table moved (it grew): graphs captured with its old address
+  /// must be captured again.
   bool load(const std::vector<StepScalars>& rows, long long first, cudaStream_t s);
   /// The row after the current one for the next step's kernels (the step's last launch).
   void advance(cudaStream_t s) const;
@@ -26,6 +27,7 @@ class StepTable {
   DeviceBuffer<StepScalars> table_;
   PinnedBuffer<StepScalars> staging_;
   DeviceBuffer<long long> cursor_;
+  Event uploaded_;  // the last upload from staging_ has finished reading it
 };
 
 }  // namespace mnist_gpu::gpu
