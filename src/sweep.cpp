@@ -1,6 +1,7 @@
 // The sweep grid and its comparison tables.
 #include "mnist_gpu/sweep.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -58,21 +59,30 @@ std::string pct(double v) { return std::isnan(v) ? "-" : fmt::format("{:.2f}%", 
 }  // namespace
 
 std::string sweep_markdown(const std::vector<SweepRow>& rows) {
+  // The best run is chosen by validation accuracy, as the HTML page chooses it; by test accuracy
+  // only when no run has a validation set.
+  const bool by_val = std::any_of(rows.begin(), rows.end(), [](const SweepRow& r) { return r.best_val_epoch > 0; });
+  auto score = [by_val](const SweepRow& r) { return by_val ? (r.best_val_epoch > 0 ? r.best_val_acc : -1.0) : r.test_acc; };
   double best = -1;
-  for (const SweepRow& r : rows) best = std::max(best, r.test_acc);
+  for (const SweepRow& r : rows) best = std::max(best, score(r));
   std::string s =
       "| hidden | activation | loss | batch | test acc | test loss | best val acc (epoch) | epochs | time (s) | samples/s |\n"
       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const SweepRow& r : rows) {
-    const std::string acc = pct(r.test_acc);
-    const std::string val =
+    const bool top = best >= 0 && score(r) == best;
+    std::string acc = pct(r.test_acc);
+    std::string val =
         r.best_val_epoch ? fmt::format("{} ({})", pct(r.best_val_acc), r.best_val_epoch) : std::string("-");
+    if (top) (by_val ? val : acc) = "**" + (by_val ? val : acc) + "**";
     s += fmt::format("| {} | {} | {} | {} | {} | {:.4f} | {} | {}{} | {:.1f} | {:.0f} |\n",
                      r.point.hidden.empty() ? "none" : hidden_text(r.point.hidden), to_string(r.point.activation),
-                     to_string(r.point.loss), r.point.batch, r.test_acc == best ? "**" + acc + "**" : acc,
+                     to_string(r.point.loss), r.point.batch, acc,
                      r.test_loss, val, r.epochs.size(), r.stopped_early ? " (early stop)" : "", r.train_s,
                      r.samples_per_s);
   }
+  if (best >= 0)
+    s += by_val ? "\nBold: the best run by validation accuracy (the test set is not used to choose).\n"
+                : "\nBold: the best run by test accuracy (no run has a validation set).\n";
   return s;
 }
 

@@ -85,12 +85,15 @@ TEST(Sweep, RowAndTablesCarryTheRunsFigures) {
 
   SweepRow other = row;
   other.point.batch = 256;
-  other.test_acc = 0.95;
+  other.test_acc = 0.99;      // the better test accuracy ...
+  other.best_val_acc = 0.96;  // ... but the worse validation: the table picks by validation
   const std::string md = sweep_markdown({row, other});
   const auto md_lines = lines(md);
-  ASSERT_EQ(md_lines.size(), 4u) << md;
-  EXPECT_EQ(md_lines[2], "| 64 | tanh | l2 | 32 | **96.12%** | 0.1250 | 97.00% (2) | 3 | 6.0 | 2000 |");
-  EXPECT_NE(md_lines[3].find("| 256 | 95.00% |"), std::string::npos) << md_lines[3];
+  ASSERT_EQ(md_lines.size(), 6u) << md;
+  EXPECT_EQ(md_lines[2], "| 64 | tanh | l2 | 32 | 96.12% | 0.1250 | **97.00% (2)** | 3 | 6.0 | 2000 |");
+  EXPECT_NE(md_lines[3].find("| 256 | 99.00% |"), std::string::npos) << md_lines[3];
+  EXPECT_EQ(md_lines[3].find("**"), std::string::npos) << md_lines[3];
+  EXPECT_NE(md_lines[5].find("by validation accuracy"), std::string::npos) << md;
 
   const auto csv = lines(sweep_csv({row, other}));
   ASSERT_EQ(csv.size(), 3u);
@@ -102,6 +105,8 @@ TEST(Sweep, RowAndTablesCarryTheRunsFigures) {
   const SweepRow none = make_sweep_row(p, nv);
   EXPECT_EQ(none.best_val_epoch, 0);
   EXPECT_NE(sweep_markdown({none}).find("| - |"), std::string::npos);
+  EXPECT_NE(sweep_markdown({none}).find("| **96.12%** |"), std::string::npos) << sweep_markdown({none});
+  EXPECT_NE(sweep_markdown({none}).find("by test accuracy (no run has a validation set)"), std::string::npos);
   EXPECT_NE(sweep_csv({none}).find(",0.125,,0,3,"), std::string::npos) << sweep_csv({none});
 }
 
@@ -121,7 +126,7 @@ TEST(Sweep, EndToEndEachRowIsTheTrainRunOfItsPoint) {
   EXPECT_EQ(csv[1].rfind("\"16 relu xent b100\"", 0), 0u);
   EXPECT_EQ(csv[4].rfind("\"32-16 tanh xent b100\"", 0), 0u);
   const auto md = lines(slurp(out / "results.md"));
-  EXPECT_EQ(md.size(), 6u);
+  EXPECT_EQ(md.size(), 8u);  // header, rule, 4 runs, a blank line, which run is bold and why
   EXPECT_NE(log.find("sweep done: 4 runs"), std::string::npos) << log;
   // The page names every run.
   const std::string html = slurp(out / "report.html");
