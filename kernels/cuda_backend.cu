@@ -149,6 +149,8 @@ class CudaBackend final : public Backend {
     epoch_order_ = &order;
     next_ = first_batch;
     issued_ = 0;
+    samples_ = start.samples;
+    snap_pending_ = snap_known_ = false;  // end_epoch waited for any earlier snapshot
   }
 
   void step(long long k) override {
@@ -176,6 +178,32 @@ class CudaBackend final : public Backend {
     ++step_;
     ++issued_;
     ++next_;
+    samples_ += rows;
+  }
+
+  bool running_sums(EpochSums& out) override {
+    if (!epoch_data_) return false;
+    if (snap_pending_ && snap_done_.done()) {
+      snap_pending_ = false;
+      snap_known_ = true;
+      known_ = EpochSums{};
+      known_.loss_sum = snap_loss_.get()[0];
+      known_.correct = snap_correct_.get()[0];
+      known_.samples = snap_samples_;
+      known_.batches = snap_batches_;
+    }
+    if (!snap_pending_) {  // the next answer: the accumulators behind the steps queued so far
+      cudaStream_t cs = compute_.get();
+      CUDA_CHECK(cudaMemcpyAsync(snap_loss_.get(), loss_sum_.get(), sizeof(double), cudaMemcpyDeviceToHost, cs));
+      CUDA_CHECK(cudaMemcpyAsync(snap_correct_.get(), correct_.get(), sizeof(unsigned long long),
+                                 cudaMemcpyDeviceToHost, cs));
+      snap_done_.record(cs);
+      snap_pending_ = true;
+      snap_samples_ = samples_;
+      snap_batches_ = next_;
+    }
+    if (snap_known_) out = known_;
+    return snap_known_;
   }
 
   EpochSums end_epoch() override {
@@ -189,7 +217,8 @@ class CudaBackend final : public Backend {
     return sums;
   }
 
-  EvalResult evaluate(const Dataset& data) override {
+  using Backend::evaluate;
+  EvalResult evaluate(const Dataset& data, const ProgressFn& progress) override {
     dev_->activate();
     const gpu::DeviceData& d = *upload(data);
     cudaStream_t cs = compute_.get();
@@ -214,6 +243,7 @@ class CudaBackend final : public Backend {
     r.count = data.count;
     r.loss = data.count ? loss_sum / data.count : 0.0;
     r.acc = data.count ? static_cast<double>(correct) / data.count : 0.0;
+    if (progress) progress(data.count, data.count);
     return r;
   }
 
@@ -364,6 +394,14 @@ class CudaBackend final : public Backend {
   bool warmed_up_ = false;  // a full batch has run kernel by kernel: capturing is safe
   int kernels_per_step_ = 0;
   long long step_ = 0;
+  // running_sums: the accumulators' latest copy (pinned, written by the copy queued behind the
+  // steps; read only once snap_done_ says it has landed) and what it covers.
+  gpu::PinnedBuffer<double> snap_loss_{1};
+  gpu::PinnedBuffer<unsigned long long> snap_correct_{1};
+  gpu::Event snap_done_;
+  bool snap_pending_ = false, snap_known_ = false;
+  long long samples_ = 0, snap_samples_ = 0, snap_batches_ = 0;
+  EpochSums known_;
   EpochSums start_sums_;  // host source of the accumulators' starting values (outlives the async copy)
 };
 

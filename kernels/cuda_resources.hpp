@@ -157,6 +157,17 @@ class Event {
   cudaEvent_t get() const { return e_; }
   void record(cudaStream_t s) const { CUDA_CHECK(cudaEventRecord(e_, s)); }
   void sync() const { CUDA_CHECK(cudaEventSynchronize(e_)); }
+  /// Whether the work before the last record has finished, without waiting. cudaErrorNotReady is
+  /// an answer, not a failure: it is cleared, so that the next launch check does not report it.
+  bool done() const {
+    const cudaError_t err = cudaEventQuery(e_);
+    if (err == cudaErrorNotReady) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    CUDA_CHECK(err);
+    return true;
+  }
 
  private:
   cudaEvent_t e_ = nullptr;

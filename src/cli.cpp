@@ -105,25 +105,50 @@ class MetricsFile {
   int lines_ = 0;
 };
 
-// Logs each epoch, draws a progress bar within the epoch when stderr is a terminal (with
-// samples/s and the epoch's time left, from wall time), and writes the metrics file.
+// Logs each epoch, draws a progress bar within the epoch when stderr is a terminal (with the
+// running loss and accuracy, samples/s and the epoch's time left, from wall time) and one during
+// an evaluation that takes a while, and writes the metrics file.
 class CliObserver final : public TrainObserver {
  public:
   using ProgressSink = std::function<void(const TrainProgress&)>;
-  CliObserver(int epochs, int batch, MetricsFile& metrics, ProgressSink checkpoint, ProgressSink after_epoch)
+  using EvalSink = std::function<void(EvalKind)>;
+  CliObserver(int epochs, int batch, MetricsFile& metrics, ProgressSink checkpoint, EvalSink eval_start)
       : epochs_(epochs),
         batch_(batch),
         metrics_(metrics),
         checkpoint_(std::move(checkpoint)),
-        after_epoch_(std::move(after_epoch)),
+        eval_start_(std::move(eval_start)),
         tty_(isatty(2) != 0) {}
 
   void on_progress(const TrainProgress& p) override {
     if (checkpoint_) checkpoint_(p);
-    if (after_epoch_) after_epoch_(p);
   }
 
-  void on_batch(int epoch, long long done, long long total) override {
+  void on_eval(EvalKind what, int epoch, long long done, long long total) override {
+    const auto now = std::chrono::steady_clock::now();
+    if (done == 0) {
+      if (eval_start_) eval_start_(what);
+      eval_at_ = now;
+      return;
+    }
+    // Only an evaluation that takes a while gets a line (a short one would flicker).
+    const double s = std::chrono::duration<double>(now - eval_at_).count();
+    if (!tty_ || s < 0.5 || (done != total && now - last_draw_ < std::chrono::milliseconds(100))) return;
+    if (done == total) {
+      clear_bar();
+      return;
+    }
+    last_draw_ = now;
+    const std::string name = what == EvalKind::test ? std::string("final test")
+                             : what == EvalKind::validation ? fmt::format("validation after epoch {}", epoch)
+                                                            : fmt::format("test (--target) after epoch {}", epoch);
+    const double eta = static_cast<double>(total - done) * s / static_cast<double>(done);
+    std::fprintf(stderr, "\r%s\033[K", eval_progress_text(name, done, total, eta).c_str());
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+
+  void on_batch(int epoch, long long done, long long total, const RunningSumsFn& running) override {
     if (!tty_) return;
     const auto now = std::chrono::steady_clock::now();
     if (epoch != epoch_) {  // the rate is measured from the epoch's first reported batch
@@ -137,7 +162,13 @@ class CliObserver final : public TrainObserver {
     const long long batches = done - first_done_;
     const double rate = s > 0 && batches > 0 ? static_cast<double>(batches * batch_) / s : 0.0;
     const double eta = batches > 0 ? static_cast<double>(total - done) * s / static_cast<double>(batches) : 0.0;
-    const std::string line = progress_text(epoch, epochs_, done, total, rate, eta);
+    EpochSums sums;
+    double loss = std::numeric_limits<double>::quiet_NaN(), acc = loss;
+    if (running && running(sums) && sums.samples > 0) {
+      loss = sums.loss_sum / static_cast<double>(sums.samples);
+      acc = static_cast<double>(sums.correct) / static_cast<double>(sums.samples);
+    }
+    const std::string line = progress_text(epoch, epochs_, done, total, loss, acc, rate, eta);
     std::fprintf(stderr, "\r%s\033[K", line.c_str());
     std::fflush(stderr);
     drawn_ = true;
@@ -162,12 +193,13 @@ class CliObserver final : public TrainObserver {
  private:
   int epochs_, batch_;
   MetricsFile& metrics_;
-  ProgressSink checkpoint_, after_epoch_;
+  ProgressSink checkpoint_;
+  EvalSink eval_start_;
   bool tty_;
   bool drawn_ = false;
   int epoch_ = 0;
   long long first_done_ = 0;
-  std::chrono::steady_clock::time_point first_at_{}, last_draw_{};
+  std::chrono::steady_clock::time_point first_at_{}, last_draw_{}, eval_at_{};
 };
 
 }  // namespace
@@ -325,25 +357,25 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
     write_checkpoint(path, Checkpoint{cfg, backend->get_state(), p});
     out.checkpoint = path;
   };
-  // The final test follows the last epoch (or the one early stopping ends on): say so, it takes a while.
-  auto before_test = [&] {
+  // The final test follows the last epoch (or the one early stopping ends on): say so, it takes a
+  // while. A validation pass is a phase of its own (the interrupt names it).
+  bool asked_before_validation = false;  // the signal came before the last validation began
+  auto eval_start = [&](EvalKind what) {
+    if (what == EvalKind::validation) {
+      asked_before_validation = stop.requested();
+      enter(TrainPhase::validate);
+    }
+    if (what != EvalKind::test) return;
     enter(TrainPhase::test);
     spdlog::info("testing: evaluating {} test images", files.test.count);
   };
-  const bool early_stopping = cfg.patience > 0 && val_set.count > 0;
-  CliObserver::ProgressSink sink, after_epoch = [&](const TrainProgress& p) {
-    if (static_cast<int>(p.done.size()) >= cfg.epochs || (early_stopping && replay_validation(cfg, p.done).stop))
-      before_test();
-  };
+  CliObserver::ProgressSink sink;
   if (!cfg.checkpoint_path.empty()) sink = [&](const TrainProgress& p) { save(cfg.checkpoint_path, p); };
-  CliObserver observer(cfg.epochs, cfg.batch, metrics, sink, after_epoch);
+  CliObserver observer(cfg.epochs, cfg.batch, metrics, sink, eval_start);
   TrainOptions options;
   options.resume = resume.progress;
   options.stop = stop.flag();
   enter(TrainPhase::train);
-  if (static_cast<int>(resume.progress.done.size()) >= cfg.epochs ||
-      (early_stopping && replay_validation(cfg, resume.progress.done).stop))
-    before_test();  // resumed after the last epoch: only the test is left
   const TrainResult r = train(cfg, TrainData{train_set, val_set, files.test}, *backend, observer, options);
   observer.clear_bar();
 
@@ -353,13 +385,23 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
     // it is (after early stopping the backend now holds the best epoch's weights, not the last).
     if (r.stopped || cfg.checkpoint_path.empty())
       save(cfg.checkpoint_path.empty() ? "mnist_gpu-interrupted.ckpt" : cfg.checkpoint_path, r.progress);
-    if (r.stopped)
-      spdlog::info("stopped in epoch {} {}; checkpoint written to {}", r.progress.done.size() + 1,
+    const std::size_t done = r.progress.done.size();
+    const bool between = r.stopped && r.progress.partial.batches == 0 && done > 0;
+    if (between)  // the signal came during the epoch's last step or its evaluations
+      spdlog::info("stopped after epoch {} of {}, whole{}; {}; checkpoint written to {}", done, cfg.epochs,
+                   val_set.count > 0 ? " (its validation included)" : "",
+                   static_cast<int>(done) >= cfg.epochs ? "the final test is left" : "the next epoch is left",
+                   out.checkpoint);
+    else if (r.stopped)
+      spdlog::info("stopped in epoch {} {}; checkpoint written to {}", done + 1,
                    r.progress.partial.batches > 0 ? "after batch " + std::to_string(r.progress.partial.batches)
                                                   : std::string("before its first batch"),
                    out.checkpoint);
     if (metrics.remove_if_empty()) out.metrics.clear();
-    return report_interrupt(stop.signal() ? stop.signal() : SIGINT, r.stopped ? TrainPhase::train : phase, cfg, out);
+    const TrainPhase where = !r.stopped                                                              ? phase
+                             : between && phase == TrainPhase::validate && !asked_before_validation ? phase
+                                                                                                     : TrainPhase::train;
+    return report_interrupt(stop.signal() ? stop.signal() : SIGINT, where, cfg, out);
   }
   if (!cfg.checkpoint_path.empty()) out.checkpoint = cfg.checkpoint_path;
 

@@ -13,6 +13,7 @@ const char* to_string(TrainPhase p) {
   switch (p) {
     case TrainPhase::load: return "load";
     case TrainPhase::train: return "train";
+    case TrainPhase::validate: return "validate";
     case TrainPhase::test: return "test";
     case TrainPhase::save: return "save";
     case TrainPhase::report: return "report";
@@ -25,6 +26,7 @@ const char* phase_doing(TrainPhase p) {
   switch (p) {
     case TrainPhase::load: return "while loading the data";
     case TrainPhase::train: return "during training";
+    case TrainPhase::validate: return "during an epoch's validation";
     case TrainPhase::test: return "during the final test evaluation";
     case TrainPhase::save: return "while saving the model";
     case TrainPhase::report: return "while writing the report";

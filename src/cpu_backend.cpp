@@ -101,7 +101,7 @@ class CpuBackend final : public Backend {
   void begin_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr, long long first_batch,
                    const EpochSums& start) override {
     if (data.pixels() != net_.spec().inputs) throw Error("begin_epoch: image size does not match the model input");
-    epoch_ = Epoch{&data, &order, lr, first_batch, start.loss_sum, start.correct};
+    epoch_ = Epoch{&data, &order, lr, first_batch, start.loss_sum, start.correct, start.samples};
   }
 
   void step(long long k) override {
@@ -111,6 +111,17 @@ class CpuBackend final : public Backend {
     Step s{*this, plan.indices(k), plan.rows(k)};
     run_step(program_, s);
     ++epoch_.next;
+    epoch_.samples += plan.rows(k);
+  }
+
+  bool running_sums(EpochSums& out) override {
+    if (!epoch_.data) return false;
+    out = EpochSums{};
+    out.loss_sum = epoch_.loss_sum;
+    out.correct = epoch_.correct;
+    out.samples = epoch_.samples;
+    out.batches = epoch_.next;
+    return true;
   }
 
   EpochSums end_epoch() override {
@@ -121,7 +132,8 @@ class CpuBackend final : public Backend {
     return sums;
   }
 
-  EvalResult evaluate(const Dataset& data) override {
+  using Backend::evaluate;
+  EvalResult evaluate(const Dataset& data, const ProgressFn& progress) override {
     EvalResult r;
     double loss_sum = 0;
     unsigned long long correct = 0;
@@ -133,6 +145,7 @@ class CpuBackend final : public Backend {
       const std::uint8_t* labels = data.labels.data() + first;
       net_.loss(labels, rows, &loss_sum, &correct);
       cpu::confusion_update(net_.output(), labels, rows, net_.spec().outputs, r.confusion.data());
+      if (progress) progress(first + rows, data.count);
     }
     r.count = data.count;
     r.loss = data.count ? loss_sum / data.count : 0.0;
@@ -159,6 +172,7 @@ class CpuBackend final : public Backend {
     long long next = 0;  // the batch the next step trains
     double loss_sum = 0;
     unsigned long long correct = 0;
+    long long samples = 0;  // trained in this epoch so far (start's included)
   } epoch_;
 
   // The step program's stages on the CPU, eagerly, for one batch.

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "mnist_gpu/error.hpp"
+#include "mnist_gpu/stop_signal.hpp"
 
 namespace mnist_gpu {
 namespace {
@@ -89,6 +90,7 @@ fs::path output_target(const fs::path& path) {
 void write_file_atomically(const fs::path& path, const std::vector<std::uint8_t>& bytes) {
   const fs::path target = checked_output(path, "write");
   const std::string tmp = temp_name(target);
+  const TempFileGuard guard(tmp);  // a second Ctrl-C from here on removes tmp before ending the process
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(path.string() + ": cannot write (" + errno_text() + ")");
   std::size_t off = 0;

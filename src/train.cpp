@@ -85,6 +85,15 @@ float next_epoch_lr(const TrainConfig& cfg, int epoch, const std::vector<EpochMe
   return static_cast<float>(lr);
 }
 
+namespace {
+
+EvalResult evaluate_observed(Backend& backend, const Dataset& data, TrainObserver& observer, EvalKind what, int epoch) {
+  observer.on_eval(what, epoch, 0, data.count);
+  return backend.evaluate(data, [&](long long done, long long total) { observer.on_eval(what, epoch, done, total); });
+}
+
+}  // namespace
+
 TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backend, TrainObserver& observer,
                   const TrainOptions& options) {
   using clock = std::chrono::steady_clock;
@@ -103,7 +112,8 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     ctl.first_batch = progress.partial.batches;
     ctl.start = progress.partial;
     ctl.stop = options.stop;
-    ctl.progress = [&](long long done, long long total) { observer.on_batch(epoch, done, total); };
+    const RunningSumsFn running = [&backend](EpochSums& out) { return backend.running_sums(out); };
+    ctl.progress = [&](long long done, long long total) { observer.on_batch(epoch, done, total, running); };
     const auto t0 = clock::now();
     const EpochSums sums = run_epoch(backend, data.train, order, lr, ctl);
     const double dt = progress.partial_s + std::chrono::duration<double>(clock::now() - t0).count();
@@ -126,13 +136,14 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     m.train_loss = sums.samples ? sums.loss_sum / static_cast<double>(sums.samples) : 0.0;
     m.train_acc = sums.samples ? static_cast<double>(sums.correct) / static_cast<double>(sums.samples) : 0.0;
     if (data.val.count > 0) {
-      const EvalResult v = backend.evaluate(data.val);
+      const EvalResult v = evaluate_observed(backend, data.val, observer, EvalKind::validation, epoch);
       m.val_loss = v.loss;
       m.val_acc = v.acc;
     } else {
       m.val_loss = m.val_acc = std::numeric_limits<double>::quiet_NaN();
     }
-    if (cfg.target > 0) m.test_acc = backend.evaluate(data.test).acc;  // time to accuracy (untimed)
+    if (cfg.target > 0)  // time to accuracy (untimed)
+      m.test_acc = evaluate_observed(backend, data.test, observer, EvalKind::target, epoch).acc;
     m.lr = lr;
     m.epoch_s = dt;
     m.samples_per_s = dt > 0 ? static_cast<double>(sums.samples) / dt : 0.0;
@@ -146,6 +157,12 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     observer.on_progress(progress);
     if (early_stopping && st.stop) {
       result.stopped_early = epoch < cfg.epochs;
+      break;
+    }
+    // A signal during the epoch's last step or its evaluations: stop here, the epoch whole and
+    // checkpointed, rather than in the next epoch (or, after the last, instead of the test).
+    if (options.stop && options.stop->load(std::memory_order_relaxed)) {
+      result.stopped = true;
       break;
     }
   }
@@ -165,7 +182,7 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     backend.set_params(progress.best_params);
     result.restored_best = true;
   }
-  result.test = backend.evaluate(data.test);
+  result.test = evaluate_observed(backend, data.test, observer, EvalKind::test, static_cast<int>(progress.done.size()));
   return result;
 }
 

@@ -79,7 +79,18 @@ class Backend {
   /// Ends the epoch begun: its loss sum and correct count so far (start's included), the other
   /// fields zero. Waits for the device.
   virtual EpochSums end_epoch() = 0;
-  virtual EvalResult evaluate(const Dataset& data) = 0;
+  /// Loss, accuracy and confusion matrix of the model on `data`. `progress`, when given, is called
+  /// with (rows done, rows total) as the evaluation goes: after each batch on the CPU; once, at
+  /// the end, on the GPU (its batches are queued at once and waited for together).
+  virtual EvalResult evaluate(const Dataset& data, const ProgressFn& progress) = 0;
+  EvalResult evaluate(const Dataset& data) { return evaluate(data, ProgressFn{}); }
+  /// The epoch's loss sum, correct count and samples (start's included) as of the latest step
+  /// whose results are known without waiting for the device, with `batches` the batches they
+  /// cover; false when none is known yet. Meant for a progress line, a few times a second: the
+  /// CPU knows them after every step; CUDA answers from a copy of its accumulators taken behind
+  /// the steps queued at an earlier call (an asynchronous copy to pinned memory and an event
+  /// query: no wait, and no work when nobody asks).
+  virtual bool running_sums(EpochSums& /*out*/) { return false; }
   /// The most device memory this process's buffers have held at once (model, optimizer state,
   /// workspace, staging slots, cached datasets); 0 on the CPU.
   virtual std::uint64_t peak_device_bytes() const { return 0; }

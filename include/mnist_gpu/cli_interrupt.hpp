@@ -8,9 +8,9 @@
 
 namespace mnist_gpu {
 
-enum class TrainPhase { load, train, test, save, report, metrics };
+enum class TrainPhase { load, train, validate, test, save, report, metrics };
 
-/// "load", "train", "test", "save", "report", "metrics": the names the test hook takes.
+/// "load", "train", "validate", "test", "save", "report", "metrics": the names the test hook takes.
 const char* to_string(TrainPhase p);
 
 /// What the phase does, for "interrupted: <it>": "while loading the data", ...

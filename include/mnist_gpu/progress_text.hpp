@@ -13,4 +13,13 @@ std::string duration_text(double seconds);
 std::string progress_text(int epoch, int epochs, long long done, long long total, double samples_per_s,
                           double eta_s);
 
+/// The same line with the epoch's running loss and accuracy (over the samples trained so far)
+/// after the percent: "  epoch 3/10 [###...]  31%  loss 0.2104  acc 93.81%  52000 samples/s  ETA 0:12".
+/// A NaN loss leaves them out (none known yet).
+std::string progress_text(int epoch, int epochs, long long done, long long total, double loss, double acc,
+                          double samples_per_s, double eta_s);
+
+/// An evaluation's line: "  validation after epoch 3 [######...]  20%  2000 of 10000 images  ETA 0:41".
+std::string eval_progress_text(const std::string& what, long long done, long long total, double eta_s);
+
 }  // namespace mnist_gpu

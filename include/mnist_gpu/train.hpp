@@ -1,6 +1,7 @@
 // The training loop over a backend: seeded epoch orders, per-epoch metrics, final test report.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -68,7 +69,9 @@ struct TrainResult {
   std::vector<EpochMetrics> epochs;
   EvalResult test;        ///< valid only when !stopped
   double train_s = 0;     ///< sum of epoch_s
-  bool stopped = false;   ///< the stop flag ended the run early (after a whole step)
+  /// The stop flag ended the run early: after a whole step, or (partial.batches 0) after a whole
+  /// epoch, its validation and checkpoint included, when it came during them.
+  bool stopped = false;
   bool stopped_early = false;  ///< early stopping ended the run before cfg.epochs
   int best_epoch = 0;     ///< the best validation epoch (0: no validation set)
   bool restored_best = false;  ///< the test ran on the best epoch's weights (early stopping on)
@@ -77,12 +80,27 @@ struct TrainResult {
   TrainProgress progress; ///< where it stands (for a checkpoint)
 };
 
+/// Asks the backend for the epoch's running sums (Backend::running_sums): cheap, never waits.
+using RunningSumsFn = std::function<bool(EpochSums&)>;
+
+/// What an evaluation inside train() is for.
+enum class EvalKind {
+  validation,  ///< after each epoch, on the validation set
+  target,      ///< after each epoch with cfg.target > 0, on the test set (time to accuracy)
+  test,        ///< the final test, after the last epoch
+};
+
 /// Receives progress from train(); the CLI logs it, tests may record it. Never called from a
 /// hot loop more often than once per batch.
 class TrainObserver {
  public:
   virtual ~TrainObserver() = default;
-  virtual void on_batch(int /*epoch*/, long long /*done*/, long long /*total*/) {}
+  /// After each step: `done` of `total` batches of `epoch`; `running` gives the loss and accuracy
+  /// so far when a progress line wants them.
+  virtual void on_batch(int /*epoch*/, long long /*done*/, long long /*total*/, const RunningSumsFn& /*running*/) {}
+  /// Evaluation progress: first (0, total) as it starts, then (rows done, total) as the backend
+  /// reports it (Backend::evaluate). `epoch` is the epoch just trained (the final test: the last).
+  virtual void on_eval(EvalKind /*what*/, int /*epoch*/, long long /*done*/, long long /*total*/) {}
   virtual void on_epoch(const EpochMetrics& /*m*/) {}
   /// After each completed epoch, with everything done so far (the CLI writes a checkpoint).
   virtual void on_progress(const TrainProgress& /*p*/) {}

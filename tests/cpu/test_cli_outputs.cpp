@@ -4,6 +4,8 @@
 // progress line (samples/s, ETA) is drawn only on a terminal; a --show write failure stops predict.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -128,6 +130,15 @@ TEST(CliOutputs, ProgressTextShowsRateAndTimeLeft) {
   EXPECT_EQ(progress_text(3, 10, 50, 200, 52000.4, 12.4),
             "  epoch 3/10 [#######.......................]  25%  52000 samples/s  ETA 0:12");
   EXPECT_EQ(progress_text(1, 1, 0, 0, 0, 0), "  epoch 1/1 [..............................]   0%");
+  EXPECT_EQ(progress_text(3, 10, 50, 200, 0.21043, 0.93812, 52000.4, 12.4),
+            "  epoch 3/10 [#######.......................]  25%  loss 0.2104  acc 93.81%  52000 samples/s  ETA 0:12");
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(progress_text(3, 10, 50, 200, nan, nan, 52000.4, 12.4), progress_text(3, 10, 50, 200, 52000.4, 12.4))
+      << "no running loss known yet: left out";
+  EXPECT_EQ(eval_progress_text("final test", 2000, 10000, 41),
+            "  final test [######........................]  20%  2000 of 10000 images  ETA 0:41");
+  EXPECT_EQ(eval_progress_text("final test", 0, 10000, 0),
+            "  final test [..............................]   0%  0 of 10000 images");
   EXPECT_EQ(duration_text(59.6), "1:00");
   EXPECT_EQ(duration_text(3725), "1:02:05");
   EXPECT_EQ(duration_text(-1), "-");

@@ -63,7 +63,8 @@ class ScriptedBackend final : public Backend {
   }
   void step(long long) override { params_[0] += 1.0f; }
   EpochSums end_epoch() override { return EpochSums{}; }
-  EvalResult evaluate(const Dataset& data) override {
+  using Backend::evaluate;
+  EvalResult evaluate(const Dataset& data, const ProgressFn&) override {
     EvalResult r;
     r.count = data.count;
     if (data.count == val_count_) {

@@ -5,6 +5,10 @@
 // resume command, run as printed, finishing the run with every output.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +19,7 @@
 
 #include "mnist_gpu/cli_interrupt.hpp"
 #include "mnist_gpu/run_record.hpp"
+#include "mnist_gpu/stop_signal.hpp"
 #include "test_paths.hpp"
 
 using namespace mnist_gpu;
@@ -97,6 +102,8 @@ TEST(Interrupt, EachPhaseExitsConventionallyKeepsOnlyWholeFilesAndSaysSo) {
       {"load", "interrupted: SIGINT while loading the data", {}, false},
       // Stopped before its first batch: the checkpoint is kept, the empty metrics file is not.
       {"train", "interrupted: SIGINT during training", {"ck.ckpt"}, false},
+      // During epoch 1's validation: the epoch ends whole and is checkpointed, epoch 2 is left.
+      {"validate", "interrupted: SIGINT during an epoch's validation", {"ck.ckpt", "m.jsonl"}, false},
       {"test", "interrupted: SIGINT during the final test evaluation", {"ck.ckpt", "m.jsonl"}, false},
       {"save", "interrupted: SIGINT while saving the model", {"ck.ckpt", "m.jsonl", "model.bin"}, false},
       {"report", "interrupted: SIGINT while writing the report", with({"ck.ckpt", "m.jsonl", "model.bin"}, report),
@@ -144,7 +151,7 @@ TEST(Interrupt, PrintedResumeCommandFinishesTheRunWithEveryOutput) {
   const TempDir clean;
   ASSERT_EQ(mnist_gpu::test::run_exe_streams(run_flags(clean)).exit_code, 0);
   const auto want = nlohmann::json::parse(lines_of(slurp(clean / "m.jsonl")).back());
-  for (const char* phase : {"train", "test", "save", "report"}) {
+  for (const char* phase : {"train", "validate", "test", "save", "report"}) {
     const TempDir dir;
     const StreamsResult first = run_signalled(phase, run_flags(dir));
     ASSERT_EQ(first.exit_code, 130) << first.err;
@@ -162,6 +169,61 @@ TEST(Interrupt, PrintedResumeCommandFinishesTheRunWithEveryOutput) {
     EXPECT_EQ(lines_of(slurp(dir / "m.jsonl")).size(), 3u) << phase << ": two epoch lines and the summary";
     EXPECT_TRUE(fs::exists(dir / "model.bin")) << phase;
     EXPECT_TRUE(fs::exists(dir / "rep" / "report.html")) << phase;
+  }
+}
+
+TEST(Interrupt, SignalDuringTheLastValidationStopsBeforeTheTestAndSaysSo) {
+  auto one_epoch = [](const TempDir& dir) {
+    std::string f = run_flags(dir);
+    f.replace(f.find("--epochs 2"), 10, "--epochs 1");
+    return f;
+  };
+  const TempDir clean;
+  ASSERT_EQ(mnist_gpu::test::run_exe_streams(one_epoch(clean)).exit_code, 0);
+  const auto want = nlohmann::json::parse(lines_of(slurp(clean / "m.jsonl")).back());
+  const TempDir dir;
+  const StreamsResult r = run_signalled("validate", one_epoch(dir));
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  // Not "during the final test evaluation": the test has not begun.
+  EXPECT_NE(r.err.find("interrupted: SIGINT during an epoch's validation"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("stopped after epoch 1 of 1, whole (its validation included); the final test is left"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("testing: evaluating"), std::string::npos) << r.err;
+  EXPECT_EQ(listing(dir.path()), (std::vector<std::string>{"ck.ckpt", "m.jsonl"})) << r.err;
+  const std::string args = printed_resume_args(r.err);
+  ASSERT_FALSE(args.empty()) << r.err;
+  const StreamsResult again = mnist_gpu::test::run_exe_streams(args);
+  ASSERT_EQ(again.exit_code, 0) << args << "\n" << again.err;
+  ASSERT_TRUE(metrics_complete(dir / "m.jsonl"));
+  const auto got = nlohmann::json::parse(lines_of(slurp(dir / "m.jsonl")).back());
+  EXPECT_EQ(got["test_acc"], want["test_acc"]);
+  EXPECT_EQ(got["confusion"], want["confusion"]);
+  EXPECT_EQ(lines_of(slurp(dir / "m.jsonl")).size(), 2u) << "one epoch line and the summary";
+}
+
+// A second signal ends the process at once, by that signal (the default action), and first removes
+// the temporary file of the atomic write it cuts short: nothing half-written is left.
+TEST(Interrupt, SecondSignalEndsAtOnceAndRemovesTheTemporaryFileOfTheWriteUnderWay) {
+  for (int sig : {SIGINT, SIGTERM}) {
+    const TempDir dir;
+    const fs::path tmp = dir / "model.bin.tmp.123";
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {  // only async-signal-safe work would matter here; the child ends by the signal
+      const StopOnSignals stop;
+      std::raise(sig);  // the first: a request to stop, the process goes on
+      if (!stop.requested()) ::_exit(3);
+      std::ofstream(tmp) << "half";
+      const TempFileGuard guard(tmp.string());
+      std::raise(sig);  // the second: ends the process
+      ::_exit(4);       // not reached
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    EXPECT_EQ(WTERMSIG(status), sig);
+    EXPECT_FALSE(fs::exists(tmp)) << "the temporary file was left behind";
   }
 }
 
