@@ -125,27 +125,15 @@ class CliObserver final : public TrainObserver {
   }
 
   void on_eval(EvalKind what, int epoch, long long done, long long total) override {
-    const auto now = std::chrono::steady_clock::now();
     if (done == 0) {
       if (eval_start_) eval_start_(what);
-      eval_at_ = now;
+      eval_line_.emplace(what == EvalKind::test         ? std::string("final test")
+                         : what == EvalKind::validation ? fmt::format("validation after epoch {}", epoch)
+                                                        : fmt::format("test (--target) after epoch {}", epoch));
       return;
     }
-    // Only an evaluation that takes a while gets a line (a short one would flicker).
-    const double s = std::chrono::duration<double>(now - eval_at_).count();
-    if (!tty_ || s < 0.5 || (done != total && now - last_draw_ < std::chrono::milliseconds(100))) return;
-    if (done == total) {
-      clear_bar();
-      return;
-    }
-    last_draw_ = now;
-    const std::string name = what == EvalKind::test ? std::string("final test")
-                             : what == EvalKind::validation ? fmt::format("validation after epoch {}", epoch)
-                                                            : fmt::format("test (--target) after epoch {}", epoch);
-    const double eta = static_cast<double>(total - done) * s / static_cast<double>(done);
-    std::fprintf(stderr, "\r%s\033[K", eval_progress_text(name, done, total, eta).c_str());
-    std::fflush(stderr);
-    drawn_ = true;
+    if (eval_line_) (*eval_line_)(done, total);
+    if (done >= total) eval_line_.reset();
   }
 
   void on_batch(int epoch, long long done, long long total, const RunningSumsFn& running) override {
@@ -185,6 +173,7 @@ class CliObserver final : public TrainObserver {
 
   /// Ends a drawn progress line, so that the next log line starts on its own.
   void clear_bar() {
+    eval_line_.reset();
     if (!drawn_) return;
     std::fprintf(stderr, "\r\033[K");
     drawn_ = false;
@@ -199,7 +188,8 @@ class CliObserver final : public TrainObserver {
   bool drawn_ = false;
   int epoch_ = 0;
   long long first_done_ = 0;
-  std::chrono::steady_clock::time_point first_at_{}, last_draw_{}, eval_at_{};
+  std::chrono::steady_clock::time_point first_at_{}, last_draw_{};
+  std::optional<EvalProgressLine> eval_line_;
 };
 
 }  // namespace

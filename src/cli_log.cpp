@@ -1,10 +1,14 @@
 // The log lines the commands share (cli.hpp): the backend chosen (make_backend) and the notes of
 // loading a data directory.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "mnist_gpu/backend_factory.hpp"
 #include "mnist_gpu/cli.hpp"
 #include "mnist_gpu/dataset.hpp"
+#include "mnist_gpu/progress_text.hpp"
 
 namespace mnist_gpu {
 
@@ -22,6 +26,34 @@ void log_data_notes(const MnistFiles& files) {
     spdlog::info("notice: {} holds both {} and {}; reading {}", s.used.parent_path().string(),
                  s.used.filename().string(), s.ignored.filename().string(), s.used.filename().string());
   for (const auto& w : files.warnings) spdlog::warn("warning: {}", w);
+}
+
+EvalProgressLine::EvalProgressLine(std::string what)
+    : what_(std::move(what)), tty_(isatty(2) != 0), start_(std::chrono::steady_clock::now()) {}
+
+EvalProgressLine::~EvalProgressLine() { clear(); }
+
+void EvalProgressLine::clear() {
+  if (!drawn_) return;
+  std::fprintf(stderr, "\r\033[K");
+  std::fflush(stderr);
+  drawn_ = false;
+}
+
+void EvalProgressLine::operator()(long long done, long long total) {
+  if (!tty_) return;
+  if (done >= total) {
+    clear();
+    return;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  const double s = std::chrono::duration<double>(now - start_).count();
+  if (done <= 0 || s < 0.5 || now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  const double eta = static_cast<double>(total - done) * s / static_cast<double>(done);
+  std::fprintf(stderr, "\r%s\033[K", eval_progress_text(what_, done, total, eta).c_str());
+  std::fflush(stderr);
+  drawn_ = true;
 }
 
 }  // namespace mnist_gpu

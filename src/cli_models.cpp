@@ -144,7 +144,8 @@ int run_eval(const EvalArgs& a) {
   const MnistFiles files = load_mnist_dir(dir, model.spec.inputs);
   log_data_notes(files);
 
-  const EvalResult r = backend->evaluate(files.test);
+  EvalProgressLine line("test");
+  const EvalResult r = backend->evaluate(files.test, [&line](long long done, long long total) { line(done, total); });
   const auto errors = r.per_class_errors();
   unsigned long long wrong = 0;
   for (auto e : errors) wrong += e;

@@ -1,6 +1,7 @@
 // The command line: flag definitions, strict value parsing (each refusal names the flag and what
 // it accepts), and the entry point that maps errors to exit codes (0 ok, 1 runtime, 2 usage).
 #pragma once
+#include <chrono>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -57,6 +58,24 @@ void refuse_flag_values(std::initializer_list<std::pair<const char*, const std::
 /// a one-line notice naming `work` ("training on the CPU"); `cuda` without a usable GPU throws
 /// Error. (cli_log.cpp)
 std::unique_ptr<Backend> choose_backend(const TrainConfig& cfg, const char* work = "training");
+
+/// An evaluation's progress line on stderr, drawn only when stderr is a terminal and the
+/// evaluation has run for half a second (a short one would flicker), at most ten times a second;
+/// cleared at the end. Call it as a ProgressFn (rows done, rows total). (cli_log.cpp)
+class EvalProgressLine {
+ public:
+  explicit EvalProgressLine(std::string what);
+  ~EvalProgressLine();
+  EvalProgressLine(const EvalProgressLine&) = delete;
+  EvalProgressLine& operator=(const EvalProgressLine&) = delete;
+  void operator()(long long done, long long total);
+  void clear();
+
+ private:
+  std::string what_;
+  bool tty_, drawn_ = false;
+  std::chrono::steady_clock::time_point start_, last_draw_{};
+};
 
 /// Logs what loading a data directory noted: NAME.gz read where NAME is there too, and the
 /// warnings (unknown digests).

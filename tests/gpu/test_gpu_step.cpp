@@ -225,3 +225,39 @@ TEST(GpuTrain, ThreeEpochsMatchCpuTestAccuracy) {
   EXPECT_EQ(total, 10000u);
   EXPECT_DOUBLE_EQ(static_cast<double>(diagonal) / 10000.0, g.test.acc);
 }
+
+// The running sums a progress line reads on the GPU: the first call only queues a copy (nothing
+// known yet, no wait); once that copy has landed, the next call answers with the sums behind the
+// steps queued before the first call: here all of them, so end_epoch agrees exactly, and the
+// samples and batches they cover are counted.
+TEST(GpuTrain, RunningSumsAnswerFromTheirCopyWithoutWaiting) {
+  MNIST_GPU_SKIP_WITHOUT_GPU();
+  ModelSpec spec;
+  spec.hidden = {32};
+  const int batch = 64, n = 3 * batch + 5;
+  Dataset d;
+  d.count = n;
+  d.rows = 28;
+  d.cols = 28;
+  d.images.resize(static_cast<std::size_t>(n) * 784);
+  d.labels.resize(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < d.images.size(); ++i) d.images[i] = static_cast<std::uint8_t>((i * 37) % 251);
+  for (int i = 0; i < n; ++i) d.labels[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(i % 10);
+  std::vector<std::uint32_t> order(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = static_cast<std::uint32_t>(i);
+  auto backend = make_cuda_backend(spec, OptimizerConfig{}, batch, 1);
+  EpochSums seen;
+  EXPECT_FALSE(backend->running_sums(seen)) << "no epoch begun";
+  backend->begin_epoch(d, order, 0.01f, 0, EpochSums{});
+  for (long long k = 0; k < 4; ++k) backend->step(k);
+  EXPECT_FALSE(backend->running_sums(seen)) << "the first call only queues the copy";
+  CUDA_CHECK(cudaDeviceSynchronize());  // the test waits; the progress line never does
+  ASSERT_TRUE(backend->running_sums(seen));
+  EXPECT_EQ(seen.samples, n);
+  EXPECT_EQ(seen.batches, 4);
+  const EpochSums end = backend->end_epoch();
+  EXPECT_GT(end.loss_sum, 0.0);
+  EXPECT_EQ(seen.loss_sum, end.loss_sum);
+  EXPECT_EQ(seen.correct, end.correct);
+  EXPECT_FALSE(backend->running_sums(seen)) << "the epoch has ended";
+}
