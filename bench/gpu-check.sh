@@ -10,8 +10,10 @@
 # without a GPU every GPU row says FAIL or MISSING.
 #   1. GPU tests (a skip is a failure), compute-sanitizer memcheck over them, racecheck and
 #      synccheck over the kernel that uses shared memory (the bias gradient);
-#   2. `verify`; the default `train` and the main command (--batch 256 --hidden 512,256), each
-#      with --target 0.98;
+#   2. `verify` (cuBLAS, fp32), then `verify --gemm cublaslt` at fp32 and `verify --precision P`
+#      for tf32 and bf16 (the cuBLASLt path: never run on a GPU before); the default `train` and
+#      the main command (--batch 256 --hidden 512,256), each with --target 0.98, and the main
+#      command on cuBLASLt at each precision;
 #   3. a CUDA run killed with SIGKILL mid-epoch and resumed ends within the GPU-vs-CPU step
 #      tolerance of an uninterrupted one; an absurd width ends in the out-of-memory message;
 #   4. side by side on this GPU (bench/side_by_side.py): PyTorch eager, PyTorch with the whole
@@ -21,7 +23,8 @@
 #      longer than one call: what its share of the budget does not reach is MISSING. JAX's
 #      persistent compilation cache is on, so a repeated JAX run loads its compiled epoch instead
 #      of compiling it again (shorter wall time and time to 98% for JAX, the same samples/s);
-#   5. `mnist_gpu bench --device cuda`, then the micro-benchmarks.
+#   5. `mnist_gpu bench --device cuda`, the same on cuBLASLt at fp32, tf32 and bf16 (resident
+#      data, graph on, batches 64, 256, 1024, 4096), then the micro-benchmarks.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-/tmp/gpu-check}}
@@ -98,7 +101,7 @@ ok=0; ((rc == 0)) && gtest_ran "$OUT_DIR/tests_gpu.log" && ok=1
 test_counts=$(gtest_counts "$OUT_DIR/tests_gpu.xml")
 row "GPU tests (a skip is a failure)" "$(verdict $ok)" "$test_counts" $secs
 timed 150 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/mnist_gpu_tests_gpu" \
-  --gtest_filter='-*ThreeEpochs*' >"$OUT_DIR/memcheck.log" 2>&1
+  --gtest_filter='-*ThreeEpochs*:GpuLtStep.EveryPrecision*' >"$OUT_DIR/memcheck.log" 2>&1
 ok=0; ((rc == 0)) && gtest_ran "$OUT_DIR/memcheck.log" && ok=1
 row "memcheck over the GPU tests" "$(verdict $ok)" "$(detail "$OUT_DIR/memcheck.log" 'ERROR SUMMARY')" $secs
 for tool in racecheck synccheck; do
@@ -112,6 +115,13 @@ done
 timed 60 "$BIN/mnist_gpu" verify >"$OUT_DIR/verify.log" 2>&1
 ok=0; ((rc == 0)) && ok=1
 row "mnist_gpu verify" "$(verdict $ok)" "$(detail "$OUT_DIR/verify.log" '^.{11}verify:')" $secs
+# The cuBLASLt path: fp32 (the fused epilogues alone), then each tensor-core precision.
+for v in "fp32 --gemm cublaslt" "tf32" "bf16"; do
+  set -- $v
+  timed 45 "$BIN/mnist_gpu" verify --precision "$@" >"$OUT_DIR/verify_lt_$1.log" 2>&1
+  ok=0; ((rc == 0)) && ok=1
+  row "mnist_gpu verify --precision $v" "$(verdict $ok)" "$(detail "$OUT_DIR/verify_lt_$1.log" '^.{11}verify:')" $secs
+done
 train_row() {  # train_row NAME FILE_STEM FLAGS...
   local name=$1 stem=$2; shift 2
   timed 60 "$BIN/mnist_gpu" train --device cuda --target 0.98 --metrics "$OUT_DIR/$stem.jsonl" "$@" >"$OUT_DIR/$stem.log" 2>&1
@@ -120,6 +130,10 @@ train_row() {  # train_row NAME FILE_STEM FLAGS...
 }
 train_row "train (defaults), --target 0.98" train_default
 train_row "train --batch 256 --hidden 512,256, --target 0.98" train_main --batch 256 --hidden 512,256
+for p in fp32 tf32 bf16; do
+  train_row "train --batch 256 --hidden 512,256 --gemm cublaslt --precision $p, --target 0.98" train_lt_$p \
+    --batch 256 --hidden 512,256 --gemm cublaslt --precision $p
+done
 
 # 3. SIGKILL mid-epoch and resume; out of memory
 resume_check() {
@@ -154,8 +168,8 @@ ok=0; ((rc != 0 && rc != 124 && rc != 200)) && grep -qE 'out of GPU memory: aske
 ((rc != 200 && rc != 124)) && rc=0  # the command is meant to fail: judge by its message
 row "absurd width: out-of-memory message" "$(verdict $ok)" "$(detail "$OUT_DIR/oom.log" 'error')" $secs
 
-# 4. Side by side: leaves 75 s for step 5; no peer run starts in the last 50 s of its share.
-share=$(($(left) - 75))
+# 4. Side by side: leaves 120 s for step 5; no peer run starts in the last 50 s of its share.
+share=$(($(left) - 120))
 if [ -f "$PEERS/torch_mlp.py" ] && [ -f "$PEERS/jax_mlp.py" ]; then
   timed $share python3 bench/side_by_side.py --exe "$BIN/mnist_gpu" --device cuda --python python3 \
     --peer "$PEERS/torch_mlp.py" --jax-peer "$PEERS/jax_mlp.py" --peer-variants eager,graph,jax,jax+highest \
@@ -174,6 +188,14 @@ fi
 timed 40 "$BIN/mnist_gpu" bench --device cuda --samples 16384 --json "$OUT_DIR/bench.json" >"$OUT_DIR/bench.md" 2>"$OUT_DIR/bench.log"
 ok=0; ((rc == 0)) && ok=1
 row "bench --device cuda (variants x batch 32..4096)" "$(verdict $ok)" "$( ((ok)) && echo 'table in bench.md' || detail "$OUT_DIR/bench.log" 'error')" $secs
+for p in fp32 tf32 bf16; do
+  timed 20 "$BIN/mnist_gpu" bench --device cuda --gemm cublaslt --precision $p --data-path resident --cuda-graph on \
+    --batches 64,256,1024,4096 --samples 16384 --json "$OUT_DIR/bench_lt_$p.json" >"$OUT_DIR/bench_lt_$p.md" \
+    2>"$OUT_DIR/bench_lt_$p.log"
+  ok=0; ((rc == 0)) && ok=1
+  row "bench --device cuda --gemm cublaslt --precision $p (resident, graph)" "$(verdict $ok)" \
+    "$( ((ok)) && echo "table in bench_lt_$p.md" || detail "$OUT_DIR/bench_lt_$p.log" 'error')" $secs
+done
 # Every kernel and cuBLAS product at the model's shapes, checked against its CPU twin before it is
 # timed; exits 1 when any benchmark ended in an error (a mismatch, a CUDA failure, no GPU).
 timed 60 "$BIN/mnist_gpu_micro_gpu" --benchmark_min_time=0.02 --benchmark_out="$OUT_DIR/micro_gpu.json" \

@@ -41,7 +41,8 @@ class CudaBackend final : public Backend {
               const CudaConfig& cuda, std::shared_ptr<gpu::Device> device)
       : opt_(opt), cuda_(cuda), batch_(batch), pixels_(spec.inputs), dev_(std::move(device)),
         compute_(dev_->compute_stream()), copy_(dev_->copy_stream()),
-        net_(spec, batch, compute_.get(), dev_->cublas(), opt.dropout, seed),
+        net_(spec, batch, compute_.get(), dev_->cublas(), opt.dropout, seed,
+             effective_gemm(cuda, spec.precision) == GemmPath::cublaslt ? dev_->lt() : gpu::LtContext{}),
         x_(static_cast<std::size_t>(batch) * spec.inputs), y_(static_cast<std::size_t>(batch)), loss_sum_(1),
         correct_(1), confusion_(kClasses * kClasses), program_(make_step_program(spec)),
         optim_(make_optim_step(opt, opt.lr, 1)) {

@@ -25,6 +25,15 @@ std::string select(int id) {
 
 Device::Device(int id) : id_(id), name_(select(id)), cublas_(compute_.get()) {}
 
+LtContext Device::lt() {
+  activate();
+  if (!lt_.get()) {
+    lt_ = LtHandle::make();
+    lt_workspace_ = DeviceBuffer<unsigned char>(kLtWorkspaceBytes);
+  }
+  return {lt_.get(), lt_workspace_.get(), lt_workspace_.bytes()};
+}
+
 // Best effort, errors ignored (a destructor must not throw): nothing queued still uses the
 // streams when they go.
 Device::~Device() {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cuda_resources.hpp"
+#include "lt_gemm.hpp"
 #include "mnist_gpu/dataset.hpp"
 
 namespace mnist_gpu::gpu {
@@ -40,6 +41,9 @@ class Device {
   const Stream& compute_stream() const { return compute_; }
   const Stream& copy_stream() const { return copy_; }
   cublasHandle_t cublas() const { return cublas_.get(); }
+  /// cuBLASLt's handle and the workspace of the compute stream's GEMMs (--gemm cublaslt): only
+  /// nets that run on compute() may use it. Made on the first call (the cuBLAS path pays nothing).
+  LtContext lt();
   /// The most bytes of device memory held at once on this GPU by this process's buffers.
   std::uint64_t peak_bytes() const { return device_bytes(id_).peak.load(); }
 
@@ -57,6 +61,8 @@ class Device {
   std::string name_;
   Stream compute_, copy_;
   CublasHandle cublas_;
+  LtHandle lt_;
+  DeviceBuffer<unsigned char> lt_workspace_;
   std::vector<std::weak_ptr<const DeviceData>> data_;
 };
 

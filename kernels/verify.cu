@@ -8,6 +8,7 @@
 #include "gpu_net.hpp"
 #include "step_table.hpp"
 #include "gpu_ops.hpp"
+#include "lt_gemm.hpp"
 #include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/cpu_net.hpp"
@@ -26,12 +27,17 @@ void add(VerifyReport& r, const std::string& name, const Tolerance& tol, const C
 }
 
 void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConfig& opt, const Dataset& data,
-                int batch, int rows, std::uint64_t seed, const std::string& tag) {
+                int batch, int rows, std::uint64_t seed, const std::string& tag, cublasLtHandle_t lt) {
   gpu::Stream stream;
   gpu::CublasHandle cublas(stream.get());
   cudaStream_t s = stream.get();
+  // The cuBLASLt path gets a workspace of its own: this stream is not the Device's compute stream.
+  gpu::DeviceBuffer<unsigned char> lt_workspace(lt ? gpu::kLtWorkspaceBytes : 0);
+  const gpu::LtContext lt_ctx = lt ? gpu::LtContext{lt, lt_workspace.get(), lt_workspace.bytes()} : gpu::LtContext{};
+  // The CPU twin at the same precision: CpuNet rounds the products' operands (precision.hpp).
   CpuNet<float> cnet(spec, batch, opt.dropout, seed);
-  gpu::GpuNet gnet(spec, batch, s, cublas.get(), opt.dropout, seed);
+  gpu::GpuNet gnet(spec, batch, s, cublas.get(), opt.dropout, seed, lt_ctx);
+  const Tolerance& tol_step = step_tolerance(spec.precision);
   const ParamLayout& layout = cnet.layout();
   init_params(spec, layout, seed, cnet.params().data());
   gpu::upload_to(gnet.params(), cnet.params(), s);
@@ -45,7 +51,8 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   for (std::size_t i = 0; i < order.size() && static_cast<int>(chosen.size()) < rows; ++i) {
     cpu::u8_to_unit(data.image(static_cast<int>(order[i])), row.data(), px);
     const MarginDropout drop{opt.dropout, seed, 1, static_cast<int>(chosen.size())};  // step 1, as below
-    if (decision_margin(spec, cnet.params(), row.data(), 1, drop) >= kDecisionMargin) chosen.push_back(order[i]);
+    if (decision_margin(spec, cnet.params(), row.data(), 1, drop) >= decision_margin_for(spec.precision))
+      chosen.push_back(order[i]);
   }
   if (static_cast<int>(chosen.size()) < rows) throw Error("verify: too few rows clear the decision margin");
   std::vector<std::uint8_t> images(static_cast<std::size_t>(rows) * px), labels(rows);
@@ -77,19 +84,19 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   double c_loss = 0;
   unsigned long long c_correct = 0;
   cnet.forward(x.data(), rows, 1);
-  add(report, tag + ": outputs", kTolStep, compare(g_out.data(), cnet.output(), n_out, kTolStep));
+  add(report, tag + ": outputs", tol_step, compare(g_out.data(), cnet.output(), n_out, tol_step));
   cnet.backward(x.data(), labels.data(), rows, &c_loss, &c_correct);
   const double g_loss = gpu::download(d_loss.get(), 1, s)[0];
-  add(report, tag + ": loss", kTolStep, compare(&g_loss, &c_loss, 1, kTolStep));
+  add(report, tag + ": loss", tol_step, compare(&g_loss, &c_loss, 1, tol_step));
 
   const std::vector<float> g_grads = gpu::download(gnet.grads(), layout.size, s);
   for (std::size_t li = 0; li < layout.layers.size(); ++li) {
     const LayerView& l = layout.layers[li];
     const std::string n = std::to_string(li + 1);
-    add(report, tag + ": grad W" + n, kTolStep,
-        compare(g_grads.data() + l.w, cnet.grads().data() + l.w, static_cast<std::size_t>(l.in) * l.out, kTolStep));
-    add(report, tag + ": grad b" + n, kTolStep,
-        compare(g_grads.data() + l.b, cnet.grads().data() + l.b, static_cast<std::size_t>(l.out), kTolStep));
+    add(report, tag + ": grad W" + n, tol_step,
+        compare(g_grads.data() + l.w, cnet.grads().data() + l.w, static_cast<std::size_t>(l.in) * l.out, tol_step));
+    add(report, tag + ": grad b" + n, tol_step,
+        compare(g_grads.data() + l.b, cnet.grads().data() + l.b, static_cast<std::size_t>(l.out), tol_step));
   }
 
   // One optimizer update from identical gradients (the CPU's), twice, so that state is exercised.
@@ -112,10 +119,16 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
 }  // namespace
 
 VerifyReport verify_gpu(const ModelSpec& spec, const OptimizerConfig& opt, const Dataset& data, int batch,
-                        std::uint64_t seed, int device) {
+                        std::uint64_t seed, int device, GemmPath gemm) {
   const std::shared_ptr<gpu::Device> dev = gpu::Device::shared(device);  // current for this thread
   VerifyReport report;
   report.device = dev->name();
+  CudaConfig cuda;
+  cuda.gemm = gemm;
+  const bool lt = effective_gemm(cuda, spec.precision) == GemmPath::cublaslt;
+  report.precision = to_string(spec.precision);
+  report.gemm = lt ? "cublaslt" : "cublas";
+  const cublasLtHandle_t lt_handle = lt ? dev->lt().handle : nullptr;
   std::vector<int> sizes{std::min(batch, data.count)};
   if (data.count % batch != 0 && data.count > batch) sizes.push_back(data.count % batch);
   for (Activation act : user_activations()) {
@@ -125,7 +138,9 @@ VerifyReport verify_gpu(const ModelSpec& spec, const OptimizerConfig& opt, const
       m.loss = loss;
       for (int rows : sizes)
         verify_one(report, m, opt, data, batch, rows, seed,
-                   std::string(to_string(act)) + "/" + to_string(loss) + " batch " + std::to_string(rows));
+                   std::string(to_string(act)) + "/" + to_string(loss) + " " + to_string(spec.precision) + " batch " +
+                       std::to_string(rows),
+                   lt_handle);
     }
   }
   return report;

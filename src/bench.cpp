@@ -90,6 +90,8 @@ BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Datase
       row.data = cpu ? "host" : to_string(variant.data);
       row.graph = !cpu && variant.graph;
       row.kernels_per_step = backend->kernels_per_step();
+      row.precision = to_string(cfg.model.precision);
+      row.gemm = cpu ? "-" : to_string(effective_gemm(variant, cfg.model.precision));
       row.batch = batch;
       row.steps = steps;
       row.train_samples_per_s = static_cast<double>(steps * batch) / train_s;
@@ -108,8 +110,8 @@ std::string bench_table(const BenchResult& r) {
   std::string out = fmt::format("training FLOPs per sample {:.3g}, inference {:.3g}; SGEMM ceiling: cpu {:.1f} GFLOP/s",
                                 r.train_flops_per_sample, r.infer_flops_per_sample, r.cpu_sgemm_gflops);
   if (r.gpu_sgemm_gflops > 0) out += fmt::format(", gpu {:.1f} GFLOP/s", r.gpu_sgemm_gflops);
-  out += "\n| device | data | graph | kernels/step | batch | train samples/s | epoch s | infer samples/s | GFLOP/s "
-         "| share of SGEMM | GPU/CPU |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  out += "\n| device | precision | gemm | data | graph | kernels/step | batch | train samples/s | epoch s | infer samples/s | GFLOP/s "
+         "| share of SGEMM | GPU/CPU |\n|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const BenchRow& row : r.rows) {
     std::string speedup;
     if (row.device == "cuda")
@@ -117,8 +119,8 @@ std::string bench_table(const BenchResult& r) {
         if (c.device == "cpu" && c.batch == row.batch)
           speedup = fmt::format("{:.1f}x", row.train_samples_per_s / c.train_samples_per_s);
     const bool gpu = row.device == "cuda";
-    out += fmt::format("| {} | {} | {} | {} | {} | {:.0f} | {:.3f} | {:.0f} | {:.1f} | {:.0f}% | {} |\n", row.device,
-                       row.data, gpu ? (row.graph ? "on" : "off") : "-",
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {:.0f} | {:.3f} | {:.0f} | {:.1f} | {:.0f}% | {} |\n",
+                       row.device, row.precision, row.gemm, row.data, gpu ? (row.graph ? "on" : "off") : "-",
                        row.kernels_per_step > 0 ? std::to_string(row.kernels_per_step) : "-", row.batch,
                        row.train_samples_per_s, row.epoch_s, row.infer_samples_per_s, row.train_gflops,
                        100 * row.share_of_ceiling, speedup);

@@ -401,8 +401,9 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
                  "workspace; the CUDA context not counted)",
                  static_cast<double>(peak_host_bytes()) / mib, static_cast<double>(backend->peak_device_bytes()) / mib);
     if (backend->kernels_per_step() > 0)
-      spdlog::info("gpu step: {} data, {} kernels per step replayed as one CUDA graph launch", to_string(cfg.cuda.data),
-                   backend->kernels_per_step());
+      spdlog::info("gpu step: {} data, {} GEMMs at {}, {} kernels per step replayed as one CUDA graph launch",
+                   to_string(cfg.cuda.data), to_string(effective_gemm(cfg.cuda, cfg.model.precision)),
+                   to_string(cfg.model.precision), backend->kernels_per_step());
     else
       spdlog::info("gpu step: {} data, kernel by kernel (--cuda-graph {})", to_string(cfg.cuda.data),
                    cfg.cuda.graph ? "on, no full batch trained" : "off");
@@ -479,6 +480,9 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
                  {"data_path", backend->device() == "cuda" ? json(to_string(cfg.cuda.data)) : json(nullptr)},
                  {"cuda_graph", backend->device() == "cuda" ? json(cfg.cuda.graph) : json(nullptr)},
                  {"kernels_per_step", backend->kernels_per_step()},
+                 {"precision", to_string(cfg.model.precision)},
+                 {"gemm", backend->device() == "cuda" ? json(to_string(effective_gemm(cfg.cuda, cfg.model.precision)))
+                                                      : json(nullptr)},
                  {"target", cfg.target},
                  {"train_s_to_target", std::isnan(r.train_s_to_target) ? json(nullptr) : json(r.train_s_to_target)},
                  {"best_epoch", r.best_epoch},
@@ -520,18 +524,19 @@ int run_verify(const TrainConfig& cfg) {
   const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
   const MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
   log_data_notes(files);
-  const VerifyReport report = verify_gpu(cfg.model, cfg.optimizer, files.train, cfg.batch, cfg.seed);
+  const VerifyReport report = verify_gpu(cfg.model, cfg.optimizer, files.train, cfg.batch, cfg.seed, cfg.cuda.device,
+                                         effective_gemm(cfg.cuda, cfg.model.precision));
   for (const auto& c : report.checks)
     spdlog::info("{:<4} {:<60} worst error {:.3g}x the {} tolerance (atol {:g}, rtol {:g})", c.cmp.ok ? "ok" : "FAIL",
                  c.tensor, c.cmp.ratio, c.tol.name, c.tol.atol, c.tol.rtol);
   const VerifyCheck* worst = report.worst();
   if (!report.ok()) {
-    spdlog::error("verify: GPU ({}) and CPU disagree; {}", report.device,
+    spdlog::error("verify: GPU ({}, precision {}, {}) and CPU disagree; {}", report.device, report.precision, report.gemm,
                   worst ? worst->cmp.describe(worst->tensor) : std::string("no checks ran"));
     return 1;
   }
-  spdlog::info("verify: {} checks passed on {}; worst: {} at {:.3g}x its tolerance", report.checks.size(),
-               report.device, worst->tensor, worst->cmp.ratio);
+  spdlog::info("verify: {} checks passed on {} (precision {}, {}); worst: {} at {:.3g}x its tolerance",
+               report.checks.size(), report.device, report.precision, report.gemm, worst->tensor, worst->cmp.ratio);
   return 0;
 }
 

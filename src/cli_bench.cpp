@@ -75,7 +75,11 @@ int run_bench_command(const BenchArgs& a) {
   if (graphs.empty()) throw UsageError("--cuda-graph: expected one of on | off | both, got '" + a.cuda_graph + "'");
   cfg.cuda_variants.clear();
   for (DataPath p : paths)
-    for (bool g : graphs) cfg.cuda_variants.push_back(CudaConfig{p, g});
+    for (bool g : graphs) {
+      CudaConfig c{p, g};
+      c.gemm = base.cuda.gemm;
+      cfg.cuda_variants.push_back(c);
+    }
   const DeviceProbe probe = probe_device();
   if (a.device == "cpu") {
     cfg.devices = {DeviceChoice::cpu};
@@ -108,6 +112,8 @@ int run_bench_command(const BenchArgs& a) {
                     {"data", row.data},
                     {"graph", row.graph},
                     {"kernels_per_step", row.kernels_per_step},
+                    {"precision", row.precision},
+                    {"gemm", row.gemm},
                     {"batch", row.batch},
                     {"steps", row.steps},
                     {"samples_per_s", row.train_samples_per_s},

@@ -49,6 +49,23 @@ const char* to_string(DataPath d) {
   return "?";
 }
 
+const char* to_string(Precision p) {
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::tf32: return "tf32";
+    case Precision::bf16: return "bf16";
+  }
+  return "?";
+}
+
+const char* to_string(GemmPath g) {
+  switch (g) {
+    case GemmPath::cublas: return "cublas";
+    case GemmPath::cublaslt: return "cublaslt";
+  }
+  return "?";
+}
+
 std::vector<int> ModelSpec::widths() const {
   std::vector<int> w;
   w.push_back(inputs);

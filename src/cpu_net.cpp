@@ -5,6 +5,7 @@
 
 #include "mnist_gpu/activation.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
+#include "mnist_gpu/precision.hpp"
 
 namespace mnist_gpu {
 
@@ -23,6 +24,27 @@ CpuNet<T>::CpuNet(const ModelSpec& spec, int max_batch, float dropout, std::uint
   }
   delta_a_.resize(static_cast<std::size_t>(max_batch) * widest);
   delta_b_.resize(static_cast<std::size_t>(max_batch) * widest);
+  if (rounding()) {
+    wq_.resize(layout_.size);
+    xq_.resize(static_cast<std::size_t>(max_batch) * widest);
+    dq_.resize(static_cast<std::size_t>(max_batch) * widest);
+  }
+}
+
+template <class T>
+const T* CpuNet<T>::gemm_weights(std::size_t li) {
+  const LayerView& l = layout_.layers[li];
+  if (!rounding()) return params_.data() + l.w;
+  const std::size_t n = static_cast<std::size_t>(l.in) * l.out;
+  round_operands(params_.data() + l.w, wq_.data() + l.w, n, spec_.precision);
+  return wq_.data() + l.w;
+}
+
+template <class T>
+const T* CpuNet<T>::gemm_operand(const T* v, std::size_t n, std::vector<T>& scratch) {
+  if (!rounding()) return v;
+  round_operands(v, scratch.data(), n, spec_.precision);
+  return scratch.data();
 }
 
 template <class T>
@@ -35,7 +57,8 @@ template <class T>
 void CpuNet<T>::forward_layer(const T* x, int batch, std::size_t li) {
   const LayerView& l = layout_.layers[li];
   T* y = acts_[li].data();
-  cpu::dense_forward(layer_input(x, li), params_.data() + l.w, y, batch, l.in, l.out);
+  const T* in = gemm_operand(layer_input(x, li), static_cast<std::size_t>(batch) * l.in, xq_);
+  cpu::dense_forward(in, gemm_weights(li), y, batch, l.in, l.out);
   const bool hidden = li + 1 < layout_.layers.size();
   const Activation act = hidden ? spec_.activation : Activation::identity;
   if (preact_[li].empty())
@@ -82,10 +105,14 @@ template <class T>
 void CpuNet<T>::backward_layer(const T* x, int batch, std::size_t li) {
   const LayerView& l = layout_.layers[li];
   // delta_ is dLoss/d(pre-activation) of layer li: (batch, l.out).
-  cpu::dense_backward_weights(delta_, layer_input(x, li), grads_.data() + l.w, batch, l.in, l.out);
+  // At a precision other than fp32 both products take rounded operands (the bias gradient sums
+  // the float delta, as the GPU's epilogues do).
+  const T* dq = gemm_operand(delta_, static_cast<std::size_t>(batch) * l.out, dq_);
+  const T* in = gemm_operand(layer_input(x, li), static_cast<std::size_t>(batch) * l.in, xq_);
+  cpu::dense_backward_weights(dq, in, grads_.data() + l.w, batch, l.in, l.out);
   cpu::bias_grad(delta_, grads_.data() + l.b, batch, l.out);
   if (li == 0) return;
-  cpu::dense_backward_data(delta_, params_.data() + l.w, next_, batch, l.in, l.out);
+  cpu::dense_backward_data(dq, gemm_weights(li), next_, batch, l.in, l.out);
   const std::size_t n = static_cast<std::size_t>(batch) * l.in;
   if (dropping()) cpu::dropout_backward(next_, n, make_dropout_mask(dropout_, seed_, step_, static_cast<int>(li - 1)));
   cpu::act_backward(next_, act_saved(li - 1), n, spec_.activation);

@@ -150,6 +150,9 @@ std::string settings_section(const ReportInput& in) {
       {"Training images", c.limit > 0 ? "first " + with_commas(static_cast<unsigned long long>(c.limit)) + " of the split"
                                       : std::string("all of the split")},
       {"Batch", std::to_string(c.batch)},
+      {"Precision", std::string(to_string(c.model.precision)) +
+                        (c.model.precision == Precision::fp32 ? " (strict FP32 products)"
+                                                              : " (products on tensor cores, FP32 accumulation)")},
       {"Epochs", std::to_string(in.epochs.size()) + " of " + std::to_string(c.epochs) +
                      (in.continued.empty() ? std::string() : " (" + in.continued + ")")},
       {"Validation images", with_commas(static_cast<unsigned long long>(c.val))},

@@ -199,6 +199,18 @@ std::vector<Setting> make_settings() {
     t.push_back(s);
   }
   {
+    Setting s = choice_setting<Precision>(
+        base("--precision", "precision",
+             "dense products: fp32 (strict) | tf32 (TF32 tensor cores, FP32 accumulation) | bf16 (BF16 copies of "
+             "weights and activations, FP32 accumulation and master weights); GPU: tf32 and bf16 run on cuBLASLt; "
+             "the CPU emulates their rounding",
+             "fp32", "bf16", S::model, R::result),
+        {{"fp32", Precision::fp32}, {"tf32", Precision::tf32}, {"bf16", Precision::bf16}},
+        [](auto& c) -> auto& { return c.model.precision; });
+    s.stored_since = 4;
+    t.push_back(s);
+  }
+  {
     Setting s = base("--seed", "seed", "seed of the initialisation, split and shuffles", "1", "18446744073709551615",
                      S::model, R::result);
     s.parse = [](const std::string& text, TrainConfig& c) { c.seed = parse_u64_value("--seed", text); };
@@ -250,6 +262,23 @@ std::vector<Setting> make_settings() {
         {{"on", true}, {"off", false}}, [](auto& c) -> auto& { return c.cuda.graph; });
     s.inert = gpu_only;
     s.refuse_inert = false;
+    t.push_back(s);
+  }
+  {
+    // The default stays cublas, the path verified on a GPU (H200, 2026-11-30), until a GPU run has
+    // verified the cuBLASLt path: it has never run on a GPU yet.
+    Setting s = choice_setting<GemmPath>(
+        base("--gemm", "",
+             "GPU dense products: cublas (SGEMM, separate bias/activation kernels) | cublaslt (bias, ReLU and their "
+             "gradients fused into the GEMMs); --precision tf32/bf16 always run on cublaslt",
+             "cublas", "cublaslt", S::model, R::runtime),
+        {{"cublas", GemmPath::cublas}, {"cublaslt", GemmPath::cublaslt}}, [](auto& c) -> auto& { return c.cuda.gemm; });
+    s.inert = [](const TrainConfig& c) {
+      if (c.cuda.gemm == GemmPath::cublas && c.model.precision != Precision::fp32)
+        return std::string("cublas runs fp32 only; --precision ") + to_string(c.model.precision) +
+               " needs --gemm cublaslt (or no --gemm)";
+      return std::string();
+    };
     t.push_back(s);
   }
   t.push_back(choice_setting<Schedule>(

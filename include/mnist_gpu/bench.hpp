@@ -27,6 +27,8 @@ struct BenchRow {
   std::string data;    ///< "host" (cpu), "streamed" or "resident" (cuda)
   bool graph = false;  ///< cuda: full-batch steps replayed from a CUDA graph
   int kernels_per_step = 0;  ///< cuda with graph: kernel nodes of the captured step; else 0
+  std::string precision = "fp32";  ///< the products' precision (--precision)
+  std::string gemm = "-";          ///< cuda: cublas or cublaslt; cpu: "-"
   int batch = 0;
   long long steps = 0;            ///< timed training steps (after a warm-up of steps / 10, at least 2)
   double train_samples_per_s = 0;

@@ -34,7 +34,7 @@
 
 namespace mnist_gpu {
 
-inline constexpr std::uint32_t kCheckpointVersion = 3;
+inline constexpr std::uint32_t kCheckpointVersion = 4;
 
 struct Checkpoint {
   TrainConfig config;  ///< the settings that determine the result (paths are not stored)

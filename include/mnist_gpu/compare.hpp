@@ -27,6 +27,14 @@ inline constexpr Tolerance kTolGemm{"gemm", 1e-5, 1e-4};
 inline constexpr Tolerance kTolReduction{"reduction", 1e-6, 1e-4};
 /// A full training step: errors of all the above compounded through the layers.
 inline constexpr Tolerance kTolStep{"step", 1e-5, 1e-3};
+/// A full training step at --precision tf32 against the CPU's TF32 emulation: the CPU rounds
+/// operands to nearest-even, the tensor cores' conversion may round otherwise (1 TF32 ulp, 2^-11
+/// relative, per operand), compounded through the layers.
+inline constexpr Tolerance kTolStepTf32{"step-tf32", 1e-4, 1e-2};
+/// A full training step at --precision bf16 against the CPU's BF16 emulation: the operands round
+/// alike, but an FP32 sum that differs in its last bit can round a hidden activation or delta to
+/// the neighbouring BF16 value (2^-8 relative) before the next product.
+inline constexpr Tolerance kTolStepBf16{"step-bf16", 1e-3, 3e-2};
 /// One optimizer update (adam divides by sqrt(v) + eps: a few ulp of the step).
 inline constexpr Tolerance kTolOptimizer{"optimizer", 1e-7, 1e-5};
 

@@ -19,6 +19,14 @@ enum class DataPath { streamed, resident };
 /// Learning-rate schedule over epochs: constant; cosine from lr down to 0 at the last epoch's end;
 /// step: lr multiplied by TrainConfig::lr_factor every TrainConfig::lr_step epochs.
 enum class Schedule { constant, cosine, step };
+/// How the dense layers' products round their operands (--precision). fp32: strict FP32 maths;
+/// tf32: operands rounded to TF32 (10-bit mantissa) on tensor cores, FP32 accumulation; bf16:
+/// BF16 copies of weights and activations (8-bit mantissa), FP32 accumulation, FP32 master
+/// weights and optimizer state. The CPU emulates the rounding (precision.hpp).
+enum class Precision { fp32, tf32, bf16 };
+/// Which library runs the CUDA backend's dense products (--gemm): cuBLAS SGEMM with separate
+/// bias/activation kernels, or cuBLASLt with bias, ReLU and their gradients fused into the GEMMs.
+enum class GemmPath { cublas, cublaslt };
 
 const char* to_string(Activation a);
 const char* to_string(Loss l);
@@ -26,6 +34,8 @@ const char* to_string(OptimizerKind o);
 const char* to_string(DeviceChoice d);
 const char* to_string(Schedule s);
 const char* to_string(DataPath d);
+const char* to_string(Precision p);
+const char* to_string(GemmPath g);
 
 /// MNIST's classes (the digits 0-9): the outputs of every model the backends train.
 inline constexpr int kClasses = 10;
@@ -41,6 +51,9 @@ struct ModelSpec {
   int outputs = kClasses;
   Activation activation = Activation::relu;
   Loss loss = Loss::xent;
+  /// The dense products' rounding (a training setting: TrainConfig's --precision; model files do
+  /// not store it, and a loaded model evaluates at fp32).
+  Precision precision = Precision::fp32;
   /// All layer widths, inputs first and outputs last.
   std::vector<int> widths() const;
 };
@@ -64,7 +77,16 @@ struct CudaConfig {
   bool graph = true;
   /// The GPU (0-based among the visible ones; --device cuda:N).
   int device = 0;
+  /// The library of the dense products. A precision other than fp32 always runs on cuBLASLt
+  /// (effective_gemm).
+  GemmPath gemm = GemmPath::cublas;
 };
+
+/// The GEMM path a model runs on: cuBLASLt for any precision but fp32 (cuBLAS SGEMM has none),
+/// else the configured one.
+inline GemmPath effective_gemm(const CudaConfig& cuda, Precision p) {
+  return p == Precision::fp32 ? cuda.gemm : GemmPath::cublaslt;
+}
 
 /// The default learning rate of each optimizer (used when --lr is not given).
 float default_lr(OptimizerKind kind);

@@ -66,6 +66,10 @@ class CpuNet {
   // activation whose backward reads z (activation.hpp); empty otherwise.
   std::vector<std::vector<T>> preact_;
   std::vector<T> delta_a_, delta_b_;  // (max_batch, max(width)) each: ping-pong for backprop
+  // spec.precision other than fp32: the GEMM operands rounded as the tensor cores take them
+  // (precision.hpp) before a float accumulation; empty at fp32.
+  std::vector<T> wq_;                 // (layout.size): the weights rounded (biases unused)
+  std::vector<T> xq_, dq_;            // (max_batch, max(width)): a layer input / a delta rounded
   T* delta_ = nullptr;                // the delta of the layer backward_layer works on next
   T* next_ = nullptr;                 // the other buffer
 
@@ -73,6 +77,11 @@ class CpuNet {
   // The input of layer li in the last forward pass: x, or the previous layer's (kept) outputs.
   const T* layer_input(const T* x, std::size_t li) const;
   // What act_backward reads for hidden layer li: its pre-activation z when kept, else its output.
+  bool rounding() const { return spec_.precision != Precision::fp32; }
+  // The GEMM operands of layer li at spec.precision: the arrays themselves at fp32, else their
+  // rounded copies.
+  const T* gemm_weights(std::size_t li);
+  const T* gemm_operand(const T* v, std::size_t n, std::vector<T>& scratch);
   const T* act_saved(std::size_t li) const { return preact_[li].empty() ? acts_[li].data() : preact_[li].data(); }
 };
 

@@ -19,6 +19,8 @@ struct VerifyCheck {
 
 struct VerifyReport {
   std::string device;
+  std::string precision = "fp32";  ///< the products' precision (--precision)
+  std::string gemm = "cublas";     ///< the GEMM path that ran (--gemm, or cublaslt for tf32/bf16)
   std::vector<VerifyCheck> checks;
   bool ok() const;
   /// The check with the largest error ratio.
@@ -30,6 +32,24 @@ struct VerifyReport {
 /// apart): a relu unit near 0 passes its gradient on one side and blocks it on the other, which
 /// moves a whole row of dW far outside kTolStep, and two near-equal outputs can swap the argmax.
 inline constexpr double kDecisionMargin = 5e-5;
+/// The same at tf32 and bf16, where the products' operands carry 10 or 7 mantissa bits and the
+/// two sides' pre-activations can lie ~1e-4 apart (see kTolStepTf32, kTolStepBf16).
+inline constexpr double kDecisionMarginRounded = 1e-3;
+
+/// The decision margin of a precision.
+inline double decision_margin_for(Precision p) {
+  return p == Precision::fp32 ? kDecisionMargin : kDecisionMarginRounded;
+}
+
+/// The tolerance of a whole training step at a precision: kTolStep, kTolStepTf32, kTolStepBf16.
+inline const Tolerance& step_tolerance(Precision p) {
+  switch (p) {
+    case Precision::tf32: return kTolStepTf32;
+    case Precision::bf16: return kTolStepBf16;
+    case Precision::fp32: break;
+  }
+  return kTolStep;
+}
 
 /// Dropout as a training step applies it, for decision_margin: the masks of step `step` of a net
 /// seeded `seed`, with x's rows standing at batch rows first_row, first_row + 1, ... (a mask
@@ -47,12 +67,13 @@ struct MarginDropout {
 double decision_margin(const ModelSpec& spec, const std::vector<float>& params, const float* x, int rows,
                        const MarginDropout& drop = {});
 
-/// For each activation x loss, at `batch` rows and at the ragged last batch of an epoch over
+/// For each activation x loss at spec.precision, on the GEMM path `gemm` (cuBLASLt whenever the
+/// precision is not fp32), at `batch` rows and at the ragged last batch of an epoch over
 /// `data`: outputs, loss, every weight and bias gradient, and one update of `opt` from identical
 /// gradients, GPU vs CPU. The batch takes the rows of the first epoch's order whose decisions
 /// clear kDecisionMargin (almost all do). On GPU `device` (0-based among the visible ones);
 /// throws Error when it is not a usable GPU.
 VerifyReport verify_gpu(const ModelSpec& spec, const OptimizerConfig& opt, const Dataset& data, int batch,
-                        std::uint64_t seed, int device = 0);
+                        std::uint64_t seed, int device = 0, GemmPath gemm = GemmPath::cublas);
 
 }  // namespace mnist_gpu

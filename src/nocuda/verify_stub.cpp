@@ -4,7 +4,7 @@
 
 namespace mnist_gpu {
 
-VerifyReport verify_gpu(const ModelSpec&, const OptimizerConfig&, const Dataset&, int, std::uint64_t, int) {
+VerifyReport verify_gpu(const ModelSpec&, const OptimizerConfig&, const Dataset&, int, std::uint64_t, int, GemmPath) {
   throw Error("no usable GPU: this build has no CUDA backend (configured without nvcc or with MNIST_GPU_CUDA=OFF)");
 }
 

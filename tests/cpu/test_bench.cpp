@@ -57,6 +57,7 @@ TEST(Bench, TableHasOneLinePerRowAndTheGpuSpeedupOverTheSameBatch) {
     b.data = data;
     b.graph = graph;
     b.kernels_per_step = kernels;
+    b.gemm = dev == std::string("cuda") ? "cublas" : "-";
     b.batch = batch;
     b.train_samples_per_s = sps;
     return b;
@@ -64,13 +65,13 @@ TEST(Bench, TableHasOneLinePerRowAndTheGpuSpeedupOverTheSameBatch) {
   r.rows = {row("cpu", "host", false, 0, 256, 40000), row("cuda", "streamed", true, 23, 256, 1000000),
             row("cuda", "resident", false, 0, 256, 500000), row("cuda", "resident", true, 22, 512, 2000000)};
   const std::string t = bench_table(r);
-  EXPECT_NE(t.find("| cpu | host | - | - | 256 | 40000 |"), std::string::npos) << t;
-  EXPECT_NE(t.find("| cuda | streamed | on | 23 | 256 | 1000000 |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| cpu | fp32 | - | host | - | - | 256 | 40000 |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| cuda | fp32 | cublas | streamed | on | 23 | 256 | 1000000 |"), std::string::npos) << t;
   EXPECT_NE(t.find("| 25.0x |"), std::string::npos) << t;  // 1000000 / 40000
   EXPECT_NE(t.find("| 12.5x |"), std::string::npos) << t;  // 500000 / 40000
-  EXPECT_NE(t.find("| cuda | resident | off | - | 256 |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| cuda | fp32 | cublas | resident | off | - | 256 |"), std::string::npos) << t;
   // No CPU row at batch 512: no speed-up is claimed for it.
-  const std::size_t last = t.find("| cuda | resident | on | 22 | 512 |");
+  const std::size_t last = t.find("| cuda | fp32 | cublas | resident | on | 22 | 512 |");
   ASSERT_NE(last, std::string::npos) << t;
   EXPECT_EQ(t.find('x', last), std::string::npos) << t;
   EXPECT_NE(t.find("gpu 50000.0 GFLOP/s"), std::string::npos) << t;

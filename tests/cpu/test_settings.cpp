@@ -259,7 +259,7 @@ TEST(Settings, SettingsAsFlagsReproduceTheRunsSettings) {
   }
   EXPECT_EQ(settings_as_flags(TrainConfig{}),
             "--batch 128 --hidden 512,256 --activation relu --loss xent --optimizer adam --lr 0.002 --l2 0 --dropout 0 "
-            "--seed 1 --schedule cosine --lr-patience 0 --patience 0 --epochs 10 --val 5000 --limit 0 --target 0");
+            "--precision fp32 --seed 1 --schedule cosine --lr-patience 0 --patience 0 --epochs 10 --val 5000 --limit 0 --target 0");
 }
 
 TEST(Settings, ContinuingARunThatEarlyStoppingEndedIsRefused) {

@@ -1,0 +1,188 @@
+// cuBLASLt plans, pick_algo and the BF16 conversion (lt_gemm.hpp; the row-major mapping is
+// derived there).
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <tuple>
+
+#include "launch.cuh"
+#include "lt_gemm.hpp"
+#include "mnist_gpu/error.hpp"
+
+namespace mnist_gpu::gpu {
+namespace {
+
+// The precision's cuBLASLt types: tf32 keeps FP32 storage and asks for TF32 tensor cores; bf16
+// multiplies BF16 operands; every precision accumulates, scales and writes D (and bias, bias
+// gradient) in FP32.
+cublasComputeType_t compute_type(Precision p) {
+  return p == Precision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
+cudaDataType_t operand_type(Precision p) { return p == Precision::bf16 ? CUDA_R_16BF : CUDA_R_32F; }
+
+cublasLtEpilogue_t lt_epilogue(LtEpilogue e) {
+  switch (e) {
+    case LtEpilogue::none: return CUBLASLT_EPILOGUE_DEFAULT;
+    case LtEpilogue::bias: return CUBLASLT_EPILOGUE_BIAS;
+    case LtEpilogue::relu_aux_bias: return CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
+    case LtEpilogue::drelu_bgrad: return CUBLASLT_EPILOGUE_DRELU_BGRAD;
+    case LtEpilogue::bgradb: return CUBLASLT_EPILOGUE_BGRADB;
+  }
+  return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
+bool uses_bias(LtEpilogue e) { return e != LtEpilogue::none; }
+bool uses_aux(LtEpilogue e) { return e == LtEpilogue::relu_aux_bias || e == LtEpilogue::drelu_bgrad; }
+
+}  // namespace
+
+std::string describe(const LtShape& s) {
+  return std::string("m ") + std::to_string(s.m) + " n " + std::to_string(s.n) + " k " + std::to_string(s.k) +
+         (s.trans_a ? " A^T" : "") + (s.trans_b ? " B^T" : "") + ", precision " + to_string(s.precision) +
+         ", epilogue " + to_string(s.epilogue) + ", alignments A " + std::to_string(s.align_a) + " B " +
+         std::to_string(s.align_b) + " D " + std::to_string(s.align_d) + " bias " + std::to_string(s.align_bias) +
+         " aux " + std::to_string(s.align_aux) + " bytes";
+}
+
+namespace {
+
+// Sets the pointer attributes of one call: the heuristic reads their alignment, the matmul their
+// value.
+void set_pointers(LtMatmulDesc& desc, const LtShape& s, const LtOperands& ops) {
+  if (uses_bias(s.epilogue) && s.epilogue != LtEpilogue::none) {
+    const void* bias = ops.bias;
+    desc.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
+  }
+  if (uses_aux(s.epilogue)) {
+    const void* aux = ops.aux;
+    desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, aux);
+  }
+}
+
+__global__ void to_bf16_kernel(const float* __restrict__ src, __nv_bfloat16* __restrict__ dst, std::size_t n) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+}  // namespace
+
+const char* to_string(LtEpilogue e) {
+  switch (e) {
+    case LtEpilogue::none: return "default";
+    case LtEpilogue::bias: return "bias";
+    case LtEpilogue::relu_aux_bias: return "relu_aux_bias";
+    case LtEpilogue::drelu_bgrad: return "drelu_bgrad";
+    case LtEpilogue::bgradb: return "bgradb";
+  }
+  return "?";
+}
+
+bool LtShape::operator<(const LtShape& o) const {
+  auto key = [](const LtShape& s) {
+    return std::make_tuple(s.trans_a, s.trans_b, s.m, s.n, s.k, s.lda, s.ldb, s.ldd, static_cast<int>(s.precision),
+                           static_cast<int>(s.epilogue), s.aux_ld,
+                           std::array<int, 5>{s.align_a, s.align_b, s.align_d, s.align_bias, s.align_aux});
+  };
+  return key(*this) < key(o);
+}
+
+int ptr_alignment(const void* p) {
+  const auto u = reinterpret_cast<std::uintptr_t>(p);
+  if (u == 0) return 256;
+  const std::uintptr_t low = u & (~u + 1);
+  return low >= 256 ? 256 : static_cast<int>(low);
+}
+
+LtPlan::LtPlan(const LtShape& s)
+    : shape(s),
+      desc(compute_type(s.precision), CUDA_R_32F),
+      // Layouts describe the matrices as stored, before their ops (lt_gemm.hpp).
+      a(operand_type(s.precision), s.trans_a ? s.k : s.m, s.trans_a ? s.m : s.k, s.lda),
+      b(operand_type(s.precision), s.trans_b ? s.n : s.k, s.trans_b ? s.k : s.n, s.ldb),
+      d(CUDA_R_32F, s.m, s.n, s.ldd) {
+  const cublasOperation_t ta = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  desc.set(CUBLASLT_MATMUL_DESC_TRANSA, ta);  // int32_t (cublasOperation_t)
+  desc.set(CUBLASLT_MATMUL_DESC_TRANSB, tb);
+  const auto epi = static_cast<std::uint32_t>(lt_epilogue(s.epilogue));  // uint32_t
+  desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE, epi);
+  if (uses_bias(s.epilogue)) {
+    // The bias (and bias gradient) in FP32, D's type (the default, stated).
+    const auto bias_type = static_cast<std::int32_t>(CUDA_R_32F);
+    desc.set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, bias_type);
+  }
+  if (uses_aux(s.epilogue)) {
+    if (s.aux_ld % 128 != 0 || s.aux_ld < s.m)
+      throw Error("cuBLASLt plan: the ReLU mask's leading dimension must be a multiple of 128 >= the rows");
+    const std::int64_t ld = s.aux_ld;  // in bits, int64_t
+    desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, ld);
+  }
+}
+
+std::optional<cublasLtMatmulAlgo_t> pick_algo(const LtContext& ctx, LtPlan& plan, const LtOperands& ops,
+                                              cudaStream_t stream) {
+  (void)stream;  // for timing candidates (autotuning), not used by the heuristic's choice
+  const LtShape& s = plan.shape;
+  set_pointers(plan.desc, s, ops);
+  LtPreference pref;
+  const std::uint64_t ws = ctx.workspace_bytes;
+  pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws);
+  // The real alignments (the default assumes 256 bytes: an algorithm chosen under it could
+  // fault on a less aligned operand). C is D (beta 0, C = D).
+  const auto align = [](int a) { return static_cast<std::uint32_t>(a); };
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align(s.align_a));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align(s.align_b));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align(s.align_d));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align(s.align_d));
+  constexpr int kCandidates = 8;
+  std::array<cublasLtMatmulHeuristicResult_t, kCandidates> found{};
+  int count = 0;
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.handle, plan.desc.get(), plan.a.get(), plan.b.get(),
+                                                          plan.d.get(), plan.d.get(), pref.get(), kCandidates,
+                                                          found.data(), &count);
+  if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED)
+    throw_cublas_error(st, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+  int chosen = -1;
+  for (int i = 0; i < count && chosen < 0; ++i) {
+    if (found[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    std::int32_t splits = 1;
+    std::size_t written = 0;
+    CUBLASLT_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&found[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
+                                                        sizeof splits, &written));
+    if (splits <= 1) {
+      chosen = i;
+      plan.split_k = 1;
+    }
+  }
+  for (int i = 0; i < count && chosen < 0; ++i)
+    if (found[i].state == CUBLAS_STATUS_SUCCESS) {
+      chosen = i;
+      std::size_t written = 0;
+      std::int32_t splits = 1;
+      CUBLASLT_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&found[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
+                                                          sizeof splits, &written));
+      plan.split_k = splits;
+    }
+  if (chosen < 0) return std::nullopt;
+  return found[static_cast<std::size_t>(chosen)].algo;
+}
+
+void lt_matmul(const LtContext& ctx, LtPlan& plan, const LtOperands& ops, cudaStream_t stream) {
+  // The descriptor's pointer attributes are host state, read at this call: setting them here is
+  // no device work and no allocation (graph capture records the matmul's kernels only).
+  set_pointers(plan.desc, plan.shape, ops);
+  const float one = 1.0f, zero = 0.0f;
+  CUBLASLT_CHECK(cublasLtMatmul(ctx.handle, plan.desc.get(), &one, ops.a, plan.a.get(), ops.b, plan.b.get(), &zero,
+                                ops.d, plan.d.get(), ops.d, plan.d.get(), &plan.algo, ctx.workspace,
+                                ctx.workspace_bytes, stream));
+}
+
+void to_bf16(const float* src, std::uint16_t* dst, std::size_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  to_bf16_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, reinterpret_cast<__nv_bfloat16*>(dst), n);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace mnist_gpu::gpu
