@@ -416,6 +416,13 @@ std::vector<Setting> make_settings() {
     s.stored_since = 2;
     t.push_back(s);
   }
+  t.push_back(text_setting(
+      base("--recipe", "",
+           "apply the recipe NAME (recipes/NAME.json: a published result's settings) as if its flags came before "
+           "the others, which override it; `mnist_gpu recipes` lists them (folder: $MNIST_GPU_RECIPES, else the "
+           "source tree's recipes/)",
+           "", "keras-mnist-mlp", S::train, R::output),
+      [](auto& c) -> auto& { return c.recipe; }));
   t.push_back(text_setting(base("--metrics", "", "write JSON lines (one per epoch, then a summary) to this file (- for stdout)", "",
                                 "m.jsonl", S::train, R::output),
                            [](auto& c) -> auto& { return c.metrics_path; }));

@@ -110,6 +110,7 @@ struct TrainConfig {
   std::string init_from_path;   ///< a saved model whose parameters the run starts from; empty: initialise
   std::string save_path;        ///< the trained model (model_io.hpp), written at the end; empty: none
   std::string report_path;      ///< a directory for the HTML report (report.hpp), written at the end; empty: none
+  std::string recipe;           ///< the recipe (recipe.hpp) whose settings were applied; empty: none
 };
 
 }  // namespace mnist_gpu
