@@ -203,5 +203,8 @@ TEST(ShippedRecipes, EveryFileParsesAndItsSettingsAreValid) {
       EXPECT_FALSE(m.commit.empty());
       EXPECT_GT(m.train_seconds, 0);
     }
+    if (!r.needs_gpu) {
+      EXPECT_FALSE(r.measured.empty()) << "a CPU recipe carries its measured row";
+    }
   }
 }
