@@ -235,6 +235,11 @@ inline OptimRef ref_optimizer_update(const OptimInputs& in) {
         r.w[i] -= double{st.lr} * m_hat / (std::sqrt(v_hat) + st.eps);
         break;
       }
+      case OptimizerKind::rmsprop: {
+        r.s1[i] = double{st.rho} * r.s1[i] + (1 - double{st.rho}) * g * g;
+        r.w[i] -= double{st.lr} * g / (std::sqrt(r.s1[i]) + st.eps);
+        break;
+      }
     }
   }
   return r;

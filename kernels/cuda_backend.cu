@@ -41,7 +41,7 @@ class CudaBackend final : public Backend {
               const CudaConfig& cuda, std::shared_ptr<gpu::Device> device)
       : opt_(opt), cuda_(cuda), batch_(batch), pixels_(spec.inputs), dev_(std::move(device)),
         compute_(dev_->compute_stream()), copy_(dev_->copy_stream()),
-        net_(spec, batch, compute_.get(), dev_->cublas(), opt.dropout, seed,
+        net_(spec, batch, compute_.get(), dev_->cublas(), opt.dropout, seed, opt.input_dropout,
              effective_gemm(cuda, spec.precision) == GemmPath::cublaslt ? dev_->lt() : gpu::LtContext{}),
         x_(static_cast<std::size_t>(batch) * spec.inputs), y_(static_cast<std::size_t>(batch)), loss_sum_(1),
         correct_(1), confusion_(kClasses * kClasses), program_(make_step_program(spec)),
@@ -51,7 +51,7 @@ class CudaBackend final : public Backend {
       s1_ = DeviceBuffer<float>(n);
       CUDA_CHECK(cudaMemsetAsync(s1_.get(), 0, s1_.bytes(), compute_.get()));
     }
-    if (opt.kind == OptimizerKind::adam) {
+    if (opt.kind == OptimizerKind::adam) {  // rmsprop keeps s1 only
       s2_ = DeviceBuffer<float>(n);
       CUDA_CHECK(cudaMemsetAsync(s2_.get(), 0, s2_.bytes(), compute_.get()));
     }
@@ -62,7 +62,7 @@ class CudaBackend final : public Backend {
       dev_labels_[s] = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(batch));
     }
     std::vector<float> init(n);
-    init_params(spec, net_.layout(), seed, init.data());
+    init_params(spec, net_.layout(), seed, init.data(), opt.init_uniform);
     set_params(init);
   }
 
@@ -301,6 +301,12 @@ class CudaBackend final : public Backend {
       const ParamLayout& layout = b.net_.layout();
       gpu::optimizer_update(b.optim_, b.steps_.ref(), b.net_.params(), b.net_.grads(), b.s1_.get(), b.s2_.get(),
                             layout.size, layout.n_weights, b.compute_.get());
+      // Max-norm on each hidden layer's rows (its units' incoming weights), after the update.
+      if (b.opt_.max_norm > 0)
+        for (std::size_t li = 0; li + 1 < layout.layers.size(); ++li) {
+          const LayerView& l = layout.layers[li];
+          gpu::max_norm(b.net_.params() + l.w, l.out, l.in, b.opt_.max_norm, b.compute_.get());
+        }
       b.steps_.advance(b.compute_.get());  // the step's last launch: the next step's row
     }
   };

@@ -1,6 +1,6 @@
 // Elementwise kernels: uint8 -> [0,1] conversion (also fused with the resident path's row gather),
 // bias + activation forward, activation backward, dropout (forward and backward), the bias
-// gradient (a column reduction) and the optimizer update over the flat arena.
+// gradient (a column reduction), the optimizer update over the flat arena and max-norm.
 #include <cstdint>
 #include <stdexcept>
 
@@ -139,8 +139,34 @@ __global__ void optimizer_kernel(OptimStep s, StepRef at, float* __restrict__ w,
         w[i] -= s.lr * (m * inv_c1) / (sqrtf(v * inv_c2) + s.eps);
         break;
       }
+      case OptimizerKind::rmsprop: {
+        const float sq = s.rho * s1[i] + (1.0f - s.rho) * gi * gi;
+        s1[i] = sq;
+        w[i] -= s.lr * gi / (sqrtf(sq) + s.eps);
+        break;
+      }
     }
   }
+}
+
+// One block per row of w (out, in): each thread sums the squares of a strided slice of the row,
+// then a fixed-order tree in shared memory (deterministic); rows over c are scaled to norm c.
+constexpr int kNormThreads = 256;
+__global__ void max_norm_kernel(float* __restrict__ w, int in, float c) {
+  __shared__ float part[kNormThreads];
+  float* row = w + static_cast<std::size_t>(blockIdx.x) * in;
+  float s = 0.0f;
+  for (int k = threadIdx.x; k < in; k += kNormThreads) s += row[k] * row[k];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int half = kNormThreads / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+    __syncthreads();
+  }
+  const float norm = sqrtf(part[0]);
+  if (norm <= c) return;  // the whole block takes the same branch
+  const float scale = c / norm;
+  for (int k = threadIdx.x; k < in; k += kNormThreads) row[k] *= scale;
 }
 
 void require(bool ok, const char* what) {
@@ -210,11 +236,19 @@ void bias_grad(const float* dy, float* db, int batch, int out, cudaStream_t stre
 void optimizer_update(const OptimStep& step, const StepRef& at, float* w, const float* g, float* s1, float* s2,
                       std::size_t n, std::size_t n_decay, cudaStream_t stream) {
   require(at.table && at.cursor, "optimizer_update: a step table");
-  require(step.kind == OptimizerKind::sgd || s1 != nullptr, "optimizer_update: momentum/adam need s1");
+  require(step.kind == OptimizerKind::sgd || s1 != nullptr, "optimizer_update: momentum/adam/rmsprop need s1");
   require(step.kind != OptimizerKind::adam || s2 != nullptr, "optimizer_update: adam needs s2");
   require(n_decay <= n, "optimizer_update: n_decay <= n");
   if (n == 0) return;
   optimizer_kernel<<<grid_for(n), kThreads, 0, stream>>>(step, at, w, g, s1, s2, n, n_decay);
+  CUDA_CHECK_LAUNCH();
+}
+
+void max_norm(float* w, int out, int in, float c, cudaStream_t stream) {
+  require(out >= 0 && in > 0, "max_norm: out >= 0 and in > 0");
+  require(c > 0.0f, "max_norm: c > 0");
+  if (out == 0) return;
+  max_norm_kernel<<<static_cast<unsigned>(out), kNormThreads, 0, stream>>>(w, in, c);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -10,11 +10,15 @@
 namespace mnist_gpu::gpu {
 
 GpuNet::GpuNet(const ModelSpec& spec, int max_batch, cudaStream_t stream, cublasHandle_t cublas, float dropout,
-               std::uint64_t seed, const LtContext& lt)
+               std::uint64_t seed, float input_dropout, const LtContext& lt)
     : spec_(spec), layout_(spec), max_batch_(max_batch), stream_(stream), cublas_(cublas), dropout_(dropout),
-      params_(layout_.size), grads_(layout_.size), lt_(lt) {
+      input_dropout_(input_dropout), params_(layout_.size), grads_(layout_.size), lt_(lt) {
   if (!lt_path() && spec.precision != Precision::fp32)
     throw Error(std::string("--precision ") + to_string(spec.precision) + " runs on cuBLASLt only (--gemm cublaslt)");
+  if (input_dropout > 0.0f) {
+    input_layer_ = make_dropout_layer(input_dropout, seed, kInputDropoutLayer);
+    kept_input_ = DeviceBuffer<float>(static_cast<std::size_t>(max_batch) * spec.inputs);
+  }
   int widest = spec.inputs;
   for (std::size_t li = 0; li < layout_.layers.size(); ++li) {
     const LayerView& l = layout_.layers[li];
@@ -220,7 +224,7 @@ void GpuNet::backward_layer_lt(const float* x, int batch, std::size_t li) {
 }
 
 const float* GpuNet::layer_input(const float* x, std::size_t li) const {
-  if (li == 0) return x;
+  if (li == 0) return dropping_input() ? kept_input_.get() : x;
   return dropping() ? kept_[li - 1].get() : acts_[li - 1].get();
 }
 
@@ -232,8 +236,12 @@ const float* GpuNet::forward(const float* x, int batch, const StepRef& train) {
 }
 
 void GpuNet::forward_layer(const float* x, int batch, std::size_t li) {
-  if (lt_path()) return forward_layer_lt(x, batch, li);
   const LayerView& l = layout_.layers[li];
+  // The input's masks (no gradient flows to x, so the backward pass needs none); both paths then
+  // read layer 0's input through layer_input.
+  if (li == 0 && dropping_input())
+    dropout_forward(x, kept_input_.get(), static_cast<std::size_t>(batch) * l.in, input_layer_, train_, stream_);
+  if (lt_path()) return forward_layer_lt(x, batch, li);
   float* y = acts_[li].get();
   dense_forward(layer_input(x, li), params_.get() + l.w, y, batch, l.in, l.out, cublas_);
   const bool hidden = li + 1 < layout_.layers.size();

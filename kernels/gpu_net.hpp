@@ -19,11 +19,12 @@ class GpuNet {
  public:
   /// All device workspace for batches of up to `max_batch` rows; none is allocated in a step.
   /// `dropout` > 0: training passes drop hidden units, with CpuNet's masks (dropout.hpp).
+  /// `input_dropout` > 0: training passes also drop input pixels (CpuNet's input masks).
   /// `lt` with a handle: the dense layers run as fused cuBLASLt plans (lt_gemm.hpp) at
   /// spec.precision, with lt's workspace, which only `stream` may use; none: cuBLAS SGEMM with
   /// separate bias/activation kernels, fp32 only (Error for another precision).
   GpuNet(const ModelSpec& spec, int max_batch, cudaStream_t stream, cublasHandle_t cublas, float dropout = 0.0f,
-         std::uint64_t seed = 0, const LtContext& lt = {});
+         std::uint64_t seed = 0, float input_dropout = 0.0f, const LtContext& lt = {});
 
   /// Whether the layers run on cuBLASLt.
   bool lt_path() const { return lt_.handle != nullptr; }
@@ -63,6 +64,9 @@ class GpuNet {
   float dropout_;
   StepRef train_;                               // the pass's step table (none: evaluation)
   std::vector<DropoutLayer> dropout_layers_;    // each hidden layer's masks (dropout on)
+  float input_dropout_;
+  DropoutLayer input_layer_;                    // the input pixels' masks (input dropout on)
+  DeviceBuffer<float> kept_input_;              // (max_batch, inputs): x after input dropout (when on)
   DeviceBuffer<float> params_, grads_;
   std::vector<DeviceBuffer<float>> acts_;       // acts_[l]: (max_batch, layers[l].out)
   std::vector<DeviceBuffer<float>> kept_;       // kept_[l]: acts_[l] after dropout (hidden, dropout on)
@@ -93,6 +97,7 @@ class GpuNet {
   float* next_ = nullptr;                       // the other buffer
 
   bool dropping() const { return dropout_ > 0.0f && train_.table != nullptr; }
+  bool dropping_input() const { return input_dropout_ > 0.0f && train_.table != nullptr; }
   const float* layer_input(const float* x, std::size_t li) const;
   // What act_backward reads for hidden layer li: its pre-activation z when kept, else its output.
   const float* act_saved(std::size_t li) const { return preact_[li].size() == 0 ? acts_[li].get() : preact_[li].get(); }

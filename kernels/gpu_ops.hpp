@@ -54,4 +54,8 @@ void confusion_update(const float* logits, const std::uint8_t* labels, int batch
 void optimizer_update(const OptimStep& step, const StepRef& at, float* w, const float* g, float* s1, float* s2,
                       std::size_t n, std::size_t n_decay, cudaStream_t stream);
 
+/// Max-norm on w (out, in): rows with L2 norm above c scaled to c, the others untouched. One block
+/// per row, a fixed-order tree sum in float (the CPU twin sums in double: kTolMaxNorm in its test).
+void max_norm(float* w, int out, int in, float c, cudaStream_t stream);
+
 }  // namespace mnist_gpu::gpu

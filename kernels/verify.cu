@@ -36,7 +36,7 @@ void verify_one(VerifyReport& report, const ModelSpec& spec, const OptimizerConf
   const gpu::LtContext lt_ctx = lt ? gpu::LtContext{lt, lt_workspace.get(), lt_workspace.bytes()} : gpu::LtContext{};
   // The CPU twin at the same precision: CpuNet rounds the products' operands (precision.hpp).
   CpuNet<float> cnet(spec, batch, opt.dropout, seed);
-  gpu::GpuNet gnet(spec, batch, s, cublas.get(), opt.dropout, seed, lt_ctx);
+  gpu::GpuNet gnet(spec, batch, s, cublas.get(), opt.dropout, seed, 0.0f, lt_ctx);  // verify: no input dropout
   const Tolerance& tol_step = step_tolerance(spec.precision);
   const ParamLayout& layout = cnet.layout();
   init_params(spec, layout, seed, cnet.params().data());

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <new>
 #include <optional>
@@ -35,6 +36,7 @@
 #include "mnist_gpu/model_io.hpp"
 #include "mnist_gpu/predict.hpp"
 #include "mnist_gpu/progress_text.hpp"
+#include "mnist_gpu/recipe.hpp"
 #include "mnist_gpu/report.hpp"
 #include "mnist_gpu/resume.hpp"
 #include "mnist_gpu/settings.hpp"
@@ -338,6 +340,10 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
                to_string(cfg.model.activation), to_string(cfg.model.loss), layout.size,
                to_string(cfg.optimizer.kind), cfg.optimizer.lr, cfg.batch, cfg.seed, backend->describe());
 
+  if (!cfg.recipe.empty())
+    spdlog::info("recipe: {} ({}; flags given override it): {}", cfg.recipe, (recipes_dir() / (cfg.recipe + ".json")).string(),
+                 settings_as_flags(cfg));
+
   MetricsFile metrics(cfg.metrics_path, resume.progress.done);
   if (!cfg.metrics_path.empty()) out.metrics = cfg.metrics_path;
   if (cfg.metrics_path == "-") spdlog::info("metrics: stdout (one JSON line per epoch, then a summary line)");
@@ -585,6 +591,11 @@ int run_cli(int argc, const char* const* argv) {
   CLI::App* import_cmd =
       command("import", "turn a PyTorch nn.Sequential MLP saved as safetensors into a model for eval and predict",
               import_args, add_import_options);
+  bool recipes_markdown = false;
+  CLI::App* recipes_cmd = app.add_subcommand(
+      "recipes", "list the recipes (train --recipe NAME): each one's source, reported result, mnist_gpu's measured "
+                 "result and time, and the command (folder: $MNIST_GPU_RECIPES, else the source tree's recipes/)");
+  recipes_cmd->add_flag("--markdown", recipes_markdown, "print the table as Markdown (as the README shows it)");
   CLI::App* verify_cmd = command(
       "verify", "check the GPU against the CPU: one training step of each activation and loss, tensor by tensor",
       verify_args, add_model_options);
@@ -606,9 +617,10 @@ int run_cli(int argc, const char* const* argv) {
   try {
     if (train_cmd->parsed()) {
       std::vector<std::string> warnings;
-      const TrainConfig flags = to_train_config(train_args, &warnings);
+      const TrainArgs with = with_recipe(train_args);  // the recipe's flags count as given (--resume's check)
+      const TrainConfig flags = to_train_config(with, &warnings);
       for (const std::string& w : warnings) spdlog::warn("{}", w);
-      return run_train(flags, train_args.given, shell_command(std::vector<std::string>(argv, argv + argc)));
+      return run_train(flags, with.given, shell_command(std::vector<std::string>(argv, argv + argc)));
     }
     if (verify_cmd->parsed()) {
       for (const char* flag : {"--activation", "--loss"})  // verify checks each of them in turn
@@ -616,6 +628,12 @@ int run_cli(int argc, const char* const* argv) {
           throw UsageError(std::string(flag) + ": verify checks every activation and loss in turn; " + flag +
                            " does nothing here");
       return run_verify(to_train_config(verify_args));
+    }
+    if (recipes_cmd->parsed()) {
+      const std::filesystem::path dir = recipes_dir();
+      std::fputs(recipes_table(read_recipes(dir), recipes_markdown).c_str(), stdout);
+      spdlog::info("recipes from {}", dir.string());
+      return 0;
     }
     if (eval_cmd->parsed()) return run_eval(eval_args);
     if (predict_cmd->parsed()) return run_predict(predict_args);

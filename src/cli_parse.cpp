@@ -12,6 +12,7 @@
 
 #include "mnist_gpu/cli.hpp"
 #include "mnist_gpu/error.hpp"
+#include "mnist_gpu/recipe.hpp"
 #include "mnist_gpu/settings.hpp"
 
 namespace mnist_gpu {
@@ -112,7 +113,17 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
   add_setting_options(app, a, SettingScope::train);
 }
 
-TrainConfig to_train_config(const TrainArgs& a, std::vector<std::string>* warnings) {
+TrainArgs with_recipe(const TrainArgs& args) {
+  TrainArgs a = args;
+  if (!a.given.count("--recipe")) return a;
+  const Recipe r = find_recipe(a.at("--recipe"), recipes_dir());
+  for (const auto& [flag, value] : r.settings)
+    if (!a.given.count(flag)) a.set(flag, value);  // a flag typed on the command line wins
+  return a;
+}
+
+TrainConfig to_train_config(const TrainArgs& args, std::vector<std::string>* warnings) {
+  const TrainArgs a = with_recipe(args);
   // CLI11 takes the next word as a flag's value even when it is another flag ("--batch --hidden
   // 10"): refuse that here, naming the flag whose value is missing.
   for (const auto& [flag, value] : a.text)

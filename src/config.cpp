@@ -19,6 +19,7 @@ const char* to_string(OptimizerKind o) {
     case OptimizerKind::sgd: return "sgd";
     case OptimizerKind::momentum: return "momentum";
     case OptimizerKind::adam: return "adam";
+    case OptimizerKind::rmsprop: return "rmsprop";
   }
   return "?";
 }
@@ -37,6 +38,7 @@ const char* to_string(Schedule s) {
     case Schedule::constant: return "constant";
     case Schedule::cosine: return "cosine";
     case Schedule::step: return "step";
+    case Schedule::exp: return "exp";
   }
   return "?";
 }
@@ -79,6 +81,7 @@ float default_lr(OptimizerKind kind) {
     case OptimizerKind::sgd: return 0.1f;
     case OptimizerKind::momentum: return 0.05f;
     case OptimizerKind::adam: return 0.002f;
+    case OptimizerKind::rmsprop: return 0.001f;  // Keras's default
   }
   return 0.05f;
 }

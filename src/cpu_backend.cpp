@@ -57,14 +57,14 @@ class FlushDenormals {
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed)
-      : opt_(opt), batch_(batch), net_(spec, batch, opt.dropout, seed),
+      : opt_(opt), batch_(batch), net_(spec, batch, opt.dropout, seed, opt.input_dropout),
         staging_(static_cast<std::size_t>(batch) * spec.inputs),
         labels_(static_cast<std::size_t>(batch)),
         x_(static_cast<std::size_t>(batch) * spec.inputs), program_(make_step_program(spec)) {
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) s1_.assign(n, 0.0f);
     if (opt.kind == OptimizerKind::adam) s2_.assign(n, 0.0f);
-    init_params(spec, net_.layout(), seed, net_.params().data());
+    init_params(spec, net_.layout(), seed, net_.params().data(), opt.init_uniform);
   }
 
   std::string describe() const override {
@@ -196,6 +196,12 @@ class CpuBackend final : public Backend {
       const OptimStep s = make_optim_step(b.opt_, b.epoch_.lr, b.step_);
       cpu::optimizer_update(s, b.net_.params().data(), b.net_.grads().data(), b.s1_.empty() ? nullptr : b.s1_.data(),
                             b.s2_.empty() ? nullptr : b.s2_.data(), layout.size, layout.n_weights);
+      // Max-norm on each hidden layer's rows (its units' incoming weights), after the update.
+      if (b.opt_.max_norm > 0)
+        for (std::size_t li = 0; li + 1 < layout.layers.size(); ++li) {
+          const LayerView& l = layout.layers[li];
+          cpu::max_norm(b.net_.params().data() + l.w, l.out, l.in, b.opt_.max_norm);
+        }
     }
   };
 };

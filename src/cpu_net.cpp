@@ -10,9 +10,10 @@
 namespace mnist_gpu {
 
 template <class T>
-CpuNet<T>::CpuNet(const ModelSpec& spec, int max_batch, float dropout, std::uint64_t seed)
+CpuNet<T>::CpuNet(const ModelSpec& spec, int max_batch, float dropout, std::uint64_t seed, float input_dropout)
     : spec_(spec), layout_(spec), max_batch_(max_batch), params_(layout_.size), grads_(layout_.size),
-      dropout_(dropout), seed_(seed) {
+      dropout_(dropout), seed_(seed), input_dropout_(input_dropout),
+      kept_input_(input_dropout > 0.0f ? static_cast<std::size_t>(max_batch) * spec.inputs : 0) {
   int widest = spec.inputs;
   for (std::size_t li = 0; li < layout_.layers.size(); ++li) {
     const LayerView& l = layout_.layers[li];
@@ -49,13 +50,17 @@ const T* CpuNet<T>::gemm_operand(const T* v, std::size_t n, std::vector<T>& scra
 
 template <class T>
 const T* CpuNet<T>::layer_input(const T* x, std::size_t li) const {
-  if (li == 0) return x;
+  if (li == 0) return dropping_input() ? kept_input_.data() : x;
   return dropping() ? kept_[li - 1].data() : acts_[li - 1].data();
 }
 
 template <class T>
 void CpuNet<T>::forward_layer(const T* x, int batch, std::size_t li) {
   const LayerView& l = layout_.layers[li];
+  // The input's masks: no gradient flows to x, so the backward pass needs no mask.
+  if (li == 0 && dropping_input())
+    cpu::dropout_forward(x, kept_input_.data(), static_cast<std::size_t>(batch) * l.in,
+                         make_dropout_mask(input_dropout_, seed_, step_, kInputDropoutLayer));
   T* y = acts_[li].data();
   const T* in = gemm_operand(layer_input(x, li), static_cast<std::size_t>(batch) * l.in, xq_);
   cpu::dense_forward(in, gemm_weights(li), y, batch, l.in, l.out);

@@ -20,7 +20,8 @@ OptimStep make_optim_step(const OptimizerConfig& cfg, float lr, long long t) {
   s.nesterov = cfg.nesterov;
   s.beta1 = cfg.beta1;
   s.beta2 = cfg.beta2;
-  s.eps = cfg.eps;
+  s.eps = cfg.kind == OptimizerKind::rmsprop ? cfg.rms_eps : cfg.eps;
+  s.rho = cfg.rho;
   s.l2 = cfg.l2;
   const double td = static_cast<double>(t);
   s.bias_correction1 = static_cast<float>(1.0 - std::pow(static_cast<double>(cfg.beta1), td));
@@ -280,6 +281,29 @@ void update_range(const OptimStep& s, T* __restrict w, const T* __restrict g, T*
       }
       break;
     }
+    case OptimizerKind::rmsprop: {
+      const T rho = s.rho, eps = s.eps;
+      for (std::size_t i = lo; i < hi; ++i) {
+        const T gi = g[i] + l2 * w[i];
+        const T sq = rho * s1[i] + (T(1) - rho) * gi * gi;
+        s1[i] = sq;
+        w[i] -= lr * gi / (std::sqrt(sq) + eps);
+      }
+      break;
+    }
+  }
+}
+
+template <class T>
+void max_norm(T* w, int out, int in, float c) {
+  for (int j = 0; j < out; ++j) {
+    T* row = w + static_cast<std::size_t>(j) * in;
+    double sum = 0;
+    for (int k = 0; k < in; ++k) sum += static_cast<double>(row[k]) * static_cast<double>(row[k]);
+    const double norm = std::sqrt(sum);
+    if (norm <= static_cast<double>(c)) continue;
+    const T scale = static_cast<T>(static_cast<double>(c) / norm);
+    for (int k = 0; k < in; ++k) row[k] *= scale;
   }
 }
 
@@ -317,7 +341,8 @@ void dropout_backward(T* d, std::size_t n, const DropoutMask& mask) {
   template void l2_loss<T>(const T*, const std::uint8_t*, T*, int, int, T, double*,                \
                            unsigned long long*);                                                   \
   template void confusion_update<T>(const T*, const std::uint8_t*, int, int, unsigned long long*); \
-  template void optimizer_update<T>(const OptimStep&, T*, const T*, T*, T*, std::size_t, std::size_t);
+  template void optimizer_update<T>(const OptimStep&, T*, const T*, T*, T*, std::size_t, std::size_t); \
+  template void max_norm<T>(T*, int, int, float);
 MNIST_GPU_INSTANTIATE(float)
 MNIST_GPU_INSTANTIATE(double)
 #undef MNIST_GPU_INSTANTIATE

@@ -30,13 +30,15 @@ ParamLayout::ParamLayout(const ModelSpec& spec) {
 }
 
 template <class T>
-void init_params(const ModelSpec& spec, const ParamLayout& layout, std::uint64_t seed, T* params) {
+void init_params(const ModelSpec& spec, const ParamLayout& layout, std::uint64_t seed, T* params, double uniform) {
   for (std::size_t li = 0; li < layout.layers.size(); ++li) {
     const LayerView& l = layout.layers[li];
     Rng rng(seed, RngStream::init, li);
     const std::size_t n = static_cast<std::size_t>(l.in) * l.out;
     // The output layer follows the hidden activation's scheme too: it keeps initial logits small.
-    if (activation_info(spec.activation).init == InitScheme::he_normal) {
+    if (uniform > 0) {
+      for (std::size_t k = 0; k < n; ++k) params[l.w + k] = static_cast<T>(uniform * (2.0 * rng.uniform() - 1.0));
+    } else if (activation_info(spec.activation).init == InitScheme::he_normal) {
       const double std_dev = std::sqrt(2.0 / l.in);
       for (std::size_t k = 0; k < n; ++k) params[l.w + k] = static_cast<T>(std_dev * rng.normal());
     } else {
@@ -47,8 +49,8 @@ void init_params(const ModelSpec& spec, const ParamLayout& layout, std::uint64_t
   }
 }
 
-template void init_params<float>(const ModelSpec&, const ParamLayout&, std::uint64_t, float*);
-template void init_params<double>(const ModelSpec&, const ParamLayout&, std::uint64_t, double*);
+template void init_params<float>(const ModelSpec&, const ParamLayout&, std::uint64_t, float*, double);
+template void init_params<double>(const ModelSpec&, const ParamLayout&, std::uint64_t, double*, double);
 
 double forward_macs_per_sample(const ModelSpec& spec) {
   const std::vector<int> w = spec.widths();

@@ -8,6 +8,7 @@ std::vector<std::string> optimizer_state_names(OptimizerKind kind) {
     case OptimizerKind::sgd: return {};
     case OptimizerKind::momentum: return {"velocity"};
     case OptimizerKind::adam: return {"m", "v"};
+    case OptimizerKind::rmsprop: return {"sq"};
   }
   return {};
 }

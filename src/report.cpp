@@ -131,6 +131,8 @@ std::string settings_section(const ReportInput& in) {
     opt += fmt::format(", momentum {:g}{}", c.optimizer.momentum, c.optimizer.nesterov ? " (Nesterov)" : "");
   if (c.optimizer.kind == OptimizerKind::adam)
     opt += fmt::format(", betas {:g}/{:g}", c.optimizer.beta1, c.optimizer.beta2);
+  if (c.optimizer.kind == OptimizerKind::rmsprop)
+    opt += fmt::format(", rho {:g}, eps {:g}", c.optimizer.rho, c.optimizer.rms_eps);
   const std::pair<const char*, std::string> rows[] = {
       {"Data", in.dataset_name.empty() ? std::string("-") : in.dataset_name},
       {"Model", model_shape(c.model) + " (" + with_commas(ParamLayout(c.model).size) + " parameters)"},
@@ -138,9 +140,15 @@ std::string settings_section(const ReportInput& in) {
       {"Loss", c.model.loss == Loss::xent ? "softmax cross-entropy" : "l2 (squared error to one-hot)"},
       {"Optimizer", opt},
       {"L2 regularisation", fmt::format("{:g}", c.optimizer.l2)},
-      {"Dropout", fmt::format("{:g}", c.optimizer.dropout)},
+      {"Dropout", fmt::format("{:g}", c.optimizer.dropout) +
+                      (c.optimizer.input_dropout > 0 ? fmt::format(" (inputs {:g})", c.optimizer.input_dropout) : "")},
+      {"Max-norm", c.optimizer.max_norm > 0 ? fmt::format("{:g}", c.optimizer.max_norm) : std::string("off")},
+      {"Initial weights", c.optimizer.init_uniform > 0 ? fmt::format("uniform in +-{:g}", c.optimizer.init_uniform)
+                                                       : std::string("default")},
       {"Schedule", std::string(to_string(c.schedule)) +
-                       (c.schedule == Schedule::step ? fmt::format(" (x{:g} every {} epochs)", c.lr_factor, c.lr_step) : "")},
+                       (c.schedule == Schedule::step  ? fmt::format(" (x{:g} every {} epochs)", c.lr_factor, c.lr_step)
+                        : c.schedule == Schedule::exp ? fmt::format(" (x{:g} each epoch)", c.lr_factor)
+                                                      : "")},
       {"Plateau cuts", c.lr_patience > 0 ? fmt::format("x{:g} after {} epochs without improvement, min lr {:g}",
                                                        c.lr_factor, c.lr_patience, c.min_lr)
                                          : std::string("off")},

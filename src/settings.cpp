@@ -146,11 +146,15 @@ std::vector<Setting> make_settings() {
                                    {{"xent", Loss::xent}, {"l2", Loss::l2}},
                                    [](auto& c) -> auto& { return c.model.loss; }));
   t.push_back(choice_setting<OptimizerKind>(
-      base("--optimizer", "optimizer", "sgd | momentum | adam", "adam", "sgd", S::model, R::result),
-      {{"sgd", OptimizerKind::sgd}, {"momentum", OptimizerKind::momentum}, {"adam", OptimizerKind::adam}},
+      base("--optimizer", "optimizer", "sgd | momentum | adam | rmsprop (Keras's: rho 0.9, eps 1e-7)", "adam", "sgd",
+           S::model, R::result),
+      {{"sgd", OptimizerKind::sgd},
+       {"momentum", OptimizerKind::momentum},
+       {"adam", OptimizerKind::adam},
+       {"rmsprop", OptimizerKind::rmsprop}},
       [](auto& c) -> auto& { return c.optimizer.kind; }));
   {
-    Setting s = float_setting(base("--lr", "lr", "learning rate > 0 (default: sgd 0.1, momentum 0.05, adam 0.002)",
+    Setting s = float_setting(base("--lr", "lr", "learning rate > 0 (default: sgd 0.1, momentum 0.05, adam 0.002, rmsprop 0.001)",
                                    std::nullopt, "0.003", S::model, R::result),
                               0.0, true, 1e6, false, "a number > 0 and at most 1e6",
                               [](auto& c) -> auto& { return c.optimizer.lr; });
@@ -208,6 +212,57 @@ std::vector<Setting> make_settings() {
         {{"fp32", Precision::fp32}, {"tf32", Precision::tf32}, {"bf16", Precision::bf16}},
         [](auto& c) -> auto& { return c.model.precision; });
     s.stored_since = 4;
+    t.push_back(s);
+  }
+  {
+    Setting s = float_setting(base("--input-dropout", "input_dropout",
+                                   "probability of dropping each input pixel while training, in [0, 1)", "0", "0.2",
+                                   S::model, R::result),
+                              0.0, false, 1.0, true, "a probability in [0, 1)",
+                              [](auto& c) -> auto& { return c.optimizer.input_dropout; });
+    s.stored_since = 4;
+    t.push_back(s);
+  }
+  {
+    Setting s = float_setting(base("--max-norm", "max_norm",
+                                   "after each update, scale each hidden unit's incoming weights to L2 norm <= this "
+                                   "(Srivastava et al. 2014; 0: off)",
+                                   "0", "2", S::model, R::result),
+                              0.0, false, 1e6, false, "a norm in [0, 1e6] (0: off)",
+                              [](auto& c) -> auto& { return c.optimizer.max_norm; });
+    s.stored_since = 4;
+    s.inert = [](const TrainConfig& c) {
+      return c.optimizer.max_norm > 0 && c.model.hidden.empty()
+                 ? std::string("constrains hidden units' weights, and --hidden is empty (no hidden layer)")
+                 : std::string();
+    };
+    t.push_back(s);
+  }
+  {
+    // "default" or "uniform:A": stored as A (0 for default).
+    Setting s = base("--init", "init_uniform",
+                     "initial weights: default (He-normal for relu and gelu, Xavier-uniform for sigmoid and tanh) | "
+                     "uniform:A (uniform in +-A, biases 0, as Ciresan et al. 2010)",
+                     "default", "uniform:0.05", S::model, R::result);
+    s.stored_since = 4;
+    s.parse = [](const std::string& text, TrainConfig& c) {
+      if (text == "default") {
+        c.optimizer.init_uniform = 0.0f;
+        return;
+      }
+      if (text.rfind("uniform:", 0) != 0) refuse_value("--init", "default or uniform:A with A > 0 (uniform:0.05)", text);
+      c.optimizer.init_uniform =
+          parse_float_value("--init", text.substr(8), 0.0, true, 1e3, false, "uniform:A with A a number in (0, 1000]");
+    };
+    s.show = [](const TrainConfig& c) {
+      return c.optimizer.init_uniform > 0 ? "uniform:" + float_text(c.optimizer.init_uniform) : std::string("default");
+    };
+    s.to_json = [](const TrainConfig& c) { return json(c.optimizer.init_uniform); };
+    s.from_json = [](const json& j, TrainConfig& c) {
+      if (!j.is_number() || j.get<double>() < 0)
+        throw Error("init_uniform: expected a number >= 0, found " + j.dump());
+      c.optimizer.init_uniform = j.get<float>();
+    };
     t.push_back(s);
   }
   {
@@ -284,9 +339,9 @@ std::vector<Setting> make_settings() {
   t.push_back(choice_setting<Schedule>(
       base("--schedule", "schedule",
            "learning-rate schedule: constant | cosine (to 0 over the epochs; each epoch trains at the rate of its "
-           "midpoint, the rate logged) | step (x --lr-factor every --lr-step epochs)",
+           "midpoint, the rate logged) | step (x --lr-factor every --lr-step epochs) | exp (x --lr-factor each epoch)",
            "cosine", "step", S::train, R::result),
-      {{"constant", Schedule::constant}, {"cosine", Schedule::cosine}, {"step", Schedule::step}},
+      {{"constant", Schedule::constant}, {"cosine", Schedule::cosine}, {"step", Schedule::step}, {"exp", Schedule::exp}},
       [](auto& c) -> auto& { return c.schedule; }));
   {
     Setting s = int_setting(base("--lr-step", "lr_step", "step schedule: epochs between cuts, >= 1", "5", "3", S::train,
@@ -300,14 +355,15 @@ std::vector<Setting> make_settings() {
     t.push_back(s);
   }
   {
-    Setting s = float_setting(base("--lr-factor", "lr_factor", "rate multiplier of a step or plateau cut, in (0, 1)", "0.5",
-                                   "0.25", S::train, R::result),
+    Setting s = float_setting(base("--lr-factor", "lr_factor",
+                                   "rate multiplier of a step or plateau cut, or of each epoch under --schedule exp, in (0, 1)",
+                                   "0.5", "0.25", S::train, R::result),
                               0.0, true, 1.0, true, "a factor in (0, 1)", [](auto& c) -> auto& { return c.lr_factor; });
     s.stored_since = 2;
     s.inert = [](const TrainConfig& c) {
-      return c.schedule == Schedule::step || c.lr_patience > 0
+      return c.schedule == Schedule::step || c.schedule == Schedule::exp || c.lr_patience > 0
                  ? std::string()
-                 : std::string("scales the cuts of --schedule step and of --lr-patience; with --schedule ") +
+                 : std::string("scales the cuts of --schedule step and exp and of --lr-patience; with --schedule ") +
                        to_string(c.schedule) + " and no --lr-patience it does nothing";
     };
     t.push_back(s);
@@ -389,6 +445,13 @@ std::vector<Setting> make_settings() {
     s.stored_since = 2;
     t.push_back(s);
   }
+  t.push_back(text_setting(
+      base("--recipe", "",
+           "apply the recipe NAME (recipes/NAME.json: a published result's settings) as if its flags came before "
+           "the others, which override it; `mnist_gpu recipes` lists them (folder: $MNIST_GPU_RECIPES, else the "
+           "source tree's recipes/)",
+           "", "keras-mnist-mlp", S::train, R::output),
+      [](auto& c) -> auto& { return c.recipe; }));
   t.push_back(text_setting(base("--metrics", "", "write JSON lines (one per epoch, then a summary) to this file (- for stdout)", "",
                                 "m.jsonl", S::train, R::output),
                            [](auto& c) -> auto& { return c.metrics_path; }));
@@ -424,6 +487,19 @@ std::vector<Setting> make_settings() {
                             false, 1.0, true, "a number in [0, 1)", [](auto& c) -> auto& { return c.optimizer.beta2; }));
   t.push_back(float_setting(base("", "eps", "Adam's epsilon", "1e-8", "1e-7", S::train, R::stored), 0.0, true, 1.0, false,
                             "a number in (0, 1]", [](auto& c) -> auto& { return c.optimizer.eps; }));
+  {
+    Setting s = float_setting(base("", "rho", "RMSprop's decay of the squared-gradient mean", "0.9", "0.95", S::train,
+                                   R::stored),
+                              0.0, false, 1.0, true, "a number in [0, 1)", [](auto& c) -> auto& { return c.optimizer.rho; });
+    s.stored_since = 4;
+    t.push_back(s);
+  }
+  {
+    Setting s = float_setting(base("", "rms_eps", "RMSprop's epsilon", "1e-7", "1e-8", S::train, R::stored), 0.0, true,
+                              1.0, false, "a number in (0, 1]", [](auto& c) -> auto& { return c.optimizer.rms_eps; });
+    s.stored_since = 4;
+    t.push_back(s);
+  }
   return t;
 }
 

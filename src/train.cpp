@@ -49,6 +49,7 @@ float epoch_lr(const TrainConfig& cfg, int epoch) {
     case Schedule::constant: return static_cast<float>(lr);
     case Schedule::step:
       return static_cast<float>(lr * std::pow(static_cast<double>(cfg.lr_factor), (epoch - 1) / std::max(1, cfg.lr_step)));
+    case Schedule::exp: return static_cast<float>(lr * std::pow(static_cast<double>(cfg.lr_factor), epoch - 1));
     case Schedule::cosine: break;
   }
   const double pi = 3.14159265358979323846;

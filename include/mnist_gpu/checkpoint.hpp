@@ -1,9 +1,10 @@
 // Training checkpoints: the configuration, the backend's TrainState and the TrainProgress, enough
 // to resume a run exactly (every epoch's order derives from the seed and the epoch number).
 //
-// Format, version 3, little-endian:
+// Format, version 4 (laid out as version 3; version 4 adds settings to "config": input_dropout,
+// max_norm, init_uniform, rho, rms_eps, and the optimizer rmsprop with its "sq"), little-endian:
 //   "MNGPUCKP"            8 bytes magic
-//   u32 version           3
+//   u32 version           4
 //   u64 header_bytes      length of the JSON header that follows
 //   header                JSON: {"config": {...}, "step": N, "done": [epoch metrics...],
 //                         "partial": {"loss_sum", "correct", "samples", "batches"}, "partial_s": s,
@@ -11,7 +12,7 @@
 //                                    ..., {"name": "best", "count": 0 or P}]}
 //   f32 arrays            each listed array's floats, in the listed order: "params" (the model's
 //                         parameter arena), "optimizer/NAME" for each of optimizer_state_names(kind)
-//                         (sgd none; momentum velocity; adam m, v), "best" (the best epoch's
+//                         (sgd none; momentum velocity; adam m, v; rmsprop sq), "best" (the best epoch's
 //                         parameters, kept for early stopping's restore; 0 floats when none)
 //   u32 crc32             zlib CRC-32 of every byte before it
 // "config" holds the settings table's stored settings (settings.hpp, config_to_json).

@@ -41,7 +41,13 @@ void add_model_options(CLI::App& app, TrainArgs& args);
 /// Declares the `train` flags on `app`, bound to `args`.
 void add_train_options(CLI::App& app, TrainArgs& args);
 
-/// Validates and converts; throws UsageError naming the flag and what it accepts. Unless --resume
+/// `args` with the recipe of --recipe (recipe.hpp), when given, applied: each of its settings whose
+/// flag was not given is set (and counts as given); the flags given keep their values. UsageError
+/// for an unknown recipe (listing the known ones), Error naming the file and key for a bad one.
+TrainArgs with_recipe(const TrainArgs& args);
+
+/// Validates and converts (the recipe of --recipe applied first, with_recipe); throws UsageError
+/// naming the flag and what it accepts. Unless --resume
 /// is given (its checkpoint's settings are checked after they are merged), given flags that do
 /// nothing in the result (check_inert_settings) are refused, or warned about in `warnings`.
 TrainConfig to_train_config(const TrainArgs& args, std::vector<std::string>* warnings = nullptr);

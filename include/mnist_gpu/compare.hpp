@@ -37,6 +37,10 @@ inline constexpr Tolerance kTolStepTf32{"step-tf32", 1e-4, 1e-2};
 inline constexpr Tolerance kTolStepBf16{"step-bf16", 1e-3, 3e-2};
 /// One optimizer update (adam divides by sqrt(v) + eps: a few ulp of the step).
 inline constexpr Tolerance kTolOptimizer{"optimizer", 1e-7, 1e-5};
+/// Max-norm's rescaling: a row's norm summed in float in a tree (GPU) vs in double (CPU), rows
+/// up to a few thousand long: ~sqrt(k) ulp of the norm, so the scale c / norm and each scaled
+/// weight differ by a few 1e-7 relative.
+inline constexpr Tolerance kTolMaxNorm{"max-norm", 1e-7, 1e-5};
 
 struct Comparison {
   bool ok = true;

@@ -10,15 +10,16 @@ namespace mnist_gpu {
 /// Hidden-layer activation. `identity` is internal (the output layer), never a user choice.
 enum class Activation { relu, sigmoid, tanh, gelu, identity };
 enum class Loss { xent, l2 };
-enum class OptimizerKind { sgd, momentum, adam };
+enum class OptimizerKind { sgd, momentum, adam, rmsprop };
 enum class DeviceChoice { automatic, cpu, cuda };
 /// How the CUDA backend feeds training batches. streamed: the host gathers each shuffled batch into
 /// a pinned staging slot and a copy stream moves it to the device while the previous batch trains;
 /// resident: the training set is copied to the device once and each batch is gathered there.
 enum class DataPath { streamed, resident };
 /// Learning-rate schedule over epochs: constant; cosine from lr down to 0 at the last epoch's end;
-/// step: lr multiplied by TrainConfig::lr_factor every TrainConfig::lr_step epochs.
-enum class Schedule { constant, cosine, step };
+/// step: lr multiplied by TrainConfig::lr_factor every TrainConfig::lr_step epochs; exp: epoch e
+/// (0-based) trains at lr * lr_factor^e (a constant factor each epoch, as Ciresan et al. 2010).
+enum class Schedule { constant, cosine, step, exp };
 /// How the dense layers' products round their operands (--precision). fp32: strict FP32 maths;
 /// tf32: operands rounded to TF32 (10-bit mantissa) on tensor cores, FP32 accumulation; bf16:
 /// BF16 copies of weights and activations (8-bit mantissa), FP32 accumulation, FP32 master
@@ -64,8 +65,16 @@ struct OptimizerConfig {
   float momentum = 0.9f;  ///< momentum only
   bool nesterov = false;  ///< momentum only
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  ///< adam only
+  float rho = 0.9f, rms_eps = 1e-7f;  ///< rmsprop only (Keras's defaults)
   float l2 = 0.0f;        ///< L2 regularisation (weight decay on weights, not biases)
   float dropout = 0.0f;   ///< probability of dropping each hidden unit in training, [0, 1)
+  float input_dropout = 0.0f;  ///< probability of dropping each input pixel in training, [0, 1)
+  /// > 0: after each update, every hidden unit's incoming weight vector (a row of its layer's w)
+  /// with L2 norm above this is scaled back to it (Srivastava et al. 2014). 0: off.
+  float max_norm = 0.0f;
+  /// > 0: initial weights uniform in [-init_uniform, init_uniform] (Ciresan et al. 2010), biases 0;
+  /// 0: the activation's default scheme (init_params).
+  float init_uniform = 0.0f;
 };
 
 /// Settings of the CUDA backend only (the CPU backend has no use for them); neither changes a
@@ -123,6 +132,7 @@ struct TrainConfig {
   std::string init_from_path;   ///< a saved model whose parameters the run starts from; empty: initialise
   std::string save_path;        ///< the trained model (model_io.hpp), written at the end; empty: none
   std::string report_path;      ///< a directory for the HTML report (report.hpp), written at the end; empty: none
+  std::string recipe;           ///< the recipe (recipe.hpp) whose settings were applied; empty: none
 };
 
 }  // namespace mnist_gpu

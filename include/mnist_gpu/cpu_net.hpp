@@ -14,8 +14,10 @@ class CpuNet {
  public:
   /// All workspace is allocated here, for batches of up to `max_batch` rows; none in a step.
   /// `dropout` > 0: training steps drop hidden units with that probability, masks drawn from
-  /// (seed, step, layer) as dropout.hpp defines.
-  CpuNet(const ModelSpec& spec, int max_batch, float dropout = 0.0f, std::uint64_t seed = 0);
+  /// (seed, step, layer) as dropout.hpp defines. `input_dropout` > 0: training steps also drop
+  /// input pixels (layer kInputDropoutLayer's masks) before the first layer.
+  CpuNet(const ModelSpec& spec, int max_batch, float dropout = 0.0f, std::uint64_t seed = 0,
+         float input_dropout = 0.0f);
 
   const ModelSpec& spec() const { return spec_; }
   const ParamLayout& layout() const { return layout_; }
@@ -59,6 +61,8 @@ class CpuNet {
   std::vector<T> params_, grads_;
   float dropout_;
   std::uint64_t seed_;
+  float input_dropout_;
+  std::vector<T> kept_input_;         // (max_batch, inputs): x after input dropout (when on)
   long long step_ = 0;                // the last forward pass's step (0: evaluation)
   std::vector<std::vector<T>> acts_;  // acts_[l]: (max_batch, layers[l].out), after activation
   std::vector<std::vector<T>> kept_;  // kept_[l]: acts_[l] after dropout (hidden layers, dropout on)
@@ -74,6 +78,7 @@ class CpuNet {
   T* next_ = nullptr;                 // the other buffer
 
   bool dropping() const { return dropout_ > 0.0f && step_ > 0; }
+  bool dropping_input() const { return input_dropout_ > 0.0f && step_ > 0; }
   // The input of layer li in the last forward pass: x, or the previous layer's (kept) outputs.
   const T* layer_input(const T* x, std::size_t li) const;
   // What act_backward reads for hidden layer li: its pre-activation z when kept, else its output.

@@ -17,7 +17,9 @@ struct OptimStep {
   float lr = 0.0f;
   float momentum = 0.0f;
   bool nesterov = false;
-  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float beta1 = 0.9f, beta2 = 0.999f;
+  float eps = 1e-8f;  ///< adam: OptimizerConfig::eps; rmsprop: OptimizerConfig::rms_eps
+  float rho = 0.9f;   ///< rmsprop
   float l2 = 0.0f;
   float bias_correction1 = 1.0f, bias_correction2 = 1.0f;
 };
@@ -95,9 +97,16 @@ void confusion_update(const T* logits, const std::uint8_t* labels, int batch, in
 ///  sgd:      w -= lr g
 ///  momentum: v = mu v + g; w -= lr (nesterov ? g + mu v : v)       (PyTorch's form)
 ///  adam:     m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr (m/c1) / (sqrt(v/c2) + eps)
+///  rmsprop:  sq = rho sq + (1-rho) g^2; w -= lr g / (sqrt(sq) + eps)  (s1 = sq; Keras's form)
 template <class T>
 void optimizer_update(const OptimStep& step, T* w, const T* g, T* s1, T* s2, std::size_t n,
                       std::size_t n_decay);
+
+/// Max-norm constraint on w (out, in): each row (one unit's incoming weights) whose L2 norm
+/// exceeds c is scaled to norm c: w_j *= c / |w_j|; rows within c are left untouched (bitwise).
+/// The norm is summed in double on the CPU.
+template <class T>
+void max_norm(T* w, int out, int in, float c);
 
 }  // namespace cpu
 }  // namespace mnist_gpu

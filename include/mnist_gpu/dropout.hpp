@@ -51,6 +51,10 @@ inline DropoutLayer make_dropout_layer(float p, std::uint64_t seed, int layer) {
   return l;
 }
 
+/// The layer number of the input pixels' masks (--input-dropout): past every hidden layer's
+/// (config.hpp's kMaxHiddenLayers), so that no hidden layer shares its masks.
+inline constexpr int kInputDropoutLayer = 1024;
+
 /// The layer's mask in optimizer step `step` (1-based).
 MNIST_GPU_HD inline DropoutMask mask_at(const DropoutLayer& l, long long step) {
   DropoutMask m;

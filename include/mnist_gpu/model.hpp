@@ -27,9 +27,12 @@ struct ParamLayout {
 
 /// Fills `params` (layout.size floats): He-normal weights for relu (std sqrt(2/in)), Xavier-uniform
 /// for sigmoid and tanh (+-sqrt(6/(in+out))), zero biases. Each layer draws from its own stream
-/// of `seed`, so widening one layer does not change the others' start.
+/// of `seed`, so widening one layer does not change the others' start. `uniform` > 0 (--init
+/// uniform:A): every weight uniform in [-uniform, uniform] instead (Ciresan et al. 2010), biases 0,
+/// drawn from the same per-layer streams.
 template <class T>
-void init_params(const ModelSpec& spec, const ParamLayout& layout, std::uint64_t seed, T* params);
+void init_params(const ModelSpec& spec, const ParamLayout& layout, std::uint64_t seed, T* params,
+                 double uniform = 0.0);
 
 /// Multiply-adds of one sample's forward pass (sum of in*out); a training step costs ~3x that.
 double forward_macs_per_sample(const ModelSpec& spec);

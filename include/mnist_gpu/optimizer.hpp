@@ -17,7 +17,8 @@ struct NamedTensor {
 };
 
 /// The state tensors `kind` keeps, in the order the update reads them: sgd none; momentum
-/// "velocity"; adam "m" (first moment) and "v" (second moment).
+/// "velocity"; adam "m" (first moment) and "v" (second moment); rmsprop "sq" (the running mean of
+/// the squared gradient).
 std::vector<std::string> optimizer_state_names(OptimizerKind kind);
 
 }  // namespace mnist_gpu

@@ -17,7 +17,7 @@ std::vector<std::uint32_t> epoch_order(std::uint64_t seed, int epoch, int n);
 
 /// The learning rate of epoch `epoch` (1-based) of `epochs` under cfg's schedule alone: cosine
 /// uses the rate at the epoch's midpoint, lr * 0.5 * (1 + cos(pi * (epoch - 0.5) / epochs));
-/// step: lr * lr_factor^floor((epoch - 1) / lr_step).
+/// step: lr * lr_factor^floor((epoch - 1) / lr_step); exp: lr * lr_factor^(epoch - 1).
 float epoch_lr(const TrainConfig& cfg, int epoch);
 
 /// The epoch's batch loop, the one in the program: begin_epoch, then one backend step per batch

@@ -385,7 +385,7 @@ TEST(Dropout, TrainsOnTheCpuAndItsFlagsAreCheckedAndDocumented) {
       {"--lr-step 0", "--lr-step: expected a whole number of epochs in 1..100000"},
       {"--min-delta 2", "--min-delta: expected a relative threshold in [0, 1)"},
       {"--patience x", "--patience: expected a whole number of epochs"},
-      {"--schedule linear", "--schedule: expected one of constant | cosine | step, got 'linear'"}};
+      {"--schedule linear", "--schedule: expected one of constant | cosine | step | exp, got 'linear'"}};
   for (const auto& [flags, message] : refusals) {
     const auto [o, c] = test::run_exe(std::string("train --device cpu --epochs 1 ") + flags);
     EXPECT_EQ(c, 2) << flags << "\n" << o;

@@ -147,8 +147,8 @@ TEST(Settings, FlagsThatDoNothingAreRefusedNamingWhy) {
   EXPECT_EQ(refusal({"--lr-step", "3"}), "--lr-step: applies to --schedule step only, not 'cosine'");
   EXPECT_EQ(refusal({"--schedule", "constant", "--lr-step", "3"}),
             "--lr-step: applies to --schedule step only, not 'constant'");
-  EXPECT_TRUE(contains(refusal({"--lr-factor", "0.3"}), "--lr-factor: scales the cuts of --schedule step and of "
-                                                         "--lr-patience; with --schedule cosine and no --lr-patience"));
+  EXPECT_TRUE(contains(refusal({"--lr-factor", "0.3"}), "--lr-factor: scales the cuts of --schedule step and exp "
+                                                         "and of --lr-patience; with --schedule cosine and no --lr-patience"));
   EXPECT_TRUE(contains(refusal({"--min-lr", "0.001"}), "--min-lr: is the floor of the plateau cuts"));
   EXPECT_TRUE(contains(refusal({"--min-delta", "0.01"}), "--min-delta: defines what counts as better"));
   // Where they act, accepted.
@@ -251,7 +251,9 @@ TEST(Settings, SettingsAsFlagsReproduceTheRunsSettings) {
            {"--optimizer", "momentum", "--momentum", "0.5", "--nesterov", "--lr", "0.03"},
            {"--schedule", "step", "--lr-step", "3", "--lr-factor", "0.25", "--hidden", ""},
            {"--lr-patience", "2", "--min-lr", "1e-5", "--patience", "4", "--min-delta", "0.01", "--dropout", "0.3"},
-           {"--optimizer", "sgd", "--l2", "1e-4", "--batch", "32", "--limit", "1000", "--target", "0.9", "--seed", "7"}}) {
+           {"--optimizer", "sgd", "--l2", "1e-4", "--batch", "32", "--limit", "1000", "--target", "0.9", "--seed", "7"},
+           {"--optimizer", "rmsprop", "--input-dropout", "0.2", "--max-norm", "2", "--init", "uniform:0.05", "--schedule",
+            "exp", "--lr-factor", "0.9"}}) {
     const TrainConfig c = parse_train_flags(flags);
     const std::string text = settings_as_flags(c);
     SCOPED_TRACE(text);
@@ -259,7 +261,8 @@ TEST(Settings, SettingsAsFlagsReproduceTheRunsSettings) {
   }
   EXPECT_EQ(settings_as_flags(TrainConfig{}),
             "--batch 128 --hidden 512,256 --activation relu --loss xent --optimizer adam --lr 0.002 --l2 0 --dropout 0 "
-            "--precision fp32 --seed 1 --schedule cosine --lr-patience 0 --patience 0 --epochs 10 --val 5000 --limit 0 --target 0");
+            "--precision fp32 --input-dropout 0 --max-norm 0 --init default "
+            "--seed 1 --schedule cosine --lr-patience 0 --patience 0 --epochs 10 --val 5000 --limit 0 --target 0");
 }
 
 TEST(Settings, ContinuingARunThatEarlyStoppingEndedIsRefused) {

@@ -94,7 +94,7 @@ std::vector<float> exact_inputs(std::size_t n, Rng& rng) {
 void compare_pass(const ModelSpec& spec, int batch, const gpu::LtContext& lt, cudaStream_t s, cublasHandle_t cublas,
                   std::uint64_t seed, float dropout = 0.0f) {
   CpuNet<float> cnet(spec, batch, dropout, seed);
-  gpu::GpuNet gnet(spec, batch, s, cublas, dropout, seed, lt);
+  gpu::GpuNet gnet(spec, batch, s, cublas, dropout, seed, 0.0f, lt);
   ASSERT_TRUE(gnet.lt_path());
   Rng rng(seed);
   cnet.params() = exact_params(cnet.layout(), rng);
@@ -211,7 +211,7 @@ TEST_F(GpuLt, EmptyBatchGivesZeroGradients) {
   ModelSpec spec;
   spec.inputs = 33;
   spec.hidden = {33};
-  gpu::GpuNet net(spec, 8, stream(), cublas(), 0.0f, 0, lt());
+  gpu::GpuNet net(spec, 8, stream(), cublas(), 0.0f, 0, 0.0f, lt());
   poison(net.grads(), net.layout().size, stream());
   gpu::DeviceBuffer<float> x(8 * 33);
   gpu::DeviceBuffer<std::uint8_t> labels(8);

@@ -512,7 +512,8 @@ struct OptimCase {
 const std::vector<OptimCase> kOptimCases{{"sgd", OptimizerKind::sgd, false},
                                          {"momentum", OptimizerKind::momentum, false},
                                          {"nesterov", OptimizerKind::momentum, true},
-                                         {"adam", OptimizerKind::adam, false}};
+                                         {"adam", OptimizerKind::adam, false},
+                                         {"rmsprop", OptimizerKind::rmsprop, false}};
 
 }  // namespace
 
@@ -562,7 +563,10 @@ TEST_F(GpuOps, OptimizerUpdateMatchesCpu) {
                                      uses_s2 ? s2.data() : nullptr, a.n, a.n_decay);
         EXPECT_TRUE(matches("w", download(d_w, stream()), w, kTolOptimizer));
         if (uses_s1) {
-          EXPECT_TRUE(matches(uses_s2 ? "adam m" : "velocity", download(d_s1, stream()), s1, kTolOptimizer));
+          EXPECT_TRUE(matches(uses_s2                             ? "adam m"
+                              : oc.kind == OptimizerKind::rmsprop ? "rmsprop sq"
+                                                                  : "velocity",
+                              download(d_s1, stream()), s1, kTolOptimizer));
         }
         if (uses_s2) {
           EXPECT_TRUE(matches("adam v", download(d_s2, stream()), s2, kTolOptimizer));
@@ -570,6 +574,36 @@ TEST_F(GpuOps, OptimizerUpdateMatchesCpu) {
       }
     }
   }
+}
+
+// Max-norm on ragged shapes (1 x 1, a row length past one block's 256 threads, MNIST's 784 and
+// 1024-wide layers), rows on both sides of c: some scaled, the rest untouched (bit-identical).
+TEST_F(GpuOps, MaxNormMatchesCpu) {
+  Rng rng = test_rng(17);
+  struct Shape {
+    int out, in;
+  };
+  for (const Shape sh : {Shape{1, 1}, Shape{7, 257}, Shape{100, 784}, Shape{1024, 1024}}) {
+    for (const float c : {0.5f, 2.0f}) {
+      SCOPED_TRACE(std::to_string(sh.out) + " x " + std::to_string(sh.in) + " c " + std::to_string(c));
+      const std::size_t n = static_cast<std::size_t>(sh.out) * static_cast<std::size_t>(sh.in);
+      // Each row's scale drawn so that its norm is spread around c (about half the rows above).
+      std::vector<float> w = uniform(rng, n, -1, 1);
+      const std::vector<float> row_scale = uniform(rng, static_cast<std::size_t>(sh.out), 0.0, 4.0 * c);
+      for (int j = 0; j < sh.out; ++j) {
+        double sum = 0;
+        for (int k = 0; k < sh.in; ++k) sum += double{w[static_cast<std::size_t>(j) * sh.in + k]} * w[static_cast<std::size_t>(j) * sh.in + k];
+        const double f = row_scale[static_cast<std::size_t>(j)] / std::sqrt(std::max(sum, 1e-30));
+        for (int k = 0; k < sh.in; ++k) w[static_cast<std::size_t>(j) * sh.in + k] = static_cast<float>(w[static_cast<std::size_t>(j) * sh.in + k] * f);
+      }
+      auto d_w = upload(w, stream());
+      gpu::max_norm(d_w.get(), sh.out, sh.in, c, stream());
+      cpu::max_norm<float>(w.data(), sh.out, sh.in, c);
+      EXPECT_TRUE(matches("max_norm w", download(d_w, stream()), w, kTolMaxNorm, static_cast<std::size_t>(sh.in)));
+    }
+  }
+  gpu::DeviceBuffer<float> w(4);
+  EXPECT_THROW(gpu::max_norm(w.get(), 2, 2, 0.0f, stream()), Error);
 }
 
 TEST_F(GpuOps, OptimizerUpdateRefusesMissingStateAndBadDecayRange) {

@@ -261,3 +261,53 @@ TEST(GpuTrain, RunningSumsAnswerFromTheirCopyWithoutWaiting) {
   EXPECT_EQ(seen.correct, end.correct);
   EXPECT_FALSE(backend->running_sums(seen)) << "the epoch has ended";
 }
+
+// The recipes' training features on both backends from the same init: rmsprop, dropout on the
+// inputs and the hidden units (the same masks: dropout.hpp's hash), max-norm and --init
+// uniform:A. Three steps on the same batches (full batches replay the captured graph after the
+// first): the parameters and rmsprop's state agree within kTolStep. Where a gradient's sign could
+// differ by rounding (|g| ~ 1e-10), rmsprop's eps (1e-7) keeps that weight's step below kTolStep's
+// atol, so the sign-like rmsprop update cannot amplify rounding past it.
+TEST(GpuTrain, RecipeFeaturesThreeStepsMatchCpu) {
+  MNIST_GPU_SKIP_WITHOUT_GPU();
+  const MnistFiles files = load_mnist_dir(data_dir());
+  ModelSpec spec;
+  spec.hidden = {256, 128};
+  OptimizerConfig opt;
+  opt.kind = OptimizerKind::rmsprop;
+  opt.lr = 0.001f;
+  opt.dropout = 0.5f;
+  opt.input_dropout = 0.2f;
+  opt.max_norm = 0.5f;        // uniform:0.05 rows over 784 inputs have norm ~0.8: the constraint bites
+  opt.init_uniform = 0.05f;
+  const int batch = 128;
+  auto g = make_cuda_backend(spec, opt, batch, 3);
+  auto c = make_cpu_backend(spec, opt, batch, 3);
+  ASSERT_EQ(g->get_params(), c->get_params()) << "the backends must start from the same init";
+  std::vector<std::uint32_t> order(3 * batch - 5);  // two full batches and a ragged one
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint32_t>(i * 7);
+  for (Backend* b : {g.get(), c.get()}) {
+    b->begin_epoch(files.train, order, opt.lr, 0, EpochSums{});
+    for (long long k = 0; k < 3; ++k) b->step(k);
+    b->end_epoch();
+  }
+  const TrainState gs = g->get_state(), cs = c->get_state();
+  ASSERT_EQ(gs.optimizer.size(), 1u);
+  EXPECT_EQ(gs.optimizer[0].name, "sq");
+  EXPECT_EQ(gs.step, 3);
+  EXPECT_TRUE(matches("params", gs.params, cs.params, kTolStep));
+  EXPECT_TRUE(matches("rmsprop sq", gs.optimizer[0].values, cs.optimizer[0].values, kTolStep));
+  // The GPU kept every hidden unit's incoming weights within the max-norm (float rounding aside).
+  const ParamLayout layout(spec);
+  for (std::size_t li = 0; li + 1 < layout.layers.size(); ++li) {
+    const LayerView& l = layout.layers[li];
+    for (int j = 0; j < l.out; ++j) {
+      double sum = 0;
+      for (int k = 0; k < l.in; ++k) {
+        const double w = gs.params[l.w + static_cast<std::size_t>(j) * l.in + k];
+        sum += w * w;
+      }
+      ASSERT_LE(std::sqrt(sum), 0.5 * (1 + 1e-5)) << "layer " << li + 1 << " row " << j;
+    }
+  }
+}
