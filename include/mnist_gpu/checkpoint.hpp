@@ -1,9 +1,9 @@
 // Training checkpoints: the configuration, the backend's TrainState and the TrainProgress, enough
 // to resume a run exactly (every epoch's order derives from the seed and the epoch number).
 //
-// Format, version 3, little-endian:
+// Format, version 4, little-endian:
 //   "MNGPUCKP"            8 bytes magic
-//   u32 version           3
+//   u32 version           4
 //   u64 header_bytes      length of the JSON header that follows
 //   header                JSON: {"config": {...}, "step": N, "done": [epoch metrics...],
 //                         "partial": {"loss_sum", "correct", "samples", "batches"}, "partial_s": s,
@@ -14,7 +14,9 @@
 //                         (sgd none; momentum velocity; adam m, v), "best" (the best epoch's
 //                         parameters, kept for early stopping's restore; 0 floats when none)
 //   u32 crc32             zlib CRC-32 of every byte before it
-// "config" holds the settings table's stored settings (settings.hpp, config_to_json).
+// "config" holds the settings table's stored settings (settings.hpp, config_to_json). Version 4
+// has the layout of version 3 and adds the deformation settings (augment, aug_*) to the config;
+// a version-3 config lacks them (no deformation).
 // Versions 1 and 2 are still read: after the header they have u64 n_params, n_s1, n_s2 (and from
 // version 2 n_best), then f32 params, s1, s2 (the optimizer's tensors in name order), best; a
 // version-1 config lacks the settings added in version 2 (their defaults, all "off", are used).
@@ -34,7 +36,7 @@
 
 namespace mnist_gpu {
 
-inline constexpr std::uint32_t kCheckpointVersion = 3;
+inline constexpr std::uint32_t kCheckpointVersion = 4;
 
 struct Checkpoint {
   TrainConfig config;  ///< the settings that determine the result (paths are not stored)

@@ -30,6 +30,12 @@ inline constexpr Tolerance kTolStep{"step", 1e-5, 1e-3};
 /// One optimizer update (adam divides by sqrt(v) + eps: a few ulp of the step).
 inline constexpr Tolerance kTolOptimizer{"optimizer", 1e-7, 1e-5};
 
+/// A deformed image (augment.hpp): the GPU's sinf/cosf/tanf differ by an ulp or two and its fused
+/// multiply-adds round the source position and the 55-term smoothing sums differently, moving the
+/// sampled point by ~1e-5 pixel; a bilinear sample moves by at most that times the largest step
+/// between neighbouring pixels (1).
+inline constexpr Tolerance kTolAugment{"augment", 1e-4, 0.0};
+
 struct Comparison {
   bool ok = true;
   std::size_t worst = 0;    ///< index of the element with the largest err / bound

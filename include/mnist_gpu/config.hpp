@@ -19,6 +19,10 @@ enum class DataPath { streamed, resident };
 /// Learning-rate schedule over epochs: constant; cosine from lr down to 0 at the last epoch's end;
 /// step: lr multiplied by TrainConfig::lr_factor every TrainConfig::lr_step epochs.
 enum class Schedule { constant, cosine, step };
+/// Deformation of the training images (--augment): the preset that gives the parameters their
+/// defaults. none: the images as they are; affine: rotation, scaling and shear; elastic: Simard et
+/// al. 2003's elastic distortion alone; ciresan: both, as Ciresan et al. 2010 (augment.hpp).
+enum class AugmentKind { none, affine, elastic, ciresan };
 
 const char* to_string(Activation a);
 const char* to_string(Loss l);
@@ -26,6 +30,7 @@ const char* to_string(OptimizerKind o);
 const char* to_string(DeviceChoice d);
 const char* to_string(Schedule s);
 const char* to_string(DataPath d);
+const char* to_string(AugmentKind a);
 
 /// MNIST's classes (the digits 0-9): the outputs of every model the backends train.
 inline constexpr int kClasses = 10;
@@ -55,6 +60,23 @@ struct OptimizerConfig {
   float dropout = 0.0f;   ///< probability of dropping each hidden unit in training, [0, 1)
 };
 
+/// The deformation of every training image (augment.hpp). Validation and test images are never
+/// deformed. Each parameter's default comes from `kind` (augment_preset).
+struct AugmentConfig {
+  AugmentKind kind = AugmentKind::none;
+  float rotate = 0.0f;  ///< rotation uniform in +-rotate degrees (ciresan: half for the digits 1 and 7)
+  float scale = 0.0f;   ///< horizontal and vertical scale factors, each uniform in 1 +- scale/100
+  float shear = 0.0f;   ///< horizontal shear angle uniform in +-shear degrees
+  float sigma = 0.0f;   ///< elastic: width (pixels) of the Gaussian smoothing the displacement field
+  float alpha = 0.0f;   ///< elastic: the smoothed field's scale (pixels); 0: no elastic distortion
+  /// Whether any training image is deformed at all.
+  bool on() const { return kind != AugmentKind::none; }
+};
+
+/// The parameters of a preset: none all 0; affine rotate 15, scale 15, shear 15; elastic sigma 4,
+/// alpha 34; ciresan rotate 15, scale 15, shear 15, sigma 6, alpha 36.
+AugmentConfig augment_preset(AugmentKind kind);
+
 /// Settings of the CUDA backend only (the CPU backend has no use for them); neither changes a
 /// result, only the speed.
 struct CudaConfig {
@@ -76,6 +98,7 @@ struct TrainConfig {
   int batch = 128;
   ModelSpec model;
   OptimizerConfig optimizer;
+  AugmentConfig augment;
   Schedule schedule = Schedule::cosine;
   int lr_step = 5;          ///< step schedule: epochs between rate cuts
   float lr_factor = 0.5f;   ///< the cut of the step schedule and of plateau halving

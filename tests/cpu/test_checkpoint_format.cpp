@@ -124,7 +124,7 @@ TEST(CheckpointFormat, VersionTwoFixturesReadAndRewriteAsVersionThreeUnchanged) 
     }
     write_checkpoint(dir / "v3.ckpt", ck);
     const Bytes v3 = read_whole_file(dir / "v3.ckpt", 1ull << 30);
-    EXPECT_EQ(version_of(v3), 3u);
+    EXPECT_EQ(version_of(v3), kCheckpointVersion);
     json arrays = header_of(v3).at("arrays");
     std::vector<std::string> listed;
     for (const json& a : arrays) listed.push_back(a.at("name").get<std::string>());
@@ -153,8 +153,8 @@ TEST(CheckpointFormat, ResumingVersionTwoAndVersionThreeGivesBitIdenticalRuns) {
     const std::vector<json> a = metrics_lines(dir / "v2.jsonl"), b = metrics_lines(dir / "v3.jsonl");
     ASSERT_EQ(a.size(), 4u);  // 3 epochs and the summary
     EXPECT_EQ(a, b);
-    // Both continued the same run, and wrote version 3.
-    EXPECT_EQ(version_of(read_whole_file(dir / "v2.ckpt", 1ull << 30)), 3u);
+    // Both continued the same run, and wrote the current version.
+    EXPECT_EQ(version_of(read_whole_file(dir / "v2.ckpt", 1ull << 30)), kCheckpointVersion);
     expect_same(read_checkpoint(dir / "v2.ckpt"), read_checkpoint(dir / "v3.ckpt"));
   }
 }
