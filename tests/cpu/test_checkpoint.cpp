@@ -144,10 +144,11 @@ TEST(Checkpoint, RefusesForeignCorruptTruncatedAndAbsurdFiles) {
   EXPECT_NE(read_error(p).find("not an mnist_gpu checkpoint"), std::string::npos) << read_error(p);
 
   auto newer = b;
-  newer[8] = 4;
+  newer[8] = static_cast<std::uint8_t>(kCheckpointVersion + 1);
   fix_crc(newer);
   write_bytes(p, newer);
-  EXPECT_NE(read_error(p).find("version 4, this build reads versions 1 to 3 (written by a newer mnist_gpu)"),
+  EXPECT_NE(read_error(p).find("version " + std::to_string(kCheckpointVersion + 1) + ", this build reads versions 1 to " +
+                               std::to_string(kCheckpointVersion) + " (written by a newer mnist_gpu)"),
             std::string::npos)
       << read_error(p);
 
