@@ -11,6 +11,7 @@
 #include "micro_check.hpp"
 #include "micro_register.hpp"
 #include "micro_work.hpp"
+#include "mnist_gpu/augment.hpp"
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/compare.hpp"
 #include "mnist_gpu/config.hpp"
@@ -263,6 +264,33 @@ void BM_optimizer_update(benchmark::State& state, OptimizerKind kind) {
   state.SetBytesProcessed(state.iterations() * optimizer_bytes(kind, in.n));
 }
 
+// A batch of seeded noise images deformed with a preset's parameters. Checked first: the same
+// batch with every parameter 0 comes back bit for bit, and every deformed pixel is in [0, 1].
+void BM_augment(benchmark::State& state, AugmentKind kind) {
+  const int batch = static_cast<int>(state.range(0));
+  Rng rng = input_rng(12);
+  const std::vector<float> in = uniform(rng, count(batch, kAugmentPixels), 0, 1);
+  std::vector<std::uint32_t> idx(static_cast<std::size_t>(batch));
+  for (int r = 0; r < batch; ++r) idx[static_cast<std::size_t>(r)] = static_cast<std::uint32_t>(r * 3);
+  const std::vector<std::uint8_t> lab = labels(rng, static_cast<std::size_t>(batch), 10);
+  std::vector<float> out(in.size());
+  AugmentConfig zero;
+  zero.kind = kind;
+  cpu::augment(in.data(), out.data(), batch, make_augment_plan(zero, 1), idx.data(), lab.data(), 1);
+  std::string problem = mismatch("augment with every parameter 0", out, in, kTolExact);
+  const AugmentPlan plan = make_augment_plan(augment_preset(kind), 1);
+  cpu::augment(in.data(), out.data(), batch, plan, idx.data(), lab.data(), 1);
+  for (std::size_t i = 0; i < out.size() && problem.empty(); ++i)
+    if (!(out[i] >= 0.0f && out[i] <= 1.0f)) problem = "pixel " + std::to_string(i) + " out of [0, 1]";
+  if (!validated(state, problem)) return;
+  long long epoch = 1;
+  for (auto _ : state) {
+    cpu::augment(in.data(), out.data(), batch, plan, idx.data(), lab.data(), ++epoch);
+    benchmark::ClobberMemory();
+  }
+  state.counters["images/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 benchmark::internal::Benchmark* cpu_bench(benchmark::internal::Benchmark* b) {
   return b->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
@@ -274,7 +302,7 @@ void register_benchmarks() {
   benchmark::AddCustomContext("cpu_gemm", MNIST_GPU_MICRO_CPU_GEMM);
   register_suite({cpu_bench, BM_dense, kCpuCeilingN, BM_copy_ceiling, 64 << 20, BM_gather_rows, BM_u8_to_unit,
                   BM_bias_act_forward, BM_act_backward, BM_bias_grad, BM_softmax_xent, BM_l2_loss,
-                  BM_confusion_update, BM_optimizer_update});
+                  BM_confusion_update, BM_optimizer_update, BM_augment});
 }
 
 }  // namespace mnist_gpu::micro

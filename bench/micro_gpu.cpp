@@ -18,6 +18,7 @@
 #include "micro_check.hpp"
 #include "micro_register.hpp"
 #include "micro_work.hpp"
+#include "mnist_gpu/augment.hpp"
 #include "mnist_gpu/compare.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
@@ -332,6 +333,37 @@ void BM_optimizer_update(benchmark::State& state, OptimizerKind kind) {
   });
 }
 
+// A batch of seeded noise images deformed with a preset's parameters, checked against the CPU
+// twin (kTolAugment) before it is timed.
+void BM_augment(benchmark::State& state, AugmentKind kind) {
+  on_gpu(state, [&](Gpu& g) {
+    const int batch = static_cast<int>(state.range(0));
+    Rng rng = input_rng(12);
+    const std::vector<float> in = uniform(rng, count(batch, kAugmentPixels), 0, 1);
+    std::vector<std::uint32_t> idx(static_cast<std::size_t>(batch));
+    for (int r = 0; r < batch; ++r) idx[static_cast<std::size_t>(r)] = static_cast<std::uint32_t>(r * 3);
+    const std::vector<std::uint8_t> lab = labels(rng, static_cast<std::size_t>(batch), 10);
+    const AugmentPlan plan = make_augment_plan(augment_preset(kind), 1);
+    auto d_in = upload(in, g.s());
+    auto d_idx = upload(idx, g.s());
+    auto d_lab = upload(lab, g.s());
+    gpu::DeviceBuffer<float> d_out(in.size());
+    poison(d_out, g.s());
+    gpu::StepTable steps;  // one row (epoch 2, offset 0), never advanced
+    steps.load({gpu::step_row(1, 0, OptimStep{}, 2)}, 0, g.s());
+    auto launch = [&] {
+      gpu::augment(d_in.get(), d_out.get(), batch, plan, d_idx.get(), d_lab.get(), steps.ref(), g.s());
+    };
+    launch();
+    std::vector<float> want(in.size());
+    cpu::augment(in.data(), want.data(), batch, plan, idx.data(), lab.data(), 2);
+    if (!validated(state, mismatch("augment", download(d_out, g.s()), want, kTolAugment))) return;
+    time_launches(state, g, launch);
+    state.counters["images/s"] =
+        benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+  });
+}
+
 benchmark::internal::Benchmark* gpu_bench(benchmark::internal::Benchmark* b) {
   return b->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
@@ -354,7 +386,7 @@ void register_benchmarks() {
                   BM_bias_act_forward, BM_act_backward, BM_bias_grad,
                   [](benchmark::State& st) { BM_loss(st, LossOp::softmax_xent); },
                   [](benchmark::State& st) { BM_loss(st, LossOp::l2_loss); }, BM_confusion_update,
-                  BM_optimizer_update});
+                  BM_optimizer_update, BM_augment});
 }
 
 }  // namespace mnist_gpu::micro

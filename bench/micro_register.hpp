@@ -32,6 +32,7 @@ struct MicroSuite {
   Plain l2_loss;
   Plain confusion_update;
   void (*optimizer_update)(benchmark::State&, OptimizerKind);
+  void (*augment)(benchmark::State&, AugmentKind);  // --augment's deformations; reports images/s
 };
 
 /// Registers suite's benchmarks at the default model's shapes and each of kBatches.
@@ -84,6 +85,8 @@ inline void register_suite(const MicroSuite& suite) {
   }
   for (const OptimCase& oc : kOptimCases)
     add(std::string("BM_optimizer_update/") + oc.name, suite.optimizer_update, oc.kind);
+  for (AugmentKind kind : {AugmentKind::affine, AugmentKind::elastic, AugmentKind::ciresan})
+    add(std::string("BM_augment/") + to_string(kind), suite.augment, kind)->ArgName("batch")->Arg(256);
 }
 
 }  // namespace mnist_gpu::micro

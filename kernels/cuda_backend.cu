@@ -5,7 +5,7 @@
 // the device from the epoch's order, uploaded once per epoch. A step runs the step program
 // (step_program.hpp); each full-batch step is one launch of a CUDA graph captured once, never
 // edited: what changes per step (the rate, Adam's bias corrections, dropout's step, the resident
-// gather's offset) is read from the epoch's step table on the device (step_scalars.hpp). Loss and
+// gather's offset, the deformations' epoch) is read from the epoch's step table on the device (step_scalars.hpp). Loss and
 // accuracy accumulate on the GPU and are read once per epoch.
 #include <algorithm>
 #include <array>
@@ -38,14 +38,20 @@ constexpr int kSlots = 4;
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed,
-              const CudaConfig& cuda, std::shared_ptr<gpu::Device> device)
+              const CudaConfig& cuda, const AugmentConfig& augment, std::shared_ptr<gpu::Device> device)
       : opt_(opt), cuda_(cuda), batch_(batch), pixels_(spec.inputs), dev_(std::move(device)),
         compute_(dev_->compute_stream()), copy_(dev_->copy_stream()),
         net_(spec, batch, compute_.get(), dev_->cublas(), opt.dropout, seed, opt.input_dropout,
              effective_gemm(cuda, spec.precision) == GemmPath::cublaslt ? dev_->lt() : gpu::LtContext{}),
         x_(static_cast<std::size_t>(batch) * spec.inputs), y_(static_cast<std::size_t>(batch)), loss_sum_(1),
-        correct_(1), confusion_(kClasses * kClasses), program_(make_step_program(spec)),
+        correct_(1), confusion_(kClasses * kClasses), program_(make_step_program(spec, augment.on())),
         optim_(make_optim_step(opt, opt.lr, 1)) {
+    if (augment.on()) {
+      if (spec.inputs != kAugmentPixels)
+        throw Error("--augment deforms 28 x 28 images; the model has " + std::to_string(spec.inputs) + " inputs");
+      plan_ = make_augment_plan(augment, seed);
+      xa_ = DeviceBuffer<float>(static_cast<std::size_t>(batch) * spec.inputs);
+    }
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) {
       s1_ = DeviceBuffer<float>(n);
@@ -120,7 +126,7 @@ class CudaBackend final : public Backend {
   int batch() const override { return batch_; }
 
   void begin_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr, long long first_batch,
-                   const EpochSums& start) override {
+                   const EpochSums& start, int epoch) override {
     const bool resident = cuda_.data == DataPath::resident;
     if (data.pixels() != pixels_) throw Error("begin_epoch: image size does not match the model input");
     for (std::uint32_t i : order)
@@ -131,13 +137,15 @@ class CudaBackend final : public Backend {
     compute_.sync();
     copy_.sync();
     if (resident) reside(data, order);
+    else if (xa_.size() != 0) upload_order(order);  // the deformations read each row's sample index
     cudaStream_t cs = compute_.get();
-    // The epoch's step table: row k holds batch k's step number, offset, rate and bias corrections.
+    // The epoch's step table: row k holds batch k's step number, offset, rate, bias corrections
+    // and the epoch.
     const BatchPlan plan(order, batch_);
     rows_.assign(static_cast<std::size_t>(plan.count()), gpu::StepScalars{});
     for (long long k = first_batch; k < plan.count(); ++k) {
       const long long t = step_ + 1 + (k - first_batch);
-      rows_[static_cast<std::size_t>(k)] = gpu::step_row(t, plan.offset(k), make_optim_step(opt_, lr, t));
+      rows_[static_cast<std::size_t>(k)] = gpu::step_row(t, plan.offset(k), make_optim_step(opt_, lr, t), epoch);
     }
     if (steps_.load(rows_, first_batch, cs))
       for (gpu::Graph& g : step_graphs_) g = gpu::Graph{};  // captured with the old table's address
@@ -282,6 +290,9 @@ class CudaBackend final : public Backend {
     return dev_labels_[s].get();
   }
 
+  // Layer 0's input in training: the deformed batch when deforming.
+  const float* train_input() const { return xa_.size() != 0 ? xa_.get() : x_.get(); }
+
   // The step program's stages on the GPU for one batch of `rows` from staging slot `slot`
   // (streamed) or the resident set: run kernel by kernel, or captured into a graph.
   struct Step {
@@ -293,9 +304,13 @@ class CudaBackend final : public Backend {
       labels = b.input(slot, rows);
       b.net_.begin(b.steps_.ref());
     }
-    void forward(int layer) { b.net_.forward_layer(b.x_.get(), rows, static_cast<std::size_t>(layer)); }
+    void augment() {
+      gpu::augment(b.x_.get(), b.xa_.get(), rows, b.plan_, b.order_dev_.get(), labels, b.steps_.ref(),
+                   b.compute_.get());
+    }
+    void forward(int layer) { b.net_.forward_layer(b.train_input(), rows, static_cast<std::size_t>(layer)); }
     void loss() { b.net_.loss_gradient(labels, rows, b.loss_sum_.get(), b.correct_.get()); }
-    void backward(int layer) { b.net_.backward_layer(b.x_.get(), rows, static_cast<std::size_t>(layer)); }
+    void backward(int layer) { b.net_.backward_layer(b.train_input(), rows, static_cast<std::size_t>(layer)); }
     void grad_hook() {}
     void update() {
       const ParamLayout& layout = b.net_.layout();
@@ -347,6 +362,13 @@ class CudaBackend final : public Backend {
       train_set_.reset();  // this model's hold on the old copy goes before the new one is made
       train_set_ = dev_->data(data, pixels_, "begin_epoch");
     }
+    upload_order(order);
+  }
+
+  // This epoch's order on the device (the resident gather's and the deformations' sample indices),
+  // through pinned memory, so the copy is asynchronous; the previous epoch's copy finished at its
+  // closing sync.
+  void upload_order(const std::vector<std::uint32_t>& order) {
     if (order.size() > order_dev_.size()) {
       for (gpu::Graph& g : step_graphs_) g = gpu::Graph{};  // captured with the old order buffer
       order_dev_ = DeviceBuffer<std::uint32_t>(order.size());
@@ -377,6 +399,8 @@ class CudaBackend final : public Backend {
   const gpu::Stream& copy_;
   gpu::GpuNet net_;
   DeviceBuffer<float> x_;                 // (batch, inputs) in [0, 1]
+  DeviceBuffer<float> xa_;                // (batch, inputs): x_ deformed (--augment), else empty
+  AugmentPlan plan_;                      // the deformations (when xa_ is allocated)
   DeviceBuffer<std::uint8_t> y_;          // (batch): resident, the gathered labels
   DeviceBuffer<float> s1_, s2_;           // optimizer state (layout.size each, when used)
   DeviceBuffer<double> loss_sum_;         // (1)
@@ -415,9 +439,9 @@ class CudaBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec, const OptimizerConfig& opt, int batch,
-                                           std::uint64_t seed, const CudaConfig& cuda) {
+                                           std::uint64_t seed, const CudaConfig& cuda, const AugmentConfig& augment) {
   check_backend_model(spec);
-  return std::make_unique<CudaBackend>(spec, opt, batch, seed, cuda, gpu::Device::shared(cuda.device));
+  return std::make_unique<CudaBackend>(spec, opt, batch, seed, cuda, augment, gpu::Device::shared(cuda.device));
 }
 
 }  // namespace mnist_gpu

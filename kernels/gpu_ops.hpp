@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "mnist_gpu/augment.hpp"
 #include "mnist_gpu/config.hpp"
 #include "cuda_check.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
@@ -41,6 +42,12 @@ void dropout_backward(float* d, std::size_t n, const DropoutLayer& layer, const 
 /// the device. The CPU twin is gather_rows (batches.hpp) followed by cpu::u8_to_unit.
 void gather_u8_to_unit(const std::uint8_t* images, const std::uint8_t* labels, const std::uint32_t* order,
                        int rows, int pixels, float* x, std::uint8_t* y, const StepRef& at, cudaStream_t stream);
+
+/// The deformed training batch (augment.hpp): out (rows, 784) = in (rows, 784) deformed, row r
+/// being training sample order[offset + r] (offset and epoch from the row at `at`) with label
+/// labels[r]. The CPU twin is cpu::augment with indices = order + offset.
+void augment(const float* in, float* out, int rows, const AugmentPlan& plan, const std::uint32_t* order,
+             const std::uint8_t* labels, const StepRef& at, cudaStream_t stream);
 
 void softmax_xent(const float* logits, const std::uint8_t* labels, float* dlogits, int batch, int classes,
                   float grad_scale, double* loss_sum, unsigned long long* correct, cudaStream_t stream);

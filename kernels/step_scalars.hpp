@@ -1,5 +1,6 @@
 // Per-step scalars in device memory. Every value that changes from one training step to the next
-// (the step number, the rate, Adam's bias corrections, the batch's offset in the epoch order) is
+// (the step number, the rate, Adam's bias corrections, the batch's offset in the epoch order, the
+// epoch for the deformations) is
 // in a table with one row per batch of the epoch, uploaded once per epoch, and a device cursor
 // names the row of the step in flight. The step's kernels read their row through a StepRef; its
 // last kernel advances the cursor. So a captured step graph is never edited: each replay reads
@@ -20,6 +21,7 @@ struct StepScalars {
   float lr = 0.0f;                  ///< the optimizer's rate
   float bias_correction1 = 1.0f;    ///< 1 - beta1^step (adam)
   float bias_correction2 = 1.0f;    ///< 1 - beta2^step (adam)
+  long long epoch = 0;              ///< the epoch, 1-based (the deformations of --augment)
 };
 
 /// Where a kernel finds its step's row: table[*cursor] (both device pointers).
@@ -29,9 +31,9 @@ struct StepRef {
 };
 
 /// The row of optimizer step `step` (1-based) on the batch at `offset`, with `st`'s rate and bias
-/// corrections (make_optim_step(cfg, lr, step)).
-inline StepScalars step_row(long long step, unsigned long long offset, const OptimStep& st) {
-  return StepScalars{step, offset, st.lr, st.bias_correction1, st.bias_correction2};
+/// corrections (make_optim_step(cfg, lr, step)), in epoch `epoch`.
+inline StepScalars step_row(long long step, unsigned long long offset, const OptimStep& st, long long epoch = 0) {
+  return StepScalars{step, offset, st.lr, st.bias_correction1, st.bias_correction2, epoch};
 }
 
 #if defined(__CUDACC__)

@@ -12,7 +12,7 @@ BackendChoice make_backend(const TrainConfig& cfg) {
   if (cfg.device != DeviceChoice::cpu) {
     c.probe = probe_device(cfg.cuda.device);
     if (c.probe.usable) {
-      c.backend = make_cuda_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed, cfg.cuda);
+      c.backend = make_cuda_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed, cfg.cuda, cfg.augment);
       return c;
     }
     if (cfg.device == DeviceChoice::cuda)
@@ -20,7 +20,7 @@ BackendChoice make_backend(const TrainConfig& cfg) {
                   ": no usable GPU: " + c.probe.reason);
     c.fell_back = true;
   }
-  c.backend = make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed);
+  c.backend = make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed, cfg.augment);
   return c;
 }
 

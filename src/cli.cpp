@@ -452,6 +452,7 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
     report.test = r.test;
     report.train_s = r.train_s;
     report.test_set = &files.test;
+    report.train_set = &train_set;
     report.best_epoch = r.restored_best ? r.best_epoch : 0;  // the epoch whose weights were tested
     report.stamp = {command_line, utc_iso8601(std::time(nullptr))};
     report.continued = continuation;

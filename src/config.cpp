@@ -60,12 +60,38 @@ const char* to_string(Precision p) {
   return "?";
 }
 
+const char* to_string(AugmentKind a) {
+  switch (a) {
+    case AugmentKind::none: return "none";
+    case AugmentKind::affine: return "affine";
+    case AugmentKind::elastic: return "elastic";
+    case AugmentKind::ciresan: return "ciresan";
+  }
+  return "?";
+}
+
 const char* to_string(GemmPath g) {
   switch (g) {
     case GemmPath::cublas: return "cublas";
     case GemmPath::cublaslt: return "cublaslt";
   }
   return "?";
+}
+
+AugmentConfig augment_preset(AugmentKind kind) {
+  AugmentConfig a;
+  a.kind = kind;
+  const bool affine = kind == AugmentKind::affine || kind == AugmentKind::ciresan;
+  if (affine) a.rotate = a.scale = a.shear = 15.0f;
+  if (kind == AugmentKind::elastic) {  // Simard et al. 2003
+    a.sigma = 4.0f;
+    a.alpha = 34.0f;
+  }
+  if (kind == AugmentKind::ciresan) {  // Ciresan et al. 2010: sigma 5-6, alpha 36-38
+    a.sigma = 6.0f;
+    a.alpha = 36.0f;
+  }
+  return a;
 }
 
 std::vector<int> ModelSpec::widths() const {

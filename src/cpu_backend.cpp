@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "mnist_gpu/augment.hpp"
 #include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/batches.hpp"
 #include "mnist_gpu/cpu_net.hpp"
@@ -56,11 +57,18 @@ class FlushDenormals {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed)
+  CpuBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed,
+             const AugmentConfig& augment)
       : opt_(opt), batch_(batch), net_(spec, batch, opt.dropout, seed, opt.input_dropout),
         staging_(static_cast<std::size_t>(batch) * spec.inputs),
         labels_(static_cast<std::size_t>(batch)),
-        x_(static_cast<std::size_t>(batch) * spec.inputs), program_(make_step_program(spec)) {
+        x_(static_cast<std::size_t>(batch) * spec.inputs), program_(make_step_program(spec, augment.on())) {
+    if (augment.on()) {
+      if (spec.inputs != kAugmentPixels)
+        throw Error("--augment deforms 28 x 28 images; the model has " + std::to_string(spec.inputs) + " inputs");
+      plan_ = make_augment_plan(augment, seed);
+      xa_.resize(x_.size());
+    }
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) s1_.assign(n, 0.0f);
     if (opt.kind == OptimizerKind::adam) s2_.assign(n, 0.0f);
@@ -99,9 +107,9 @@ class CpuBackend final : public Backend {
   int batch() const override { return batch_; }
 
   void begin_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr, long long first_batch,
-                   const EpochSums& start) override {
+                   const EpochSums& start, int epoch) override {
     if (data.pixels() != net_.spec().inputs) throw Error("begin_epoch: image size does not match the model input");
-    epoch_ = Epoch{&data, &order, lr, first_batch, start.loss_sum, start.correct, start.samples};
+    epoch_ = Epoch{&data, &order, lr, first_batch, start.loss_sum, start.correct, start.samples, epoch};
   }
 
   void step(long long k) override {
@@ -160,6 +168,8 @@ class CpuBackend final : public Backend {
   std::vector<std::uint8_t> staging_;  // (batch, inputs) gathered rows
   std::vector<std::uint8_t> labels_;   // (batch)
   std::vector<float> x_;               // (batch, inputs) in [0, 1]
+  std::vector<float> xa_;              // (batch, inputs): x_ deformed (--augment), else empty
+  AugmentPlan plan_;                   // the deformations (when xa_ is not empty)
   std::vector<float> s1_, s2_;         // optimizer state (layout.size each, when used)
   long long step_ = 0;
   std::vector<Stage> program_;         // the training step (step_program.hpp)
@@ -173,7 +183,11 @@ class CpuBackend final : public Backend {
     double loss_sum = 0;
     unsigned long long correct = 0;
     long long samples = 0;  // trained in this epoch so far (start's included)
+    int number = 0;      // the epoch (1-based): picks its deformations
   } epoch_;
+
+  // Layer 0's input in training: the deformed batch when deforming.
+  const float* train_input() const { return xa_.empty() ? x_.data() : xa_.data(); }
 
   // The step program's stages on the CPU, eagerly, for one batch.
   struct Step {
@@ -186,9 +200,12 @@ class CpuBackend final : public Backend {
       cpu::u8_to_unit(b.staging_.data(), b.x_.data(), static_cast<std::size_t>(rows) * d.pixels());
       b.net_.begin(b.step_ + 1);
     }
-    void forward(int layer) { b.net_.forward_layer(b.x_.data(), rows, static_cast<std::size_t>(layer)); }
+    void augment() {
+      cpu::augment(b.x_.data(), b.xa_.data(), rows, b.plan_, idx, b.labels_.data(), b.epoch_.number);
+    }
+    void forward(int layer) { b.net_.forward_layer(b.train_input(), rows, static_cast<std::size_t>(layer)); }
     void loss() { b.net_.loss_gradient(b.labels_.data(), rows, &b.epoch_.loss_sum, &b.epoch_.correct); }
-    void backward(int layer) { b.net_.backward_layer(b.x_.data(), rows, static_cast<std::size_t>(layer)); }
+    void backward(int layer) { b.net_.backward_layer(b.train_input(), rows, static_cast<std::size_t>(layer)); }
     void grad_hook() {}
     void update() {
       const ParamLayout& layout = b.net_.layout();
@@ -223,9 +240,9 @@ void check_backend_model(const ModelSpec& spec) {
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const OptimizerConfig& opt,
-                                          int batch, std::uint64_t seed) {
+                                          int batch, std::uint64_t seed, const AugmentConfig& augment) {
   check_backend_model(spec);
-  return std::make_unique<CpuBackend>(spec, opt, batch, seed);
+  return std::make_unique<CpuBackend>(spec, opt, batch, seed, augment);
 }
 
 }  // namespace mnist_gpu

@@ -145,6 +145,11 @@ std::string settings_section(const ReportInput& in) {
       {"Max-norm", c.optimizer.max_norm > 0 ? fmt::format("{:g}", c.optimizer.max_norm) : std::string("off")},
       {"Initial weights", c.optimizer.init_uniform > 0 ? fmt::format("uniform in +-{:g}", c.optimizer.init_uniform)
                                                        : std::string("default")},
+      {"Deformed training images",
+       c.augment.on() ? fmt::format("{} (rotate {:g} deg, scale {:g}%, shear {:g} deg, sigma {:g}, alpha {:g})",
+                                    to_string(c.augment.kind), c.augment.rotate, c.augment.scale, c.augment.shear,
+                                    c.augment.sigma, c.augment.alpha)
+                      : std::string("no")},
       {"Schedule", std::string(to_string(c.schedule)) +
                        (c.schedule == Schedule::step  ? fmt::format(" (x{:g} every {} epochs)", c.lr_factor, c.lr_step)
                         : c.schedule == Schedule::exp ? fmt::format(" (x{:g} each epoch)", c.lr_factor)
@@ -275,6 +280,25 @@ std::string per_digit_table(const EvalResult& r) {
   }
   return o + "</tbody></table>\n<p class=\"note\">Sorted by error rate, highest first; \"mistaken for\": the most "
              "frequent wrong predictions (count).</p>\n";
+}
+
+// With --augment: a few training digits, each followed by its deformations in the first epochs.
+std::string deformations_section(const ReportInput& in) {
+  if (!in.cfg.augment.on() || !in.train_set || in.train_set->rows != 28 || in.train_set->cols != 28) return "";
+  const AugmentConfig& a = in.cfg.augment;
+  const GreyPixels grid = deformations_grid(*in.train_set, a, in.cfg.seed);
+  const int digits = std::min(kDeformedDigits, in.train_set->count);
+  return fmt::format(
+      "<section id=\"deformations\"><h2>What the network saw</h2>\n<p class=\"note\">--augment {}: rotation within "
+      "&plusmn;{}&deg;{}, scaling within &plusmn;{}%, shear within &plusmn;{}&deg;, elastic sigma {} and alpha {} "
+      "pixels. Each row: a training digit, then its deformations in epochs 1 to {} (every epoch deforms every "
+      "training digit afresh; validation and test digits are never deformed).</p>\n"
+      "<img id=\"deformations-grid\" src=\"data:image/png;base64,{}\" width=\"{}\" height=\"{}\" alt=\"{} training "
+      "digits and {} deformations of each\"></section>\n",
+      to_string(a.kind), float_text(a.rotate), a.kind == AugmentKind::ciresan ? " (half for 1 and 7)" : "",
+      float_text(a.scale), float_text(a.shear), float_text(a.sigma), float_text(a.alpha), kDeformationsPerDigit,
+      base64_encode(encode_grey_png(grid.width, grid.height, grid.pixels.data())), grid.width, grid.height, digits,
+      kDeformationsPerDigit);
 }
 
 std::string gallery_section(const ReportInput& in) {
@@ -419,6 +443,7 @@ std::string train_report_html(const ReportInput& in) {
   o += "<section id=\"errors\"><h2>Test errors</h2><div class=\"pair\"><div>\n" + confusion_table(in.test) +
        "</div><div>\n" + per_digit_table(in.test) + "</div></div></section>\n";
   o += gallery_section(in);
+  o += deformations_section(in);
   o += epochs_section(in);
   o += settings_section(in);
   return o + detail::page_tail();

@@ -1,10 +1,12 @@
 // The report's pictures of mistakes: which test rows are misclassified, each digit as a small PNG,
 // and the labelled grid of misclassified.png, lettered with a built-in 5x7 bitmap font.
 #include <algorithm>
+#include <cmath>
 #include <array>
 #include <string>
 #include <vector>
 
+#include "mnist_gpu/augment.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/image_io.hpp"
 #include "mnist_gpu/report.hpp"
@@ -111,6 +113,40 @@ GreyPixels mistakes_grid(const Dataset& data, const std::vector<Mistake>& mistak
       label = std::to_string(m.label) + ">" + std::to_string(m.predicted);
     }
     draw_text(img, cx + (kGridCellWidth - text_width(label, 2)) / 2, cy + pad + side + 4, label, 2);
+  }
+  return img;
+}
+
+GreyPixels deformations_grid(const Dataset& train, const AugmentConfig& augment, std::uint64_t seed, int digits,
+                             int per_digit) {
+  if (train.rows != kAugmentSide || train.cols != kAugmentSide)
+    throw Error("report: the deformations grid needs 28x28 training images");
+  const int n = std::max(0, std::min(digits, train.count));
+  const int zoom = 2, side = kAugmentSide * zoom, gap = 4, split = 16;  // split: after the original
+  GreyPixels img;
+  img.width = gap + (side + gap) * (1 + per_digit) + split;
+  img.height = gap + (side + gap) * std::max(n, 1);
+  img.pixels.assign(static_cast<std::size_t>(img.width) * img.height, 255);
+  const AugmentPlan plan = make_augment_plan(augment, seed);
+  std::vector<float> in(kAugmentPixels), out(kAugmentPixels), work(3 * kAugmentPixels);
+  auto draw = [&](const float* px, int x0, int y0) {
+    for (int y = 0; y < side; ++y)
+      for (int x = 0; x < side; ++x) {
+        const float v = px[(y / zoom) * kAugmentSide + x / zoom];
+        img.pixels[static_cast<std::size_t>(y0 + y) * img.width + x0 + x] =
+            static_cast<std::uint8_t>(255 - std::lround(255.0f * std::clamp(v, 0.0f, 1.0f)));  // dark ink on white
+      }
+  };
+  for (int d = 0; d < n; ++d) {
+    const std::uint8_t* src = train.image(d);
+    for (int i = 0; i < kAugmentPixels; ++i) in[static_cast<std::size_t>(i)] = static_cast<float>(src[i]) * (1.0f / 255.0f);
+    const int y0 = gap + d * (side + gap);
+    draw(in.data(), gap, y0);
+    for (int e = 1; e <= per_digit; ++e) {
+      cpu::augment_image(in.data(), out.data(), plan, augment_key(plan, e, static_cast<std::uint64_t>(d)),
+                         train.labels[static_cast<std::size_t>(d)], work.data());
+      draw(out.data(), gap + split + e * (side + gap), y0);
+    }
   }
   return img;
 }

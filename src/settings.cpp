@@ -336,6 +336,67 @@ std::vector<Setting> make_settings() {
     };
     t.push_back(s);
   }
+  {
+    // The preset first: the parameters below take their defaults from it (their `unset`).
+    Setting s = choice_setting<AugmentKind>(
+        base("--augment", "augment",
+             "deform every training image afresh each epoch: none | affine (rotation, scaling, shear) | elastic "
+             "(Simard et al. 2003) | ciresan (both, Ciresan et al. 2010); --aug-* set the parameters",
+             "none", "affine", S::train, R::result),
+        {{"none", AugmentKind::none}, {"affine", AugmentKind::affine}, {"elastic", AugmentKind::elastic},
+         {"ciresan", AugmentKind::ciresan}},
+        [](auto& c) -> auto& { return c.augment.kind; });
+    s.stored_since = 4;
+    t.push_back(s);
+  }
+  {
+    struct AugParam {
+      const char* flag;
+      const char* key;
+      const char* help;
+      const char* example;
+      double hi;
+      const char* expected;
+      float AugmentConfig::*field;
+    };
+    const AugParam params[] = {
+        {"--aug-rotate", "aug_rotate",
+         "--augment: rotation within +-this many degrees (ciresan: half for the digits 1 and 7), 0..180 (default: "
+         "affine, ciresan 15; elastic 0)",
+         "10", 180.0, "a number of degrees in [0, 180]", &AugmentConfig::rotate},
+        {"--aug-scale", "aug_scale",
+         "--augment: horizontal and vertical scaling, each within +-this many percent, 0..99 (default: affine, "
+         "ciresan 15; elastic 0)",
+         "20", 99.0, "a percentage in [0, 99]", &AugmentConfig::scale},
+        {"--aug-shear", "aug_shear",
+         "--augment: horizontal shear within +-this many degrees, 0..80 (default: affine, ciresan 15; elastic 0)", "5",
+         80.0, "a number of degrees in [0, 80]", &AugmentConfig::shear},
+        {"--aug-sigma", "aug_sigma",
+         "--augment: width in pixels of the Gaussian smoothing the elastic field, 0..100 (default: elastic 4, ciresan 6; "
+         "affine 0)",
+         "5", 100.0, "a number of pixels in [0, 100]", &AugmentConfig::sigma},
+        {"--aug-alpha", "aug_alpha",
+         "--augment: scale in pixels of the elastic field, 0..1000, 0 for none (default: elastic 34, ciresan 36; "
+         "affine 0)",
+         "38", 1000.0, "a number of pixels in [0, 1000]", &AugmentConfig::alpha},
+    };
+    for (const AugParam& p : params) {
+      float AugmentConfig::*field = p.field;
+      Setting s = float_setting(base(p.flag, p.key, p.help, std::nullopt, p.example, S::train, R::result), 0.0, false,
+                                p.hi, false, p.expected,
+                                [field](auto& c) -> auto& { return c.augment.*field; });
+      s.stored_since = 4;
+      s.unset = [field](TrainConfig& c) { c.augment.*field = augment_preset(c.augment.kind).*field; };
+      const bool is_sigma = field == &AugmentConfig::sigma;
+      s.inert = [is_sigma](const TrainConfig& c) {
+        if (!c.augment.on()) return std::string("sets a deformation, and --augment is none");
+        if (is_sigma && c.augment.alpha == 0.0f)
+          return std::string("smooths the elastic field, and --aug-alpha is 0 (no elastic distortion)");
+        return std::string();
+      };
+      t.push_back(s);
+    }
+  }
   t.push_back(choice_setting<Schedule>(
       base("--schedule", "schedule",
            "learning-rate schedule: constant | cosine (to 0 over the epochs; each epoch trains at the rate of its "

@@ -8,6 +8,7 @@ namespace mnist_gpu {
 const char* to_string(StageKind k) {
   switch (k) {
     case StageKind::input: return "input";
+    case StageKind::augment: return "augment";
     case StageKind::forward: return "forward";
     case StageKind::loss: return "loss";
     case StageKind::backward: return "backward";
@@ -17,10 +18,11 @@ const char* to_string(StageKind k) {
   return "?";
 }
 
-std::vector<Stage> make_step_program(const ModelSpec& spec) {
+std::vector<Stage> make_step_program(const ModelSpec& spec, bool augment) {
   const int layers = static_cast<int>(spec.hidden.size()) + 1;
   std::vector<Stage> p;
   p.push_back({StageKind::input, -1});
+  if (augment) p.push_back({StageKind::augment, -1});
   for (int l = 0; l < layers; ++l) p.push_back({StageKind::forward, l});
   p.push_back({StageKind::loss, -1});
   for (int l = layers; l-- > 0;) p.push_back({StageKind::backward, l});

@@ -26,7 +26,7 @@ EpochSums run_epoch(Backend& backend, const Dataset& data, const std::vector<std
   const BatchPlan plan(order, backend.batch());
   const long long n_batches = plan.count();
   EpochSums sums = ctl.start;
-  backend.begin_epoch(data, order, lr, ctl.first_batch, ctl.start);
+  backend.begin_epoch(data, order, lr, ctl.first_batch, ctl.start, ctl.epoch);
   for (long long k = ctl.first_batch; k < n_batches; ++k) {
     if (ctl.stop && ctl.stop->load(std::memory_order_relaxed)) {
       sums.stopped = true;
@@ -110,6 +110,7 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     const float lr = next_epoch_lr(cfg, epoch, progress.done);
     const std::vector<std::uint32_t> order = epoch_order(cfg.seed, epoch, data.train.count);
     EpochControl ctl;
+    ctl.epoch = epoch;
     ctl.first_batch = progress.partial.batches;
     ctl.start = progress.partial;
     ctl.stop = options.stop;

@@ -41,6 +41,7 @@ using ProgressFn = std::function<void(long long, long long)>;
 /// How run_epoch (train.hpp) runs (part of) an epoch: from which batch, with which sums so far (a resumed epoch),
 /// and a flag checked between steps that ends the epoch early (SIGINT, SIGTERM).
 struct EpochControl {
+  int epoch = 1;  ///< the epoch's number (1-based): with the seed, it picks the deformations (--augment)
   long long first_batch = 0;
   EpochSums start;
   ProgressFn progress;
@@ -70,9 +71,10 @@ class Backend {
   virtual int batch() const = 0;
   /// Starts an epoch of training over `data` rows in `order` (both outlive the epoch) at rate
   /// `lr`, from batch `first_batch` on, its loss sum and correct count starting from `start`'s
-  /// (a resumed epoch).
+  /// (a resumed epoch). `epoch` (1-based) picks the epoch's deformations when the backend deforms
+  /// its training images (AugmentConfig); otherwise it is not used.
   virtual void begin_epoch(const Dataset& data, const std::vector<std::uint32_t>& order, float lr,
-                           long long first_batch, const EpochSums& start) = 0;
+                           long long first_batch, const EpochSums& start, int epoch) = 0;
   /// One optimizer step on batch k of the epoch begun (k = first_batch, first_batch + 1, ... in
   /// turn). On the GPU it is enqueued: no wait for the device.
   virtual void step(long long k) = 0;
@@ -108,15 +110,17 @@ void check_backend_model(const ModelSpec& spec);
 /// (optimizer_state_names order), n floats each.
 void check_state(const TrainState& st, OptimizerKind kind, std::size_t n);
 
-/// The CPU backend: float32, OpenBLAS GEMMs. Parameters start from init_params(seed).
+/// The CPU backend: float32, OpenBLAS GEMMs. Parameters start from init_params(seed). Training
+/// images are deformed as `augment` says (augment.hpp), validation and test images never.
 std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const OptimizerConfig& opt,
-                                          int batch, std::uint64_t seed);
+                                          int batch, std::uint64_t seed, const AugmentConfig& augment = {});
 
 /// The CUDA backend on device 0: GpuNet (handwritten kernels + cuBLAS) fed by a pinned-memory
 /// batch stream or from a device-resident copy of the training set (cuda.data), its full-batch
 /// steps replayed from a CUDA graph (cuda.graph). Throws Error when no usable GPU exists or the
-/// build has no CUDA backend.
+/// build has no CUDA backend. Training images are deformed as `augment` says, as on the CPU.
 std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec, const OptimizerConfig& opt,
-                                           int batch, std::uint64_t seed, const CudaConfig& cuda = {});
+                                           int batch, std::uint64_t seed, const CudaConfig& cuda = {},
+                                           const AugmentConfig& augment = {});
 
 }  // namespace mnist_gpu

@@ -2,7 +2,8 @@
 // to resume a run exactly (every epoch's order derives from the seed and the epoch number).
 //
 // Format, version 4 (laid out as version 3; version 4 adds settings to "config": input_dropout,
-// max_norm, init_uniform, rho, rms_eps, and the optimizer rmsprop with its "sq"), little-endian:
+// max_norm, init_uniform, rho, rms_eps, precision, the augment settings, and the optimizer
+// rmsprop with its "sq"), little-endian:
 //   "MNGPUCKP"            8 bytes magic
 //   u32 version           4
 //   u64 header_bytes      length of the JSON header that follows
@@ -15,7 +16,9 @@
 //                         (sgd none; momentum velocity; adam m, v; rmsprop sq), "best" (the best epoch's
 //                         parameters, kept for early stopping's restore; 0 floats when none)
 //   u32 crc32             zlib CRC-32 of every byte before it
-// "config" holds the settings table's stored settings (settings.hpp, config_to_json).
+// "config" holds the settings table's stored settings (settings.hpp, config_to_json). Version 4
+// has the layout of version 3 and adds the deformation settings (augment, aug_*) to the config;
+// a version-3 config lacks them (no deformation).
 // Versions 1 and 2 are still read: after the header they have u64 n_params, n_s1, n_s2 (and from
 // version 2 n_best), then f32 params, s1, s2 (the optimizer's tensors in name order), best; a
 // version-1 config lacks the settings added in version 2 (their defaults, all "off", are used).

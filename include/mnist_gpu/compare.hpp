@@ -42,6 +42,12 @@ inline constexpr Tolerance kTolOptimizer{"optimizer", 1e-7, 1e-5};
 /// weight differ by a few 1e-7 relative.
 inline constexpr Tolerance kTolMaxNorm{"max-norm", 1e-7, 1e-5};
 
+/// A deformed image (augment.hpp): the GPU's sinf/cosf/tanf differ by an ulp or two and its fused
+/// multiply-adds round the source position and the 55-term smoothing sums differently, moving the
+/// sampled point by ~1e-5 pixel; a bilinear sample moves by at most that times the largest step
+/// between neighbouring pixels (1).
+inline constexpr Tolerance kTolAugment{"augment", 1e-4, 0.0};
+
 struct Comparison {
   bool ok = true;
   std::size_t worst = 0;    ///< index of the element with the largest err / bound

@@ -28,6 +28,10 @@ enum class Precision { fp32, tf32, bf16 };
 /// Which library runs the CUDA backend's dense products (--gemm): cuBLAS SGEMM with separate
 /// bias/activation kernels, or cuBLASLt with bias, ReLU and their gradients fused into the GEMMs.
 enum class GemmPath { cublas, cublaslt };
+/// Deformation of the training images (--augment): the preset that gives the parameters their
+/// defaults. none: the images as they are; affine: rotation, scaling and shear; elastic: Simard et
+/// al. 2003's elastic distortion alone; ciresan: both, as Ciresan et al. 2010 (augment.hpp).
+enum class AugmentKind { none, affine, elastic, ciresan };
 
 const char* to_string(Activation a);
 const char* to_string(Loss l);
@@ -37,6 +41,7 @@ const char* to_string(Schedule s);
 const char* to_string(DataPath d);
 const char* to_string(Precision p);
 const char* to_string(GemmPath g);
+const char* to_string(AugmentKind a);
 
 /// MNIST's classes (the digits 0-9): the outputs of every model the backends train.
 inline constexpr int kClasses = 10;
@@ -77,6 +82,23 @@ struct OptimizerConfig {
   float init_uniform = 0.0f;
 };
 
+/// The deformation of every training image (augment.hpp). Validation and test images are never
+/// deformed. Each parameter's default comes from `kind` (augment_preset).
+struct AugmentConfig {
+  AugmentKind kind = AugmentKind::none;
+  float rotate = 0.0f;  ///< rotation uniform in +-rotate degrees (ciresan: half for the digits 1 and 7)
+  float scale = 0.0f;   ///< horizontal and vertical scale factors, each uniform in 1 +- scale/100
+  float shear = 0.0f;   ///< horizontal shear angle uniform in +-shear degrees
+  float sigma = 0.0f;   ///< elastic: width (pixels) of the Gaussian smoothing the displacement field
+  float alpha = 0.0f;   ///< elastic: the smoothed field's scale (pixels); 0: no elastic distortion
+  /// Whether any training image is deformed at all.
+  bool on() const { return kind != AugmentKind::none; }
+};
+
+/// The parameters of a preset: none all 0; affine rotate 15, scale 15, shear 15; elastic sigma 4,
+/// alpha 34; ciresan rotate 15, scale 15, shear 15, sigma 6, alpha 36.
+AugmentConfig augment_preset(AugmentKind kind);
+
 /// Settings of the CUDA backend only (the CPU backend has no use for them); neither changes a
 /// result, only the speed.
 struct CudaConfig {
@@ -107,6 +129,7 @@ struct TrainConfig {
   int batch = 128;
   ModelSpec model;
   OptimizerConfig optimizer;
+  AugmentConfig augment;
   Schedule schedule = Schedule::cosine;
   int lr_step = 5;          ///< step schedule: epochs between rate cuts
   float lr_factor = 0.5f;   ///< the cut of the step schedule and of plateau halving

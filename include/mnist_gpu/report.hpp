@@ -60,6 +60,9 @@ struct ReportInput {
   EvalResult test;
   double train_s = 0;
   const Dataset* test_set = nullptr;        ///< the images of the gallery; null: no gallery
+  /// The training split (its rows are the deformations' sample indices): with cfg.augment on, the
+  /// page shows a few of its digits and their deformations (deformations_grid); null: not shown.
+  const Dataset* train_set = nullptr;
   std::vector<Prediction> test_predictions;  ///< one per row of *test_set
   int best_epoch = 0;  ///< 0: none; otherwise marked on the curves and in the epoch table
   ReportStamp stamp;
@@ -95,6 +98,16 @@ constexpr int kGridCellWidth = 64, kGridCellHeight = 84, kGridColumns = 10;
 /// fewer mistakes); with no mistakes, one blank cell.
 GreyPixels mistakes_grid(const Dataset& data, const std::vector<Mistake>& mistakes, int max_cells = kReportGalleryMax);
 
+/// The training digits the report shows deformed, and how many deformations of each.
+constexpr int kDeformedDigits = 8, kDeformationsPerDigit = 6;
+
+/// What the network saw under `augment` (seeded `seed`): one row per training digit (rows 0 ..
+/// digits - 1 of `train`, 28 x 28), the digit at 2x, then a gap, then its deformations in epochs
+/// 1 .. per_digit as the backends make them (cpu::augment_image), dark ink on white. Throws Error
+/// when `train` is not 28 x 28.
+GreyPixels deformations_grid(const Dataset& train, const AugmentConfig& augment, std::uint64_t seed,
+                             int digits = kDeformedDigits, int per_digit = kDeformationsPerDigit);
+
 /// The report page for `in` (see write_train_report).
 std::string train_report_html(const ReportInput& in);
 
@@ -108,7 +121,8 @@ void check_report_dir(const std::filesystem::path& dir);
 
 /// Writes into `dir` (created when missing), each file atomically: report.html (summary,
 /// settings, loss and accuracy curves, per-epoch table, confusion heat map, errors per digit,
-/// gallery of the kReportGalleryMax most confident mistakes), loss.svg and accuracy.svg (the
+/// gallery of the kReportGalleryMax most confident mistakes, and with --augment the grid of
+/// deformed training digits inline), loss.svg and accuracy.svg (the
 /// page's curves), misclassified.png (mistakes_grid). Throws Error naming the file that failed.
 void write_train_report(const std::filesystem::path& dir, const ReportInput& in);
 

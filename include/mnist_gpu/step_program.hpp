@@ -13,6 +13,7 @@ namespace mnist_gpu {
 
 enum class StageKind {
   input,      ///< the batch's rows gathered and converted to float
+  augment,    ///< the batch's images deformed (--augment; augment.hpp): only when deforming
   forward,    ///< one layer: product, bias + activation, dropout
   loss,       ///< the loss, its gradient, the loss sum and correct count
   backward,   ///< one layer: weight and bias gradients, then the gradient of its input
@@ -28,16 +29,18 @@ struct Stage {
 
 const char* to_string(StageKind k);
 
-/// input; forward 0 .. L-1; loss; backward L-1 .. 0; update (L dense layers of `spec`).
-std::vector<Stage> make_step_program(const ModelSpec& spec);
+/// input; augment when `augment`; forward 0 .. L-1; loss; backward L-1 .. 0; update (L dense
+/// layers of `spec`).
+std::vector<Stage> make_step_program(const ModelSpec& spec, bool augment = false);
 
-/// Runs the stages in order on `exec`, which offers input(), forward(layer), loss(),
+/// Runs the stages in order on `exec`, which offers input(), augment(), forward(layer), loss(),
 /// backward(layer), grad_hook() and update().
 template <class Exec>
 void run_step(const std::vector<Stage>& program, Exec& exec) {
   for (const Stage& s : program) {
     switch (s.kind) {
       case StageKind::input: exec.input(); break;
+      case StageKind::augment: exec.augment(); break;
       case StageKind::forward: exec.forward(s.layer); break;
       case StageKind::loss: exec.loss(); break;
       case StageKind::backward: exec.backward(s.layer); break;

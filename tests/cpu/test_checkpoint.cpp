@@ -147,9 +147,8 @@ TEST(Checkpoint, RefusesForeignCorruptTruncatedAndAbsurdFiles) {
   newer[8] = static_cast<std::uint8_t>(kCheckpointVersion + 1);
   fix_crc(newer);
   write_bytes(p, newer);
-  const std::string v = std::to_string(kCheckpointVersion);
   EXPECT_NE(read_error(p).find("version " + std::to_string(kCheckpointVersion + 1) + ", this build reads versions 1 to " +
-                               v + " (written by a newer mnist_gpu)"),
+                               std::to_string(kCheckpointVersion) + " (written by a newer mnist_gpu)"),
             std::string::npos)
       << read_error(p);
 

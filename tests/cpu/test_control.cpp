@@ -58,7 +58,7 @@ class ScriptedBackend final : public Backend {
   void set_state(const TrainState& s) override { params_ = s.params; }
   int batch() const override { return 1 << 30; }  // one batch per epoch
   void begin_epoch(const Dataset&, const std::vector<std::uint32_t>&, float lr, long long,
-                   const EpochSums&) override {
+                   const EpochSums&, int) override {
     lrs.push_back(lr);
   }
   void step(long long) override { params_[0] += 1.0f; }

@@ -70,6 +70,7 @@ TEST(Settings, EveryFlagIsAcceptedByTrainWithItsExample) {
       if (s.flag == f) flags.insert(flags.end(), {"--optimizer", "momentum"});
     if (s.flag == "--lr-step" || s.flag == "--lr-factor") flags.insert(flags.end(), {"--schedule", "step"});
     if (s.flag == "--min-lr" || s.flag == "--min-delta") flags.insert(flags.end(), {"--lr-patience", "2"});
+    if (s.flag.rfind("--aug-", 0) == 0) flags.insert(flags.end(), {"--augment", "ciresan"});
     if (s.flag == "--resume") continue;  // parsed below without a file: a resume reads its checkpoint
     const TrainConfig c = parse_train_flags(flags);
     EXPECT_EQ(s.show(c), s.is_switch ? "on" : s.example);
@@ -262,7 +263,8 @@ TEST(Settings, SettingsAsFlagsReproduceTheRunsSettings) {
   EXPECT_EQ(settings_as_flags(TrainConfig{}),
             "--batch 128 --hidden 512,256 --activation relu --loss xent --optimizer adam --lr 0.002 --l2 0 --dropout 0 "
             "--precision fp32 --input-dropout 0 --max-norm 0 --init default "
-            "--seed 1 --schedule cosine --lr-patience 0 --patience 0 --epochs 10 --val 5000 --limit 0 --target 0");
+            "--seed 1 --augment none --schedule cosine --lr-patience 0 --patience 0 --epochs 10 --val 5000 --limit 0 "
+            "--target 0");
 }
 
 TEST(Settings, ContinuingARunThatEarlyStoppingEndedIsRefused) {

@@ -21,6 +21,7 @@ namespace {
 struct Recorder {
   std::vector<std::string> seen;
   void input() { seen.push_back("input"); }
+  void augment() { seen.push_back("augment"); }
   void forward(int l) { seen.push_back("forward " + std::to_string(l)); }
   void loss() { seen.push_back("loss"); }
   void backward(int l) { seen.push_back("backward " + std::to_string(l)); }
@@ -58,6 +59,14 @@ TEST(StepProgram, SoftmaxRegressionIsOneLayer) {
   EXPECT_EQ(r.seen, (std::vector<std::string>{"input", "forward 0", "loss", "backward 0", "update"}));
 }
 
+TEST(StepProgram, DeformingAddsTheAugmentStageBetweenInputAndLayerZero) {
+  ModelSpec spec;
+  spec.hidden = {};
+  Recorder r;
+  run_step(make_step_program(spec, true), r);
+  EXPECT_EQ(r.seen, (std::vector<std::string>{"input", "augment", "forward 0", "loss", "backward 0", "update"}));
+}
+
 TEST(StepProgram, GradHookRunsWhereTheProgramPlacesIt) {
   ModelSpec spec;
   spec.hidden = {4};
@@ -90,7 +99,7 @@ TEST(StepInterface, CpuBackendRefusesABatchOutOfTurn) {
   const Dataset& d = t.d;
   const std::vector<std::uint32_t>& order = t.order;
   EXPECT_THROW(backend->step(0), Error) << "no epoch begun";
-  backend->begin_epoch(d, order, 0.01f, 1, EpochSums{});
+  backend->begin_epoch(d, order, 0.01f, 1, EpochSums{}, 1);
   EXPECT_THROW(backend->step(0), Error) << "the epoch began at batch 1";
   backend->step(1);
   EXPECT_THROW(backend->step(1), Error) << "batch 1 twice";
@@ -128,7 +137,7 @@ TEST(StepInterface, CpuRunningSumsAreTheEpochsSumsAfterEachStep) {
   start.correct = 7;
   start.samples = 2;
   start.batches = 1;
-  t.backend->begin_epoch(t.d, t.order, 0.01f, 1, start);
+  t.backend->begin_epoch(t.d, t.order, 0.01f, 1, start, 1);
   ASSERT_TRUE(t.backend->running_sums(seen));
   EXPECT_EQ(seen.loss_sum, 100.0);
   EXPECT_EQ(seen.samples, 2);

@@ -48,10 +48,12 @@ const SmallSets& small_sets() {
 struct Variant {
   OptimizerKind optimizer;
   float dropout;
+  AugmentKind augment = AugmentKind::none;
 };
 
 std::string name_of(const Variant& v) {
-  return std::string(to_string(v.optimizer)) + (v.dropout > 0 ? "_dropout" : "");
+  return std::string(to_string(v.optimizer)) + (v.dropout > 0 ? "_dropout" : "") +
+         (v.augment != AugmentKind::none ? std::string("_augment_") + to_string(v.augment) : "");
 }
 
 class GpuStepGraph : public ::testing::TestWithParam<Variant> {
@@ -75,14 +77,18 @@ TrainedRun train_three_epochs(const Variant& v, const CudaConfig& cuda) {
   opt.lr = default_lr(v.optimizer);
   opt.dropout = v.dropout;
   opt.l2 = 1e-4f;
-  auto backend = make_cuda_backend(spec, opt, 128, 5, cuda);
+  auto backend = make_cuda_backend(spec, opt, 128, 5, cuda, augment_preset(v.augment));
   const SmallSets& s = small_sets();
   TrainedRun r;
   const std::vector<std::uint32_t> o1 = epoch_order(5, 1, s.a.count), o2 = epoch_order(5, 2, s.a.count),
                                    o3 = epoch_order(5, 3, s.b.count);
-  r.sums.push_back(run_epoch(*backend, s.a, o1, 0.5f * opt.lr));
-  r.sums.push_back(run_epoch(*backend, s.a, o2, opt.lr));
-  r.sums.push_back(run_epoch(*backend, s.b, o3, 0.25f * opt.lr));
+  EpochControl ctl;  // the epoch number picks the deformations
+  ctl.epoch = 1;
+  r.sums.push_back(run_epoch(*backend, s.a, o1, 0.5f * opt.lr, ctl));
+  ctl.epoch = 2;
+  r.sums.push_back(run_epoch(*backend, s.a, o2, opt.lr, ctl));
+  ctl.epoch = 3;
+  r.sums.push_back(run_epoch(*backend, s.b, o3, 0.25f * opt.lr, ctl));
   r.state = backend->get_state();
   r.kernels = backend->kernels_per_step();
   return r;
@@ -119,8 +125,40 @@ TEST_P(GpuStepGraph, ReplayTrainsExactlyAsKernelByKernelOnBothDataPaths) {
 INSTANTIATE_TEST_SUITE_P(Optimizers, GpuStepGraph,
                          ::testing::Values(Variant{OptimizerKind::sgd, 0.0f}, Variant{OptimizerKind::momentum, 0.0f},
                                            Variant{OptimizerKind::adam, 0.0f}, Variant{OptimizerKind::adam, 0.3f},
-                                           Variant{OptimizerKind::momentum, 0.5f}),
+                                           Variant{OptimizerKind::momentum, 0.5f},
+                                           Variant{OptimizerKind::adam, 0.0f, AugmentKind::ciresan}),
                          [](const ::testing::TestParamInfo<Variant>& i) { return name_of(i.param); });
+
+// Deforming training images on the GPU (graph and kernel by kernel, both data paths) trains as the
+// CPU backend does from the same start: one epoch of 7 full batches and a partial one, SGD, the
+// parameters within the step tolerance.
+TEST(GpuAugment, DeformedEpochTrainsAsOnTheCpu) {
+  MNIST_GPU_SKIP_WITHOUT_GPU();
+  ModelSpec spec;
+  spec.hidden = {32};
+  OptimizerConfig opt;
+  opt.kind = OptimizerKind::sgd;
+  opt.lr = 0.1f;
+  const AugmentConfig aug = augment_preset(AugmentKind::ciresan);
+  const SmallSets& s = small_sets();
+  const std::vector<std::uint32_t> order = epoch_order(5, 4, s.a.count);
+  EpochControl ctl;
+  ctl.epoch = 4;
+  auto cpu = make_cpu_backend(spec, opt, 128, 5, aug);
+  const EpochSums want = run_epoch(*cpu, s.a, order, opt.lr, ctl);
+  const std::vector<float> want_params = cpu->get_params();
+  auto plain = make_cpu_backend(spec, opt, 128, 5);
+  run_epoch(*plain, s.a, order, opt.lr, ctl);
+  ASSERT_NE(plain->get_params(), want_params) << "the deformations changed nothing";
+  for (const CudaConfig cuda : {CudaConfig{DataPath::streamed, true}, CudaConfig{DataPath::resident, true},
+                                CudaConfig{DataPath::streamed, false}}) {
+    SCOPED_TRACE(std::string(to_string(cuda.data)) + (cuda.graph ? " graph" : " kernel by kernel"));
+    auto gpu = make_cuda_backend(spec, opt, 128, 5, cuda, aug);
+    const EpochSums got = run_epoch(*gpu, s.a, order, opt.lr, ctl);
+    EXPECT_TRUE(matches("params after a deformed epoch", gpu->get_params(), want_params, kTolStep));
+    EXPECT_NEAR(got.loss_sum, want.loss_sum, 1e-4 * want.loss_sum);
+  }
+}
 
 // A graph captured once and never edited reads its step's row of the step table on every replay:
 // a captured dropout (and the cursor's advance), launched three times over rows for steps 2, 3 and

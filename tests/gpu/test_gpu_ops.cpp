@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gpu_ops.hpp"
+#include "mnist_gpu/augment.hpp"
 #include "step_table.hpp"
 #include "gpu_test_util.hpp"
 #include "mnist_gpu/activation.hpp"
@@ -120,6 +121,49 @@ TEST_F(GpuOps, GatherU8ToUnitMatchesCpuGatherThenConvert) {
       EXPECT_EQ(download(d_y, stream()), want_y);
     }
   }
+}
+
+// The deformations (augment.hpp) of ragged batches against the CPU twin, each preset and an extreme
+// elastic field, with the batch at an offset of the epoch order read from the step row together
+// with the epoch; and every parameter 0 is the identity, bit for bit, on the GPU too.
+TEST_F(GpuOps, AugmentMatchesCpuOnRaggedBatches) {
+  Rng rng = test_rng(21);
+  for (const int rows : {1, 7, 96, 257}) {
+    const std::vector<float> in = uniform(rng, count(rows, kAugmentPixels), 0, 1);
+    const std::vector<std::uint8_t> lab = mnist_gpu::test::labels(rng, static_cast<std::size_t>(rows), 10);
+    std::vector<std::uint32_t> idx(static_cast<std::size_t>(rows));
+    for (auto& i : idx) i = static_cast<std::uint32_t>(rng.below(60000));
+    std::vector<std::uint32_t> order{11, 12, 13, 14, 15};  // the batch sits at offset 5
+    order.insert(order.end(), idx.begin(), idx.end());
+    auto d_in = upload(in, stream());
+    auto d_lab = upload(lab, stream());
+    auto d_order = upload(order, stream());
+    gpu::DeviceBuffer<float> d_out(in.size());
+    AugmentConfig zero;
+    zero.kind = AugmentKind::ciresan;
+    AugmentConfig wild = augment_preset(AugmentKind::ciresan);
+    wild.alpha = 1000.0f;
+    wild.rotate = 180.0f;
+    for (const AugmentConfig& a : {augment_preset(AugmentKind::affine), augment_preset(AugmentKind::elastic),
+                                   augment_preset(AugmentKind::ciresan), wild, zero}) {
+      for (const long long epoch : {1LL, 7LL}) {
+        SCOPED_TRACE("rows " + std::to_string(rows) + " " + to_string(a.kind) + " alpha " + std::to_string(a.alpha) +
+                     " epoch " + std::to_string(epoch));
+        const AugmentPlan plan = make_augment_plan(a, 99);
+        gpu::StepTable steps;
+        steps.load({gpu::step_row(3, 5, OptimStep{}, epoch)}, 0, stream());
+        poison(d_out, stream());
+        gpu::augment(d_in.get(), d_out.get(), rows, plan, d_order.get(), d_lab.get(), steps.ref(), stream());
+        std::vector<float> want(in.size());
+        cpu::augment(in.data(), want.data(), rows, plan, idx.data(), lab.data(), epoch);
+        const std::vector<float> got = download(d_out, stream());
+        const bool identity = a.rotate == 0 && a.alpha == 0;
+        EXPECT_TRUE(matches("augment", got, identity ? in : want, identity ? kTolExact : kTolAugment));
+        for (float v : got) ASSERT_TRUE(v >= 0.0f && v <= 1.0f) << v;
+      }
+    }
+  }
+  EXPECT_THROW(gpu::augment(nullptr, nullptr, -1, AugmentPlan{}, nullptr, nullptr, gpu::StepRef{}, stream()), Error);
 }
 
 TEST_F(GpuOps, DenseForwardMatchesCpu) {

@@ -248,7 +248,7 @@ TEST(GpuTrain, RunningSumsAnswerFromTheirCopyWithoutWaiting) {
   auto backend = make_cuda_backend(spec, OptimizerConfig{}, batch, 1);
   EpochSums seen;
   EXPECT_FALSE(backend->running_sums(seen)) << "no epoch begun";
-  backend->begin_epoch(d, order, 0.01f, 0, EpochSums{});
+  backend->begin_epoch(d, order, 0.01f, 0, EpochSums{}, 1);
   for (long long k = 0; k < 4; ++k) backend->step(k);
   EXPECT_FALSE(backend->running_sums(seen)) << "the first call only queues the copy";
   CUDA_CHECK(cudaDeviceSynchronize());  // the test waits; the progress line never does
@@ -287,7 +287,7 @@ TEST(GpuTrain, RecipeFeaturesThreeStepsMatchCpu) {
   std::vector<std::uint32_t> order(3 * batch - 5);  // two full batches and a ragged one
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint32_t>(i * 7);
   for (Backend* b : {g.get(), c.get()}) {
-    b->begin_epoch(files.train, order, opt.lr, 0, EpochSums{});
+    b->begin_epoch(files.train, order, opt.lr, 0, EpochSums{}, 1);
     for (long long k = 0; k < 3; ++k) b->step(k);
     b->end_epoch();
   }
