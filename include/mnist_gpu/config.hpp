@@ -64,6 +64,9 @@ struct CudaConfig {
   bool graph = true;
   /// The GPU (0-based among the visible ones; --device cuda:N).
   int device = 0;
+  /// Time cuBLASLt's candidate algorithms for each GEMM at setup and keep the fastest (cached on
+  /// disk, tune_cache.hpp); off: the heuristic's first choice, and no cache read or written.
+  bool autotune = true;
 };
 
 /// The default learning rate of each optimizer (used when --lr is not given).
@@ -101,6 +104,7 @@ struct TrainConfig {
   std::string init_from_path;   ///< a saved model whose parameters the run starts from; empty: initialise
   std::string save_path;        ///< the trained model (model_io.hpp), written at the end; empty: none
   std::string report_path;      ///< a directory for the HTML report (report.hpp), written at the end; empty: none
+  bool timings = false;         ///< log where the run's wall time went, phase by phase (--timings)
 };
 
 }  // namespace mnist_gpu

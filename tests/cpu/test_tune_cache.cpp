@@ -100,7 +100,7 @@ TEST(TuneCache, FileName) {
   EXPECT_EQ(tune_cache_file_name({"NVIDIA GeForce RTX 4090 / ../x", 8, 9, 120000}),
             "nvidia_geforce_rtx_4090_x-sm89-lt120000.json");
   EXPECT_EQ(tune_cache_file_name({"../..", 7, 5, 1}), "gpu-sm75-lt1.json");
-  EXPECT_EQ(tune_cache_file_name({std::string(500, 'a'), 9, 0, 1}).size(), std::string(64, 'a').size() + 15);
+  EXPECT_EQ(tune_cache_file_name({std::string(500, 'a'), 9, 0, 1}), std::string(64, 'a') + "-sm90-lt1.json");
 }
 
 TEST(TuneCache, PathResolution) {
