@@ -13,7 +13,8 @@
 #   2. `verify` (cuBLAS, fp32), then `verify --gemm cublaslt` at fp32 and `verify --precision P`
 #      for tf32 and bf16 (the cuBLASLt path: never run on a GPU before); the default `train` and
 #      the main command (--batch 256 --hidden 512,256), each with --target 0.98, and the main
-#      command on cuBLASLt at each precision;
+#      command on cuBLASLt at each precision; the main command's start-up: its wall time, 3 runs,
+#      with --timings;
 #   3. a CUDA run killed with SIGKILL mid-epoch and resumed ends within the GPU-vs-CPU step
 #      tolerance of an uninterrupted one; an absurd width ends in the out-of-memory message;
 #   4. side by side on this GPU (bench/side_by_side.py): PyTorch eager, PyTorch with the whole
@@ -134,6 +135,28 @@ for p in fp32 tf32 bf16; do
   train_row "train --batch 256 --hidden 512,256 --gemm cublaslt --precision $p, --target 0.98" train_lt_$p \
     --batch 256 --hidden 512,256 --gemm cublaslt --precision $p
 done
+# Start-up (issue 14: under 0.8 s from process start to the test accuracy): the wall time of the
+# main command, exec to exit, 3 runs, each with --timings (the phases: exec to main, start-up,
+# backend setup, data, training, evaluation, outputs). A fresh tune cache folder: the first run
+# tunes the GEMMs and writes it, the next two read it. A measurement, not a threshold.
+startup_check() {
+  local cache=$OUT_DIR/startup-cache walls=() i t0 t1
+  rm -rf "$cache"
+  for i in 1 2 3; do
+    t0=$(date +%s.%N)
+    XDG_CACHE_HOME=$cache "$BIN/mnist_gpu" train --device cuda --batch 256 --hidden 512,256 --timings \
+      >"$OUT_DIR/startup_$i.log" 2>&1 || { echo "run $i failed: $(tail -n 1 "$OUT_DIR/startup_$i.log")"; return 1; }
+    t1=$(date +%s.%N)
+    walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+    grep -q 'timings:' "$OUT_DIR/startup_$i.log" || { echo "run $i logged no timings line"; return 1; }
+  done
+  echo "wall ${walls[*]} s (run 1 with an empty tune cache); run 3: $(grep -h 'timings:' "$OUT_DIR/startup_3.log" |
+    sed -E 's/^\[[0-9:]+\] timings: //')"
+}
+timed 30 bash -c "$(declare -f startup_check); BIN=$BIN OUT_DIR=$OUT_DIR startup_check" >"$OUT_DIR/startup.log" 2>&1
+ok=0; ((rc == 0)) && ok=1
+row "start-up: train --batch 256 --hidden 512,256 --timings, wall time x3" "$(verdict $ok)" \
+  "$(tail -n 1 "$OUT_DIR/startup.log" | cut -c1-600)" $secs
 
 # 3. SIGKILL mid-epoch and resume; out of memory
 resume_check() {

@@ -9,6 +9,7 @@
 // accuracy accumulate on the GPU and are read once per epoch.
 #include <algorithm>
 #include <array>
+#include <utility>
 #include <cstring>
 
 #include <string>
@@ -35,6 +36,15 @@ using gpu::PinnedBuffer;
 // Staging slots in flight: the host runs at most this many batches ahead of the copy engine.
 constexpr int kSlots = 4;
 
+// The cuBLASLt context of the backend's GpuNet: none on the cuBLAS path; with the Device's tune
+// cache when --autotune is on.
+gpu::LtContext lt_context(const CudaConfig& cuda, Precision precision, gpu::Device& dev) {
+  if (effective_gemm(cuda, precision) != GemmPath::cublaslt) return {};
+  gpu::LtContext ctx = dev.lt();
+  if (cuda.autotune) ctx.tuning = &dev.tuning();
+  return ctx;
+}
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed,
@@ -42,7 +52,7 @@ class CudaBackend final : public Backend {
       : opt_(opt), cuda_(cuda), batch_(batch), pixels_(spec.inputs), dev_(std::move(device)),
         compute_(dev_->compute_stream()), copy_(dev_->copy_stream()),
         net_(spec, batch, compute_.get(), dev_->cublas(), opt.dropout, seed, opt.input_dropout,
-             effective_gemm(cuda, spec.precision) == GemmPath::cublaslt ? dev_->lt() : gpu::LtContext{}),
+             lt_context(cuda, spec.precision, *dev_)),
         x_(static_cast<std::size_t>(batch) * spec.inputs), y_(static_cast<std::size_t>(batch)), loss_sum_(1),
         correct_(1), confusion_(kClasses * kClasses), program_(make_step_program(spec, augment.on())),
         optim_(make_optim_step(opt, opt.lr, 1)) {
@@ -88,6 +98,10 @@ class CudaBackend final : public Backend {
   std::string device() const override { return "cuda"; }
   std::uint64_t peak_device_bytes() const override { return dev_->peak_bytes(); }
   int kernels_per_step() const override { return kernels_per_step_; }
+  std::vector<std::string> take_warnings() override {
+    if (!cuda_.autotune || effective_gemm(cuda_, net_.spec().precision) != GemmPath::cublaslt) return {};
+    return std::exchange(dev_->tuning().warnings, {});
+  }
 
   void set_params(const std::vector<float>& p) override {
     if (p.size() != net_.layout().size) throw Error("set_params: parameter count mismatch");

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "gpu_device.hpp"
+#include "lt_autotune.hpp"
 #include "mnist_gpu/device.hpp"
 #include "mnist_gpu/error.hpp"
 
@@ -32,6 +33,16 @@ LtContext Device::lt() {
     lt_workspace_ = DeviceBuffer<unsigned char>(kLtWorkspaceBytes);
   }
   return {lt_.get(), lt_workspace_.get(), lt_workspace_.bytes()};
+}
+
+LtTuning& Device::tuning() {
+  activate();
+  if (!tuning_) {
+    tuning_ = std::make_unique<LtTuning>(
+        LtTuning{open_tune_cache(current_tune_device(), TuneCacheEnv::from_environment()), {}});
+    if (tuning_->opened.warning) tuning_->warnings.push_back(*tuning_->opened.warning);
+  }
+  return *tuning_;
 }
 
 // Best effort, errors ignored (a destructor must not throw): nothing queued still uses the

@@ -44,6 +44,9 @@ class Device {
   /// cuBLASLt's handle and the workspace of the compute stream's GEMMs (--gemm cublaslt): only
   /// nets that run on compute() may use it. Made on the first call (the cuBLAS path pays nothing).
   LtContext lt();
+  /// The tune cache of this GPU (--autotune on), opened from disk on first use (a refused file: an
+  /// empty cache and a warning in its list); pick_algo adds to it and saves it.
+  LtTuning& tuning();
   /// The most bytes of device memory held at once on this GPU by this process's buffers.
   std::uint64_t peak_bytes() const { return device_bytes(id_).peak.load(); }
 
@@ -63,6 +66,7 @@ class Device {
   CublasHandle cublas_;
   LtHandle lt_;
   DeviceBuffer<unsigned char> lt_workspace_;
+  std::unique_ptr<LtTuning> tuning_;  // opened on first use
   std::vector<std::weak_ptr<const DeviceData>> data_;
 };
 

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "launch.cuh"
+#include "lt_autotune.hpp"
 #include "lt_gemm.hpp"
 #include "mnist_gpu/error.hpp"
 
@@ -121,11 +122,79 @@ LtPlan::LtPlan(const LtShape& s)
   }
 }
 
+namespace {
+
+const char* epilogue_name(LtEpilogue e) {
+  switch (e) {
+    case LtEpilogue::none: return "default";
+    case LtEpilogue::bias: return "bias";
+    case LtEpilogue::relu_aux_bias: return "relu_aux_bias";
+    case LtEpilogue::drelu_bgrad: return "drelu_bgrad";
+    case LtEpilogue::bgradb: return "bgradb";
+  }
+  return "?";
+}
+
+// --autotune on: the cached choice for this GEMM, or the fastest of the heuristic's candidates
+// timed now on the real operands (setup: the first use of a shape, in an eager step or an
+// evaluation, never inside a graph capture). nullopt: leave the choice to the heuristic.
+std::optional<cublasLtMatmulAlgo_t> tuned_algo(const LtContext& ctx, LtPlan& plan, const LtOperands& ops,
+                                               cudaStream_t stream) {
+  if (!ctx.tuning || ops.d == nullptr || plan.shape.m == 0 || plan.shape.n == 0 || plan.shape.k == 0)
+    return std::nullopt;
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
+  if (capturing != cudaStreamCaptureStatusNone) return std::nullopt;  // timing would break the capture
+  const LtShape& s = plan.shape;
+  TuneCache& cache = ctx.tuning->opened.cache;
+  GemmKey key;
+  key.device = cache.device();
+  key.m = s.m;
+  key.n = s.n;
+  key.k = s.k;
+  key.trans_a = s.trans_a;
+  key.trans_b = s.trans_b;
+  key.precision = to_string(s.precision);
+  // The alignments select the algorithms that may run: part of the key (in the epilogue's text,
+  // which the cache treats as opaque).
+  key.epilogue = std::string(epilogue_name(s.epilogue)) + " align " + std::to_string(s.align_a) + "/" +
+                 std::to_string(s.align_b) + "/" + std::to_string(s.align_d) + "/" + std::to_string(s.align_bias) +
+                 "/" + std::to_string(s.align_aux);
+  const float one = 1.0f, zero = 0.0f;
+  LtMatmulProblem p;
+  p.handle = ctx.handle;
+  p.op = plan.desc.get();
+  p.a = plan.a.get();
+  p.b = plan.b.get();
+  p.c = plan.d.get();
+  p.d = plan.d.get();
+  p.alpha = &one;
+  p.beta = &zero;
+  p.A = ops.a;
+  p.B = ops.b;
+  p.C = ops.d;
+  p.D = ops.d;
+  p.workspace = ctx.workspace;
+  p.workspace_bytes = ctx.workspace_bytes;
+  p.stream = stream;
+  const LtLookup found = lookup_or_tune(cache, key, p);
+  if (!found.hit)
+    if (const std::optional<std::string> w = save_tune_cache(ctx.tuning->opened)) ctx.tuning->warnings.push_back(*w);
+  std::int32_t splits = 1;
+  std::size_t written = 0;
+  CUBLASLT_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&found.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
+                                                      sizeof splits, &written));
+  plan.split_k = splits;
+  return found.algo;
+}
+
+}  // namespace
+
 std::optional<cublasLtMatmulAlgo_t> pick_algo(const LtContext& ctx, LtPlan& plan, const LtOperands& ops,
                                               cudaStream_t stream) {
-  (void)stream;  // for timing candidates (autotuning), not used by the heuristic's choice
   const LtShape& s = plan.shape;
   set_pointers(plan.desc, s, ops);
+  if (std::optional<cublasLtMatmulAlgo_t> tuned = tuned_algo(ctx, plan, ops, stream)) return tuned;
   LtPreference pref;
   const std::uint64_t ws = ctx.workspace_bytes;
   pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws);

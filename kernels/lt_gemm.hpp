@@ -27,6 +27,10 @@
 //                D = dw (in, out) ld in; m = in, n = out, k = batch.
 //                BGRADB: sums op(B) = dy (batch, out) over k (the batch): this layer's db (out).
 #pragma once
+#include <string>
+#include <vector>
+
+#include "mnist_gpu/tune_cache.hpp"
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -160,10 +164,20 @@ class LtPreference {
 
 /// What a GpuNet needs to run cuBLASLt GEMMs: the handle and a workspace that only its stream
 /// uses (a workspace shared by two streams would be a race).
+/// --autotune on: the run's tune cache (tune_cache.hpp), opened once per GPU by the Device, and
+/// the warnings its opening and saving gave (for the CLI to log: library code never prints).
+struct LtTuning {
+  OpenedTuneCache opened;
+  std::vector<std::string> warnings;
+};
+
 struct LtContext {
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
+  /// Set: pick_algo times the candidates of a plan it has not seen in the cache (autotune);
+  /// null: the heuristic's first choice (--autotune off).
+  LtTuning* tuning = nullptr;
 };
 
 /// The epilogues the dense layers use.

@@ -6,15 +6,19 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <functional>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <sstream>
 #include <new>
 #include <optional>
 #include <set>
@@ -55,6 +59,62 @@ std::string join(const std::vector<int>& v, const char* sep) {
   for (std::size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + std::to_string(v[i]);
   return s;
 }
+
+// --timings counts from here: the program's static initialisation, just before main.
+const std::chrono::steady_clock::time_point kProgramStart = std::chrono::steady_clock::now();
+
+// Seconds from the exec of this process to kProgramStart (loading the program and its shared
+// libraries: cuBLAS alone is hundreds of MB), from /proc/self/stat's start time in clock ticks
+// (10 ms resolution); NaN where that cannot be read.
+double exec_to_main_s() {
+  std::ifstream in("/proc/self/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const std::size_t paren = stat.rfind(')');
+  timespec boot{};
+  const long ticks = sysconf(_SC_CLK_TCK);
+  if (paren == std::string::npos || ticks <= 0 || clock_gettime(CLOCK_BOOTTIME, &boot) != 0)
+    return std::nan("");
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i)  // fields 3.. after "pid (comm)"; 22 is starttime
+    if (i == 22) {
+      const double started = std::strtod(field.c_str(), nullptr) / static_cast<double>(ticks);
+      const double now = static_cast<double>(boot.tv_sec) + 1e-9 * static_cast<double>(boot.tv_nsec);
+      const double since_main =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - kProgramStart).count();
+      return std::max(0.0, now - started - since_main);
+    }
+  return std::nan("");
+}
+
+// --timings: the wall time of each phase of a run, logged as one line at the end.
+class RunTimings {
+ public:
+  using clock = std::chrono::steady_clock;
+  /// The phase that ends now (it began where the previous one ended).
+  void end(const std::string& phase) {
+    const clock::time_point now = clock::now();
+    add(phase, std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+  void add(const std::string& phase, double s) { parts_.emplace_back(phase, s); }
+  double since_last() const { return std::chrono::duration<double>(clock::now() - last_).count(); }
+  void restart() { last_ = clock::now(); }
+  static double since_start() { return std::chrono::duration<double>(clock::now() - kProgramStart).count(); }
+  std::string text(double exec_s) const {
+    std::string t = "timings: ";
+    if (!std::isnan(exec_s)) t += fmt::format("exec to main {:.3f} s, ", exec_s);
+    for (const auto& [phase, sec] : parts_) t += fmt::format("{} {:.3f} s, ", phase, sec);
+    t += fmt::format("total {:.3f} s since main", since_start());
+    if (!std::isnan(exec_s)) t += fmt::format(" ({:.3f} s since exec)", since_start() + exec_s);
+    return t;
+  }
+
+ private:
+  clock::time_point last_ = kProgramStart;
+  std::vector<std::pair<std::string, double>> parts_;
+};
 
 // The process's peak resident set so far (Linux reports ru_maxrss in KiB).
 std::uint64_t peak_host_bytes() {
@@ -312,7 +372,26 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
     phase = p;
     signal_self_if_asked(p);
   };
-  std::unique_ptr<Backend> backend = choose_backend(cfg);  // a missing GPU fails before loading data
+  // The data loads on other threads while the backend sets up (on a GPU the CUDA context and
+  // cuBLAS take a few tenths of a second); a backend error (a missing GPU) is still the one
+  // reported when both fail.
+  RunTimings timings;
+  timings.end("start-up");
+  struct LoadedData {
+    std::filesystem::path dir;
+    MnistFiles files;
+    double seconds = 0;
+  };
+  std::future<LoadedData> loading =
+      std::async(std::launch::async, [data_dir = cfg.data_dir, inputs = cfg.model.inputs] {
+        const auto t0 = std::chrono::steady_clock::now();
+        LoadedData d;
+        d.dir = resolve_data_dir(data_dir);
+        d.files = load_mnist_dir(d.dir, inputs);
+        d.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return d;
+      });
+  std::unique_ptr<Backend> backend = choose_backend(cfg);
   if (!cfg.resume_path.empty()) {
     backend->set_state(resume.state);
     spdlog::info("resuming {} after epoch {} (batch {} of the next)", cfg.resume_path, resume.progress.done.size(),
@@ -323,11 +402,15 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
     backend->set_params(init_params);
     spdlog::info("starting from the parameters of {} (the optimizer starts afresh)", cfg.init_from_path);
   }
+  timings.end("backend setup");
   enter(TrainPhase::load);
-  const std::filesystem::path dir = resolve_data_dir(cfg.data_dir);
-  MnistFiles files = load_mnist_dir(dir, cfg.model.inputs);
+  LoadedData loaded = loading.get();
+  timings.end(fmt::format("data wait (loaded in {:.3f} s beside the backend setup)", loaded.seconds));
+  const std::filesystem::path dir = loaded.dir;
+  MnistFiles files = std::move(loaded.files);
   log_data_notes(files);
   const TrainSplit split = make_train_split(files.train, cfg.val, cfg.limit, cfg.seed);
+  timings.end("train/validation split");
   const Dataset& train_set = split.train;
   const Dataset& val_set = split.val;
   spdlog::info("data: {} from {} ({} train, {} validation, {} test)", files.dataset_name, dir.string(),
@@ -372,8 +455,17 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
   options.resume = resume.progress;
   options.stop = stop.flag();
   enter(TrainPhase::train);
+  timings.end("run setup");
   const TrainResult r = train(cfg, TrainData{train_set, val_set, files.test}, *backend, observer, options);
   observer.clear_bar();
+  for (const std::string& w : backend->take_warnings()) spdlog::warn("{}", w);
+  // train() is the epochs (r.train_s, the first step's graph capture included; with --resume
+  // also the epochs trained before) and the evaluations between and after them.
+  double resumed_s = 0;
+  for (const EpochMetrics& m : resume.progress.done) resumed_s += m.epoch_s;
+  timings.add("training", r.train_s - resumed_s);
+  timings.add("evaluation", timings.since_last() - (r.train_s - resumed_s));
+  timings.restart();
 
   if (r.stopped || stop.requested()) {
     // Training stopped after a step, or the signal came during the final test (after the last
@@ -433,6 +525,7 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
   spdlog::info("test: accuracy {:.2f}% ({} of {} wrong), loss {:.4f}; training {:.1f} s", 100 * r.test.acc,
                std::lround((1 - r.test.acc) * static_cast<double>(r.test.count)), r.test.count, r.test.loss,
                r.train_s);
+  const double test_printed_s = RunTimings::since_start();
 
   // The outputs, each written whole; a signal is honoured after the one under way.
   enter(TrainPhase::save);
@@ -523,6 +616,11 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
   for (const auto& w : wrote) list += (list.empty() ? "" : "; ") + w;
   spdlog::info("files written: {}", list.empty() ? std::string("none") : list);
   if (cfg.save_path.empty()) spdlog::info("the trained model was not kept (add --save FILE to keep it)");
+  if (cfg.timings) {
+    timings.end("outputs");
+    const double exec_s = exec_to_main_s();
+    spdlog::info("{}; test accuracy printed at {:.3f} s since main", timings.text(exec_s), test_printed_s);
+  }
   return 0;
 }
 

@@ -146,6 +146,7 @@ int run_eval(const EvalArgs& a) {
 
   EvalProgressLine line("test");
   const EvalResult r = backend->evaluate(files.test, [&line](long long done, long long total) { line(done, total); });
+  for (const std::string& w : backend->take_warnings()) spdlog::warn("{}", w);
   const auto errors = r.per_class_errors();
   unsigned long long wrong = 0;
   for (auto e : errors) wrong += e;

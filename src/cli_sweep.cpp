@@ -188,7 +188,7 @@ void add_sweep_options(CLI::App& app, SweepArgs& a) {
   add_train_options(app, a.base);
   // The axes replace the single-valued model flags; per-run files make no sense for a grid.
   for (const char* name : {"--hidden", "--activation", "--loss", "--batch", "--checkpoint", "--resume", "--save",
-                           "--metrics", "--report", "--init-from"})
+                           "--metrics", "--report", "--init-from", "--timings"})
     if (CLI::Option* o = app.get_option_no_throw(name)) app.remove_option(o);
   app.add_option("--hidden", a.hidden,
                  "an architecture to compare, e.g. 512,256 (repeat the flag for each; \"\" for none)")

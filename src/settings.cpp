@@ -274,6 +274,18 @@ std::vector<Setting> make_settings() {
     s.from_json = [](const json& j, TrainConfig& c) { c.seed = json_int<std::uint64_t>(j, "seed"); };
     t.push_back(s);
   }
+  {
+    // How fast, never what: every algorithm computes the same GEMM (to rounding), so not stored.
+    Setting s = choice_setting<bool>(
+        base("--autotune", "",
+             "GPU: on (time cuBLASLt's candidate algorithms for each GEMM at setup, keep the fastest, cached in "
+             "$XDG_CACHE_HOME/mnist_gpu or $MNIST_GPU_TUNE_CACHE) | off (the heuristic's first choice; no cache)",
+             "on", "off", S::model, R::runtime),
+        {{"on", true}, {"off", false}}, [](auto& c) -> auto& { return c.cuda.autotune; });
+    s.inert = gpu_only;
+    s.refuse_inert = false;
+    t.push_back(s);
+  }
   // --- the train flags (add_train_options) ---
   {
     // cuda:N names one GPU (0-based among the visible ones); cuda is cuda:0.
@@ -396,6 +408,19 @@ std::vector<Setting> make_settings() {
       };
       t.push_back(s);
     }
+  }
+  {
+    Setting s = base("--timings", "",
+                     "log where the run's wall time goes at the end: start-up, backend setup, data loading, training, "
+                     "evaluation, outputs",
+                     "off", "on", S::train, R::runtime);
+    s.is_switch = true;
+    s.help_shows_default = false;
+    s.parse = [](const std::string& text, TrainConfig& c) {
+      c.timings = parse_choice_value<bool>("--timings", text, {{"on", true}, {"off", false}});
+    };
+    s.show = [](const TrainConfig& c) { return std::string(c.timings ? "on" : "off"); };
+    t.push_back(s);
   }
   t.push_back(choice_setting<Schedule>(
       base("--schedule", "schedule",

@@ -93,6 +93,9 @@ class Backend {
   /// the steps queued at an earlier call (an asynchronous copy to pinned memory and an event
   /// query: no wait, and no work when nobody asks).
   virtual bool running_sums(EpochSums& /*out*/) { return false; }
+  /// Warnings met since the last call that the user should see (a refused or unwritable GEMM
+  /// tune cache), each once; the CLI logs them.
+  virtual std::vector<std::string> take_warnings() { return {}; }
   /// The most device memory this process's buffers have held at once (model, optimizer state,
   /// workspace, staging slots, cached datasets); 0 on the CPU.
   virtual std::uint64_t peak_device_bytes() const { return 0; }

@@ -111,6 +111,9 @@ struct CudaConfig {
   /// The library of the dense products. A precision other than fp32 always runs on cuBLASLt
   /// (effective_gemm).
   GemmPath gemm = GemmPath::cublas;
+  /// Time cuBLASLt's candidate algorithms for each GEMM at setup and keep the fastest (cached on
+  /// disk, tune_cache.hpp); off: the heuristic's first choice, and no cache read or written.
+  bool autotune = true;
 };
 
 /// The GEMM path a model runs on: cuBLASLt for any precision but fp32 (cuBLAS SGEMM has none),
@@ -156,6 +159,7 @@ struct TrainConfig {
   std::string save_path;        ///< the trained model (model_io.hpp), written at the end; empty: none
   std::string report_path;      ///< a directory for the HTML report (report.hpp), written at the end; empty: none
   std::string recipe;           ///< the recipe (recipe.hpp) whose settings were applied; empty: none
+  bool timings = false;         ///< log where the run's wall time went, phase by phase (--timings)
 };
 
 }  // namespace mnist_gpu

@@ -117,6 +117,11 @@ TEST(CliParse, EveryFlag) {
   EXPECT_EQ(parse_train_flags({"--data-path", "streamed"}).cuda.data, DataPath::streamed);
   EXPECT_FALSE(parse_train_flags({"--cuda-graph", "off"}).cuda.graph);
   EXPECT_TRUE(parse_train_flags({"--cuda-graph", "on"}).cuda.graph);
+  EXPECT_FALSE(parse_train_flags({"--autotune", "off"}).cuda.autotune);
+  EXPECT_TRUE(parse_train_flags({"--autotune", "on"}).cuda.autotune);
+  EXPECT_TRUE(parse_train_flags({}).cuda.autotune);
+  EXPECT_TRUE(parse_train_flags({"--timings"}).timings);
+  EXPECT_FALSE(parse_train_flags({}).timings);
   EXPECT_EQ(parse_train_flags({"--activation", "sigmoid"}).model.activation, Activation::sigmoid);
   EXPECT_EQ(parse_train_flags({"--activation", "relu"}).model.activation, Activation::relu);
   EXPECT_EQ(parse_train_flags({"--activation", "gelu"}).model.activation, Activation::gelu);
@@ -253,7 +258,8 @@ TEST(CliParse, RefusesUnknownChoices) {
                    {{"--data-path", "both"}, "--data-path"},  // bench only
                    {{"--data-path", "pinned"}, "--data-path"},
                    {{"--cuda-graph", "yes"}, "--cuda-graph"},
-                   {{"--cuda-graph", "--epochs"}, "--cuda-graph"}});
+                   {{"--cuda-graph", "--epochs"}, "--cuda-graph"},
+                   {{"--autotune", "fast"}, "--autotune"}});
   // The message lists what is accepted.
   EXPECT_TRUE(contains(refusal({"--optimizer", "adagrad"}), "rmsprop"));
 }
@@ -355,4 +361,26 @@ TEST(CliParse, FlagTakenAsAnotherFlagsValueIsRefusedNamingIt) {
     EXPECT_NE(std::string(e.what()).find("--activation: expected a value, got the flag '--loss'"), std::string::npos)
         << e.what();
   }
+}
+
+TEST(CliExe, TimingsLogsEveryPhaseOnceAtTheEnd) {
+  const auto with = mnist_gpu::test::run_exe("train --device cpu --epochs 1 --limit 600 --val 100 --hidden 16 --timings");
+  ASSERT_EQ(with.code, 0) << with.out;
+  const std::size_t at = with.out.find("timings: ");
+  ASSERT_NE(at, std::string::npos) << with.out;
+  const std::string line = with.out.substr(at, with.out.find('\n', at) - at);
+  for (const char* phase : {"start-up ", "backend setup ", "data wait (loaded in ", "train/validation split ",
+                            "run setup ", "training ", "evaluation ", "outputs ", "since main",
+                            "test accuracy printed at "})
+    EXPECT_TRUE(contains(line, phase));
+  EXPECT_GT(with.out.find("timings: "), with.out.find("test: accuracy")) << "logged at the end";
+  const auto without = mnist_gpu::test::run_exe("train --device cpu --epochs 1 --limit 600 --val 100 --hidden 16");
+  ASSERT_EQ(without.code, 0) << without.out;
+  EXPECT_FALSE(contains(without.out, "timings:"));
+  // --autotune acts on the GPU only: with --device cpu, one warning line, and the run goes on.
+  const auto autotune = mnist_gpu::test::run_exe("train --device cpu --epochs 1 --limit 300 --val 0 --hidden 8 --autotune off");
+  ASSERT_EQ(autotune.code, 0) << autotune.out;
+  EXPECT_TRUE(contains(autotune.out, "--autotune"));
+  // A sweep has no --timings (its runs are logged apart).
+  EXPECT_EQ(mnist_gpu::test::run_exe("sweep --timings --out /nonexistent-mnist-gpu").code, 2);
 }

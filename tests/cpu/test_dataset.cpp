@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -184,6 +185,29 @@ TEST(LoadMnistDir, LabelAboveNine) {
   EXPECT_TRUE(says(error_of([&] { load_mnist_dir(dir.path()); }),
                    (dir / "train-labels-idx1-ubyte.gz").string() + ": ",
                    {"label 12 at index 3 is out of range (expected 0..9)"}));
+}
+
+TEST(LoadMnistDir, OfSeveralBadFilesTheFirstInOrderIsReported) {
+  // The four files load on parallel threads; the error is still the first file's, every time.
+  TempDir dir;
+  put_set(dir, 20, 10);
+  // The test labels: a gzip stream cut short (a raw file of that name is also there: .gz wins).
+  {
+    const fs::path good = dir / "good.gz";
+    put_idx(good, {10}, labels_of(10));
+    std::ifstream in(good, std::ios::binary);
+    Bytes gz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    gz.resize(gz.size() / 2);
+    std::ofstream(dir / "t10k-labels-idx1-ubyte.gz", std::ios::binary)
+        .write(reinterpret_cast<const char*>(gz.data()), static_cast<std::streamsize>(gz.size()));
+  }
+  const std::string test_labels = (dir / "t10k-labels-idx1-ubyte.gz").string();
+  EXPECT_TRUE(says(error_of([&] { load_mnist_dir(dir.path()); }), test_labels + ": ", {"truncated gzip stream"}));
+  // Also the training labels bad: theirs is reported, whichever thread ends first.
+  put_idx(dir / "train-labels-idx1-ubyte.gz", {20, 1}, Bytes(20, 1));
+  const std::string train_labels = (dir / "train-labels-idx1-ubyte.gz").string();
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(says(error_of([&] { load_mnist_dir(dir.path()); }), train_labels + ": ", {"has 2 dimensions, expected 1"}));
 }
 
 TEST(LoadMnistDir, ImageAndLabelCountsDiffer) {

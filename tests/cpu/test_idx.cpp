@@ -19,6 +19,7 @@
 namespace fs = std::filesystem;
 using mnist_gpu::IdxExpect;
 using mnist_gpu::md5_hex;
+using mnist_gpu::parse_idx;
 using mnist_gpu::read_idx;
 using Bytes = std::vector<std::uint8_t>;
 
@@ -132,6 +133,21 @@ TEST(ReadIdx, RawRoundTrip) {
   EXPECT_EQ(a.md5_file, a.md5_data);
   // Any tail is accepted when none is required.
   EXPECT_EQ(read_idx(dir / "images", IdxExpect{3, {}}).dims[1], 28u);
+}
+
+TEST(ParseIdx, WithoutDigestsTheDataIsTheSameAndTheDigestsEmpty) {
+  const Bytes payload = noise(5 * 28 * 28);
+  for (const Bytes& file : {idx_bytes({5, 28, 28}, payload), gzip(idx_bytes({5, 28, 28}, payload))}) {
+    IdxExpect no_digests = kImages;
+    no_digests.digests = false;
+    const auto a = parse_idx(file.data(), file.size(), "f", no_digests);
+    const auto b = parse_idx(file.data(), file.size(), "f", kImages);
+    EXPECT_EQ(a.data, payload);
+    EXPECT_EQ(a.dims, b.dims);
+    EXPECT_TRUE(a.md5_file.empty());
+    EXPECT_TRUE(a.md5_data.empty());
+    EXPECT_EQ(b.md5_data.size(), 32u);
+  }
 }
 
 TEST(ReadIdx, GzipRoundTripWrittenByGzwrite) {
