@@ -109,11 +109,8 @@ LtPlan::LtPlan(const LtShape& s)
   desc.set(CUBLASLT_MATMUL_DESC_TRANSB, tb);
   const auto epi = static_cast<std::uint32_t>(lt_epilogue(s.epilogue));  // uint32_t
   desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE, epi);
-  if (uses_bias(s.epilogue)) {
-    // The bias (and bias gradient) in FP32, D's type (the default, stated).
-    const auto bias_type = static_cast<std::int32_t>(CUDA_R_32F);
-    desc.set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, bias_type);
-  }
+  // The bias (and bias gradient) is FP32: BIAS_DATA_TYPE's default, D's type, left unset (one
+  // attribute fewer for an older cuBLASLt to refuse).
   if (uses_aux(s.epilogue)) {
     if (s.aux_ld % 128 != 0 || s.aux_ld < s.m)
       throw Error("cuBLASLt plan: the ReLU mask's leading dimension must be a multiple of 128 >= the rows");
@@ -177,7 +174,15 @@ std::optional<cublasLtMatmulAlgo_t> tuned_algo(const LtContext& ctx, LtPlan& pla
   p.workspace = ctx.workspace;
   p.workspace_bytes = ctx.workspace_bytes;
   p.stream = stream;
-  const LtLookup found = lookup_or_tune(cache, key, p);
+  LtLookup found;
+  try {
+    found = lookup_or_tune(cache, key, p);
+  } catch (const Error&) {
+    // No candidate ran (an epilogue cuBLASLt cannot run here): the heuristic decides below, and
+    // for a fused product finds none, so the caller falls back to the separate kernels. A real
+    // device fault is sticky and surfaces at the next call.
+    return std::nullopt;
+  }
   if (!found.hit)
     if (const std::optional<std::string> w = save_tune_cache(ctx.tuning->opened)) ctx.tuning->warnings.push_back(*w);
   std::int32_t splits = 1;
@@ -211,8 +216,13 @@ std::optional<cublasLtMatmulAlgo_t> pick_algo(const LtContext& ctx, LtPlan& plan
   const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.handle, plan.desc.get(), plan.a.get(), plan.b.get(),
                                                           plan.d.get(), plan.d.get(), pref.get(), kCandidates,
                                                           found.data(), &count);
-  if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED)
+  // A fused epilogue cuBLASLt cannot run for this type and alignment may come back as another
+  // status than NOT_SUPPORTED: for a fused product any failure means "no algorithm" (the caller
+  // falls back to the separate kernels); a plain product has no fallback.
+  if (st != CUBLAS_STATUS_SUCCESS) {
+    if (s.epilogue != LtEpilogue::none || st == CUBLAS_STATUS_NOT_SUPPORTED) return std::nullopt;
     throw_cublas_error(st, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+  }
   int chosen = -1;
   for (int i = 0; i < count && chosen < 0; ++i) {
     if (found[i].state != CUBLAS_STATUS_SUCCESS) continue;
