@@ -121,15 +121,13 @@ LtPlan::LtPlan(const LtShape& s)
 
 namespace {
 
-const char* epilogue_name(LtEpilogue e) {
-  switch (e) {
-    case LtEpilogue::none: return "default";
-    case LtEpilogue::bias: return "bias";
-    case LtEpilogue::relu_aux_bias: return "relu_aux_bias";
-    case LtEpilogue::drelu_bgrad: return "drelu_bgrad";
-    case LtEpilogue::bgradb: return "bgradb";
-  }
-  return "?";
+// The algorithm's K splits (1: no split-K).
+std::int32_t split_k_of(const cublasLtMatmulAlgo_t& algo) {
+  std::int32_t splits = 1;  // uint32_t in the header; the same size
+  std::size_t written = 0;
+  CUBLASLT_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof splits,
+                                                      &written));
+  return splits;
 }
 
 // --autotune on: the cached choice for this GEMM, or the fastest of the heuristic's candidates
@@ -154,7 +152,7 @@ std::optional<cublasLtMatmulAlgo_t> tuned_algo(const LtContext& ctx, LtPlan& pla
   key.precision = to_string(s.precision);
   // The alignments select the algorithms that may run: part of the key (in the epilogue's text,
   // which the cache treats as opaque).
-  key.epilogue = std::string(epilogue_name(s.epilogue)) + " align " + std::to_string(s.align_a) + "/" +
+  key.epilogue = std::string(to_string(s.epilogue)) + " align " + std::to_string(s.align_a) + "/" +
                  std::to_string(s.align_b) + "/" + std::to_string(s.align_d) + "/" + std::to_string(s.align_bias) +
                  "/" + std::to_string(s.align_aux);
   const float one = 1.0f, zero = 0.0f;
@@ -185,11 +183,7 @@ std::optional<cublasLtMatmulAlgo_t> tuned_algo(const LtContext& ctx, LtPlan& pla
   }
   if (!found.hit)
     if (const std::optional<std::string> w = save_tune_cache(ctx.tuning->opened)) ctx.tuning->warnings.push_back(*w);
-  std::int32_t splits = 1;
-  std::size_t written = 0;
-  CUBLASLT_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&found.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
-                                                      sizeof splits, &written));
-  plan.split_k = splits;
+  plan.split_k = split_k_of(found.algo);
   return found.algo;
 }
 
@@ -224,26 +218,11 @@ std::optional<cublasLtMatmulAlgo_t> pick_algo(const LtContext& ctx, LtPlan& plan
     throw_cublas_error(st, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
   }
   int chosen = -1;
-  for (int i = 0; i < count && chosen < 0; ++i) {
-    if (found[i].state != CUBLAS_STATUS_SUCCESS) continue;
-    std::int32_t splits = 1;
-    std::size_t written = 0;
-    CUBLASLT_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&found[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
-                                                        sizeof splits, &written));
-    if (splits <= 1) {
-      chosen = i;
-      plan.split_k = 1;
-    }
-  }
   for (int i = 0; i < count && chosen < 0; ++i)
-    if (found[i].state == CUBLAS_STATUS_SUCCESS) {
-      chosen = i;
-      std::size_t written = 0;
-      std::int32_t splits = 1;
-      CUBLASLT_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&found[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
-                                                          sizeof splits, &written));
-      plan.split_k = splits;
-    }
+    if (found[i].state == CUBLAS_STATUS_SUCCESS && split_k_of(found[i].algo) <= 1) chosen = i;
+  for (int i = 0; i < count && chosen < 0; ++i)
+    if (found[i].state == CUBLAS_STATUS_SUCCESS) chosen = i;
+  if (chosen >= 0) plan.split_k = split_k_of(found[static_cast<std::size_t>(chosen)].algo);
   if (chosen < 0) return std::nullopt;
   return found[static_cast<std::size_t>(chosen)].algo;
 }
