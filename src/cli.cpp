@@ -517,6 +517,13 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
   if (r.stopped_early)
     spdlog::info("early stopping after epoch {}: no better validation loss for {} epochs", r.epochs.size(),
                  cfg.patience);
+  if (r.time_limited)
+    spdlog::info("time limit: {} s of training reached after epoch {} of {}; testing the weights as they are; {}",
+                 float_text(static_cast<float>(cfg.time_limit_s)), r.epochs.size(), cfg.epochs,
+                 cfg.checkpoint_path.empty()
+                     ? std::string("to continue such a run later, give it --checkpoint FILE")
+                     : fmt::format("`mnist_gpu train --resume {}` trains the other {}", cfg.checkpoint_path,
+                                   cfg.epochs - static_cast<int>(r.epochs.size())));
   if (r.restored_best)
     spdlog::info("testing the best epoch's weights: epoch {} (validation loss {:.4f}, accuracy {:.2f}%)", r.best_epoch,
                  r.epochs[static_cast<std::size_t>(r.best_epoch - 1)].val_loss,
@@ -587,6 +594,8 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
                  {"train_s_to_target", std::isnan(r.train_s_to_target) ? json(nullptr) : json(r.train_s_to_target)},
                  {"best_epoch", r.best_epoch},
                  {"stopped_early", r.stopped_early},
+                 {"time_limited", r.time_limited},
+                 {"time_limit_s", cfg.time_limit_s > 0 ? json(cfg.time_limit_s) : json(nullptr)},
                  {"restored_best", r.restored_best},
                  {"dropout", cfg.optimizer.dropout},
                  {"schedule", to_string(cfg.schedule)},

@@ -422,6 +422,16 @@ std::vector<Setting> make_settings() {
     s.show = [](const TrainConfig& c) { return std::string(c.timings ? "on" : "off"); };
     t.push_back(s);
   }
+  {
+    Setting s = float_setting(
+        base("--time-limit", "",
+             "end the run after the epoch during which this many seconds of training have passed (this process's; "
+             "evaluations not counted), then test and save as after the last epoch; --checkpoint's file then "
+             "continues it with --resume (0: off)",
+             "0", "600", S::train, R::runtime),
+        0.0, false, 1e9, false, "a number of seconds >= 0 (0: off)", [](auto& c) -> auto& { return c.time_limit_s; });
+    t.push_back(s);
+  }
   t.push_back(choice_setting<Schedule>(
       base("--schedule", "schedule",
            "learning-rate schedule: constant | cosine (to 0 over the epochs; each epoch trains at the rate of its "

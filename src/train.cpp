@@ -102,6 +102,7 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
   TrainProgress progress = options.resume;
   for (const auto& m : progress.done) result.train_s += m.epoch_s;
   const bool early_stopping = cfg.patience > 0 && data.val.count > 0;
+  double session_train_s = 0;  // this call's epochs (cfg.time_limit_s), the resumed ones not counted
   for (int epoch = static_cast<int>(progress.done.size()) + 1; epoch <= cfg.epochs; ++epoch) {
     if (early_stopping && replay_validation(cfg, progress.done).stop) {  // resumed after the stop
       result.stopped_early = true;
@@ -150,6 +151,7 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     m.epoch_s = dt;
     m.samples_per_s = dt > 0 ? static_cast<double>(sums.samples) / dt : 0.0;
     result.train_s += dt;
+    session_train_s += dt - progress.partial_s;
     progress.done.push_back(m);
     progress.partial = EpochSums{};
     progress.partial_s = 0;
@@ -165,6 +167,10 @@ TrainResult train(const TrainConfig& cfg, const TrainData& data, Backend& backen
     // checkpointed, rather than in the next epoch (or, after the last, instead of the test).
     if (options.stop && options.stop->load(std::memory_order_relaxed)) {
       result.stopped = true;
+      break;
+    }
+    if (cfg.time_limit_s > 0 && session_train_s >= cfg.time_limit_s && epoch < cfg.epochs) {
+      result.time_limited = true;
       break;
     }
   }

@@ -160,6 +160,9 @@ struct TrainConfig {
   std::string report_path;      ///< a directory for the HTML report (report.hpp), written at the end; empty: none
   std::string recipe;           ///< the recipe (recipe.hpp) whose settings were applied; empty: none
   bool timings = false;         ///< log where the run's wall time went, phase by phase (--timings)
+  /// > 0: end the run after the epoch during which this many seconds of training (this process's
+  /// epochs, evaluations not counted) have passed, then test as after the last epoch. 0: off.
+  double time_limit_s = 0;
 };
 
 }  // namespace mnist_gpu

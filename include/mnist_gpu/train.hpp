@@ -73,6 +73,8 @@ struct TrainResult {
   /// epoch, its validation and checkpoint included, when it came during them.
   bool stopped = false;
   bool stopped_early = false;  ///< early stopping ended the run before cfg.epochs
+  /// cfg.time_limit_s of training passed: the run ended after epochs.size() of cfg.epochs, tested.
+  bool time_limited = false;
   int best_epoch = 0;     ///< the best validation epoch (0: no validation set)
   bool restored_best = false;  ///< the test ran on the best epoch's weights (early stopping on)
   /// cfg.target > 0: training seconds until the test accuracy first reached it; NaN if never.

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -433,4 +434,89 @@ TEST(TimeToAccuracy, TargetTestsEveryEpochAndReportsTheTimeToReachIt) {
   std::getline(in2, first);
   EXPECT_TRUE(nlohmann::json::parse(first)["test_acc"].is_null()) << first;
   EXPECT_EQ(out2.find("time to"), std::string::npos);
+}
+
+TEST(TimeLimit, EndsAfterTheEpochThatPassesItAndStillTests) {
+  TrainConfig cfg;
+  cfg.epochs = 5;
+  cfg.schedule = Schedule::constant;
+  const Dataset train_set = rows(40), val = rows(7), test = rows(11);
+  NullObserver obs;
+  cfg.time_limit_s = 1e-12;  // any epoch takes longer: the run ends after the first
+  ScriptedBackend be({0.9, 0.8, 0.7, 0.6, 0.5}, val.count);
+  const TrainResult r = train(cfg, TrainData{train_set, val, test}, be, obs);
+  EXPECT_TRUE(r.time_limited);
+  EXPECT_FALSE(r.stopped);
+  EXPECT_EQ(r.epochs.size(), 1u);
+  EXPECT_EQ(r.test.count, 11) << "a time-limited run is tested like a finished one";
+  EXPECT_NEAR(r.test.acc, 0.01, 1e-12);
+  // Resumed (as from its checkpoint) with the same limit: one more epoch, the earlier one not
+  // counted against this process's limit.
+  TrainOptions opt;
+  opt.resume = r.progress;
+  ScriptedBackend be2({0.8, 0.7, 0.6, 0.5}, val.count);
+  be2.set_params(be.get_params());
+  const TrainResult r2 = train(cfg, TrainData{train_set, val, test}, be2, obs, opt);
+  EXPECT_TRUE(r2.time_limited);
+  EXPECT_EQ(r2.epochs.size(), 2u);
+  // A limit reached in the last epoch is no limit: the run simply finished.
+  cfg.epochs = 1;
+  ScriptedBackend be3({0.9}, val.count);
+  const TrainResult r3 = train(cfg, TrainData{train_set, val, test}, be3, obs);
+  EXPECT_FALSE(r3.time_limited);
+  // Off (0) or far away: every epoch.
+  cfg.epochs = 3;
+  for (double limit : {0.0, 1e6}) {
+    cfg.time_limit_s = limit;
+    ScriptedBackend be4({0.9, 0.8, 0.7}, val.count);
+    const TrainResult r4 = train(cfg, TrainData{train_set, val, test}, be4, obs);
+    EXPECT_FALSE(r4.time_limited) << limit;
+    EXPECT_EQ(r4.epochs.size(), 3u) << limit;
+  }
+}
+
+TEST(TimeLimit, TheExecutableTestsSavesAndItsCheckpointFinishesTheRunAsIfNeverLimited) {
+  test::TempDir dir;
+  auto path = [&](const char* f) { return "'" + (dir / f).string() + "'"; };
+  const std::string run = "train --device cpu --hidden 32 --epochs 3 --val 500 --limit 3000 --seed 4 ";
+  const auto [out, code] = test::run_exe(run + "--time-limit 0.000001 --checkpoint " + path("ck") + " --save " +
+                                         path("m.model") + " --metrics " + path("m.jsonl"));
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("time limit: 1e-6 s of training reached after epoch 1 of 3; testing the weights as they are; "
+                     "`mnist_gpu train --resume "),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("trains the other 2"), std::string::npos) << out;
+  EXPECT_NE(out.find("test: accuracy"), std::string::npos) << out;
+  EXPECT_TRUE(std::filesystem::exists(dir / "m.model"));
+  std::ifstream in(dir / "m.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(lines[1]["time_limited"].get<bool>());
+  EXPECT_EQ(lines[1]["epochs_run"].get<int>(), 1);
+  EXPECT_DOUBLE_EQ(lines[1]["time_limit_s"].get<double>(), static_cast<double>(1e-6f));
+  // The checkpoint continues it (no limit now): the same test result as a run never limited.
+  const auto [out2, code2] = test::run_exe("train --device cpu --resume " + path("ck") + " --metrics " + path("r.jsonl"));
+  ASSERT_EQ(code2, 0) << out2;
+  const auto [out3, code3] = test::run_exe(run + "--metrics " + path("clean.jsonl"));
+  ASSERT_EQ(code3, 0) << out3;
+  auto final_line = [&](const char* f) {
+    std::ifstream s(dir / f);
+    std::string l, last;
+    while (std::getline(s, l)) last = l;
+    return nlohmann::json::parse(last);
+  };
+  const nlohmann::json resumed = final_line("r.jsonl"), clean = final_line("clean.jsonl");
+  EXPECT_EQ(resumed["epochs_run"].get<int>(), 3);
+  EXPECT_FALSE(resumed["time_limited"].get<bool>());
+  EXPECT_EQ(resumed["test_acc"], clean["test_acc"]);
+  EXPECT_EQ(resumed["confusion"], clean["confusion"]);
+  // Without a checkpoint the log says how to keep one; a negative limit is refused by name.
+  const auto [out4, code4] = test::run_exe(run + "--time-limit 1e-6");
+  ASSERT_EQ(code4, 0) << out4;
+  EXPECT_NE(out4.find("to continue such a run later, give it --checkpoint FILE"), std::string::npos) << out4;
+  const auto [out5, code5] = test::run_exe(run + "--time-limit -1");
+  EXPECT_EQ(code5, 2) << out5;
+  EXPECT_NE(out5.find("--time-limit"), std::string::npos) << out5;
 }
