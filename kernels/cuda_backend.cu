@@ -266,7 +266,7 @@ class CudaBackend final : public Backend {
     r.count = data.count;
     r.loss = data.count ? loss_sum / data.count : 0.0;
     r.acc = data.count ? static_cast<double>(correct) / data.count : 0.0;
-    if (progress) progress(data.count, data.count);
+    if (progress && data.count > 0) progress(data.count, data.count);  // as the CPU: no call for an empty set
     return r;
   }
 

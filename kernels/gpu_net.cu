@@ -103,15 +103,7 @@ void GpuNet::forward_layer_lt(const float* x, int batch, std::size_t li) {
       ops.b = input_bf_[li].get();
     }
     ops.d = y;
-    LtShape s;
-    s.trans_a = true;
-    s.m = l.out;
-    s.n = batch;
-    s.k = l.in;
-    s.lda = l.in;
-    s.ldb = l.in;
-    s.ldd = l.out;
-    s.precision = spec_.precision;
+    const LtShape s = packed_shape(l.out, batch, l.in, true, false, spec_.precision);  // y^T = W x^T
     if (!hidden || relu_fused_) {
       LtShape f = s;
       LtOperands fo = ops;
@@ -164,15 +156,7 @@ void GpuNet::backward_layer_lt(const float* x, int batch, std::size_t li) {
     w = weights_bf_[li].get();
   }
   {
-    LtShape s;
-    s.trans_b = true;
-    s.m = l.in;
-    s.n = l.out;
-    s.k = batch;
-    s.lda = l.in;
-    s.ldb = l.out;
-    s.ldd = l.in;
-    s.precision = spec_.precision;
+    const LtShape s = packed_shape(l.in, l.out, batch, false, true, spec_.precision);  // dW^T = x^T delta
     LtOperands ops;
     ops.a = in;
     ops.b = delta;
@@ -190,14 +174,7 @@ void GpuNet::backward_layer_lt(const float* x, int batch, std::size_t li) {
   }
   if (li == 0) return;
   {
-    LtShape s;
-    s.m = l.in;
-    s.n = batch;
-    s.k = l.out;
-    s.lda = l.in;
-    s.ldb = l.out;
-    s.ldd = l.in;
-    s.precision = spec_.precision;
+    const LtShape s = packed_shape(l.in, batch, l.out, false, false, spec_.precision);  // dx^T = W^T delta^T
     LtOperands ops;
     ops.a = w;
     ops.b = delta;

@@ -205,6 +205,23 @@ struct LtShape {
   bool operator<(const LtShape& o) const;
 };
 
+/// D (m x n) = op(A) (m x k) * op(B) (k x n) on tightly packed column-major operands: A stored
+/// k x m when trans_a (lda k) else m x k (lda m), B stored n x k when trans_b (ldb n) else k x n
+/// (ldb k), D m x n (ldd m); no epilogue.
+inline LtShape packed_shape(int m, int n, int k, bool trans_a, bool trans_b, Precision precision) {
+  LtShape s;
+  s.trans_a = trans_a;
+  s.trans_b = trans_b;
+  s.m = m;
+  s.n = n;
+  s.k = k;
+  s.lda = trans_a ? k : m;
+  s.ldb = trans_b ? n : k;
+  s.ldd = m;
+  s.precision = precision;
+  return s;
+}
+
 /// The ReLU bit-mask's leading dimension for `rows` rows: rows rounded up to a multiple of 128
 /// bits (cublasLt.h, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD).
 inline std::int64_t relu_mask_ld(int rows) { return (static_cast<std::int64_t>(rows) + 127) / 128 * 128; }

@@ -90,11 +90,11 @@ std::vector<float> exact_inputs(std::size_t n, Rng& rng) {
 
 // One training pass (forward, loss gradient, backward) of `spec` on GpuNet (cuBLASLt) and CpuNet
 // at spec.precision from the same parameters and batch; outputs and every gradient compared
-// under the precision's step tolerance. `dropout` > 0: the step-1 masks on both sides.
+// under the precision's step tolerance. `dropout` / `input_dropout` > 0: the step-1 masks on both sides.
 void compare_pass(const ModelSpec& spec, int batch, const gpu::LtContext& lt, cudaStream_t s, cublasHandle_t cublas,
-                  std::uint64_t seed, float dropout = 0.0f) {
-  CpuNet<float> cnet(spec, batch, dropout, seed);
-  gpu::GpuNet gnet(spec, batch, s, cublas, dropout, seed, 0.0f, lt);
+                  std::uint64_t seed, float dropout = 0.0f, float input_dropout = 0.0f) {
+  CpuNet<float> cnet(spec, batch, dropout, seed, input_dropout);
+  gpu::GpuNet gnet(spec, batch, s, cublas, dropout, seed, input_dropout, lt);
   ASSERT_TRUE(gnet.lt_path());
   Rng rng(seed);
   cnet.params() = exact_params(cnet.layout(), rng);
@@ -203,6 +203,9 @@ TEST_F(GpuLt, ReluWithDropoutMatchesTheCpu) {
     spec.precision = p;
     // p = 0.5: the kept activations are doubled exactly, so layer 1's ReLU decisions stay exact.
     compare_pass(spec, 96, lt(), stream(), cublas(), 90, 0.5f);
+    // Input dropout (Srivastava's recipe) on the fused path: the masked input feeds the first
+    // product and its weight gradient. p = 0.5 doubles kept pixels exactly.
+    compare_pass(spec, 96, lt(), stream(), cublas(), 91, 0.5f, 0.5f);
   }
 }
 
