@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Run THERE (the GPU machine), from the repository root, after bench/gpu-pack.sh HERE, as ONE
-# device call (carry [".gpu"]):
-#   bash bench/gpu-check.sh OUT_DIR [BUDGET_S]
-# Everything it writes goes under OUT_DIR, ready to commit as bench/results/<date>-<gpu>-<commit>/:
-# summary.md (commit, GPU, date, the test counts as "N passed, N failed", a row per check),
-# summary.json, and the logs and JSON of every figure. Most important first, each step under its
-# own `timeout`, and the whole within BUDGET_S seconds (default 410: the call ends inside 7
-# minutes); a step with no time left is MISSING. A GPU row passes only when the GPU really ran it:
+# Run THERE (the GPU machine), from the repository root, after bench/gpu-pack.sh HERE; normally
+# through bench/gpu-session.sh, which runs it and then bench/gpu-recipes.sh in ONE device call and
+# packs their folders into the few files a device call brings back:
+#   bash bench/gpu-check.sh WORK_DIR [BUDGET_S]
+# Everything it writes goes under WORK_DIR (dozens of files: a device call's $OUT brings back only
+# 8, so pack them), ready to commit as bench/results/<date>-<gpu>-<commit>/check/: summary.md
+# (commit, GPU, date, the test counts as "N passed, N failed", a row per check), summary.json, and
+# the logs and JSON of every figure. Most important first, each step under its own `timeout`, and
+# the whole within BUDGET_S seconds (default 410); a step with no time left is MISSING. A GPU row passes only when the GPU really ran it:
 # without a GPU every GPU row says FAIL or MISSING.
 #   1. GPU tests (a skip is a failure), compute-sanitizer memcheck over them, racecheck and
 #      synccheck over the kernel that uses shared memory (the bias gradient);
@@ -17,9 +18,10 @@
 #      with --timings;
 #   3. a CUDA run killed with SIGKILL mid-epoch and resumed ends within the GPU-vs-CPU step
 #      tolerance of an uninterrupted one; an absurd width ends in the out-of-memory message;
-#   4. side by side on this GPU (bench/side_by_side.py): PyTorch eager, PyTorch with the whole
-#      step in one CUDA graph, JAX (default TF32 matmuls, and --precision highest), batch 256
-#      (3 alternating runs, 10 epochs) then 1024, 64, 4096 (1 run, 3 epochs), time to 98%. The
+#   4. side by side on this GPU (bench/side_by_side.py): PyTorch with the whole step in one CUDA
+#      graph (its fastest; eager was 13x slower than mnist_gpu on the last record), JAX (default
+#      TF32 matmuls, and --precision highest), batch 256 (2 alternating runs, 5 epochs) then 1024
+#      and 64 (1 run, 3 epochs), time to 98%. The
 #      peers' start-up (about 10 s for PyTorch, 20-40 s for JAX's compilation) makes all of it
 #      longer than one call: what its share of the budget does not reach is MISSING. JAX's
 #      persistent compilation cache is on, so a repeated JAX run loads its compiled epoch instead
@@ -30,78 +32,23 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-/tmp/gpu-check}}
 BUDGET=${2:-410}
+PART=${3:-all}  # all | correctness (steps 1-3) | speed (steps 4-5)
 mkdir -p "$OUT_DIR"
 T0=$SECONDS
-export LD_LIBRARY_PATH="$PWD/.gpu/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
-export MNIST_GPU_TEST_DATA="$PWD/data/mnist" MNIST_GPU_TEST_EXE="$PWD/.gpu/bin/mnist_gpu" MNIST_GPU_DATA="$PWD/data/mnist"
-export PYTHONUNBUFFERED=1 PATH="/usr/local/cuda/bin:$PATH" MNIST_GPU_NO_BROWSER=1
-export XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_COMPILATION_CACHE_DIR=/tmp/mnist-gpu-jax-cache
-BIN=.gpu/bin
-PEERS=.gpu/peers
-[ -d .gpu/bin ] && ln -sfn "$PWD/data" .gpu/data  # resolve_data_dir's <exe>/../data/mnist
-rows=()
-json_rows=()
-started=1
-
-# row NAME RESULT DETAIL SECONDS
-row() {
-  local d=$3
-  ((started)) || d="not started: no time left of the budget"
-  rows+=("$(printf '| %s | %s | %s | %s |' "$1" "$2" "$d" "$4")")
-  json_rows+=("$(python3 -c 'import json,sys; print(json.dumps(dict(check=sys.argv[1], result=sys.argv[2], detail=sys.argv[3], seconds=float(sys.argv[4]))))' "$1" "$2" "$d" "$4")")
-}
-left() { echo $((BUDGET - (SECONDS - T0))); }
-# timed LIMIT CMD...: runs CMD under `timeout` with at most LIMIT seconds (less when the budget is
-# nearly spent); sets rc (124: timed out; 200: not started, no time left), secs and started.
-timed() {
-  local limit=$1; shift
-  local l; l=$(left)
-  ((limit > l)) && limit=$l
-  started=0
-  if ((limit < 5)); then rc=200; secs=0; return; fi
-  started=1
-  local t=$SECONDS
-  timeout --kill-after=5 "$limit" "$@"
-  rc=$?
-  ((rc == 137)) && rc=124
-  secs=$((SECONDS - t))
-}
-verdict() {  # verdict OK_CONDITION(0/1): pass, FAIL, TIMEOUT or MISSING from rc
-  if ((rc == 200)); then echo MISSING; elif ((rc == 124)); then echo TIMEOUT; elif (($1)); then echo pass; else echo FAIL; fi
-}
-# gtest_counts XML: "N passed, N failed, N skipped" from a GoogleTest XML report.
-gtest_counts() {
-  python3 - "$1" <<'PY' 2>/dev/null || echo "no report"
-import sys, xml.etree.ElementTree as E
-cases = E.parse(sys.argv[1]).getroot().iter("testcase")
-p = f = s = 0
-for c in cases:
-    if c.find("failure") is not None: f += 1
-    elif c.find("skipped") is not None or c.get("result") == "skipped": s += 1
-    else: p += 1
-print(f"{p} passed, {f} failed, {s} skipped")
-PY
-}
-# detail LOG REGEX: the log's lines that match (their timestamps cut), else its last line.
-detail() {
-  local d
-  d=$(grep -hE "$2" "$1" 2>/dev/null | sed -E 's/^\[[0-9:]+\] //' | tr '\n' ' ')
-  [ -n "$d" ] || d=$(tail -n 1 "$1" 2>/dev/null | sed -E 's/^\[[0-9:]+\] //')
-  echo "${d:0:300}"
-}
-# The GPU really ran a gtest binary: it passed, nothing skipped, at least one test ran.
-gtest_ran() { grep -qE '^\[  PASSED  \] [1-9]' "$1" && ! grep -q '^\[  SKIPPED \]' "$1"; }
+. bench/gpu-lib.sh
 
 { nvidia-smi; nvcc --version; echo "commit: $(cat .gpu/COMMIT 2>/dev/null || echo unknown)"; } >"$OUT_DIR/machine.txt" 2>&1
-gpu_name=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
-gpu_name=${gpu_name:-no GPU (nvidia-smi found none)}
 
+want() { [[ $PART == all || $PART == "$1" ]]; }
+test_counts="not run (part: $PART)"
+
+if want correctness; then
 # 1. GPU tests, memcheck, racecheck and synccheck
 timed 90 "$BIN/mnist_gpu_tests_gpu" --gtest_output="xml:$OUT_DIR/tests_gpu.xml" >"$OUT_DIR/tests_gpu.log" 2>&1
 ok=0; ((rc == 0)) && gtest_ran "$OUT_DIR/tests_gpu.log" && ok=1
 test_counts=$(gtest_counts "$OUT_DIR/tests_gpu.xml")
 row "GPU tests (a skip is a failure)" "$(verdict $ok)" "$test_counts" $secs
-timed 150 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/mnist_gpu_tests_gpu" \
+timed 100 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/mnist_gpu_tests_gpu" \
   --gtest_filter='-*ThreeEpochs*:GpuLtStep.EveryPrecision*' >"$OUT_DIR/memcheck.log" 2>&1
 ok=0; ((rc == 0)) && gtest_ran "$OUT_DIR/memcheck.log" && ok=1
 row "memcheck over the GPU tests" "$(verdict $ok)" "$(detail "$OUT_DIR/memcheck.log" 'ERROR SUMMARY')" $secs
@@ -191,26 +138,10 @@ ok=0; ((rc != 0 && rc != 124 && rc != 200)) && grep -qE 'out of GPU memory: aske
 ((rc != 200 && rc != 124)) && rc=0  # the command is meant to fail: judge by its message
 row "absurd width: out-of-memory message" "$(verdict $ok)" "$(detail "$OUT_DIR/oom.log" 'error')" $secs
 
-# 4. Side by side: leaves 120 s for step 5; no peer run starts in the last 50 s of its share.
-share=$(($(left) - 120))
-if [ -f "$PEERS/torch_mlp.py" ] && [ -f "$PEERS/jax_mlp.py" ]; then
-  timed $share python3 bench/side_by_side.py --exe "$BIN/mnist_gpu" --device cuda --python python3 \
-    --peer "$PEERS/torch_mlp.py" --jax-peer "$PEERS/jax_mlp.py" --peer-variants eager,graph,jax,jax+highest \
-    --batches 256:3:10,1024:1:3,64:1:3,4096:1:3 --run-timeout 90 --deadline-s $((share - 50)) \
-    --json "$OUT_DIR/sbs.json" >"$OUT_DIR/sbs.md" 2>"$OUT_DIR/sbs.log"
-  sbs_rc=$rc
-  ok=0; ((rc == 0)) && ok=1
-  ((rc == 3)) && rc=200  # ran out of its share: some runs missing
-  row "side by side: PyTorch eager and CUDA graph, JAX TF32 and FP32" "$(verdict $ok)" \
-    "exit $sbs_rc; $(grep -c ': error' "$OUT_DIR/sbs.log") failed, $(grep -c ': deadline' "$OUT_DIR/sbs.log") missing runs; table in sbs.md" $secs
-else
-  rc=200; started=1; row "side by side" "$(verdict 0)" "the peers were not packed ($PEERS)" 0
 fi
 
-# 5. bench and the micro-benchmarks
-timed 40 "$BIN/mnist_gpu" bench --device cuda --samples 16384 --json "$OUT_DIR/bench.json" >"$OUT_DIR/bench.md" 2>"$OUT_DIR/bench.log"
-ok=0; ((rc == 0)) && ok=1
-row "bench --device cuda (variants x batch 32..4096)" "$(verdict $ok)" "$( ((ok)) && echo 'table in bench.md' || detail "$OUT_DIR/bench.log" 'error')" $secs
+if want speed; then
+# 5. mnist_gpu bench on cuBLASLt at each precision (resident data, graph on): the figures issue 14 asks for.
 for p in fp32 tf32 bf16; do
   timed 20 "$BIN/mnist_gpu" bench --device cuda --gemm cublaslt --precision $p --data-path resident --cuda-graph on \
     --batches 64,256,1024,4096 --samples 16384 --json "$OUT_DIR/bench_lt_$p.json" >"$OUT_DIR/bench_lt_$p.md" \
@@ -219,28 +150,37 @@ for p in fp32 tf32 bf16; do
   row "bench --device cuda --gemm cublaslt --precision $p (resident, graph)" "$(verdict $ok)" \
     "$( ((ok)) && echo "table in bench_lt_$p.md" || detail "$OUT_DIR/bench_lt_$p.log" 'error')" $secs
 done
+
+# 4. Side by side: leaves 75 s for the micro-benchmarks and bench; no peer run starts in the last 50 s of its share.
+share=$(($(left) - 75))
+if [ -f "$PEERS/torch_mlp.py" ] && [ -f "$PEERS/jax_mlp.py" ]; then
+  timed $share python3 bench/side_by_side.py --exe "$BIN/mnist_gpu" --device cuda --python python3 \
+    --peer "$PEERS/torch_mlp.py" --jax-peer "$PEERS/jax_mlp.py" --peer-variants graph,jax,jax+highest \
+    --batches 256:2:5,1024:1:3,64:1:3 --run-timeout 90 --deadline-s $((share - 50)) \
+    --json "$OUT_DIR/sbs.json" >"$OUT_DIR/sbs.md" 2>"$OUT_DIR/sbs.log"
+  sbs_rc=$rc
+  ok=0; ((rc == 0)) && ok=1
+  ((rc == 3)) && rc=200  # ran out of its share: some runs missing
+  row "side by side: PyTorch whole-step CUDA graph, JAX TF32 and FP32" "$(verdict $ok)" \
+    "exit $sbs_rc; $(grep -c ': error' "$OUT_DIR/sbs.log") failed, $(grep -c ': deadline' "$OUT_DIR/sbs.log") missing runs; table in sbs.md" $secs
+else
+  rc=200; started=1; row "side by side" "$(verdict 0)" "the peers were not packed ($PEERS)" 0
+fi
+
 # Every kernel and cuBLAS product at the model's shapes, checked against its CPU twin before it is
 # timed; exits 1 when any benchmark ended in an error (a mismatch, a CUDA failure, no GPU).
-timed 60 "$BIN/mnist_gpu_micro_gpu" --benchmark_min_time=0.02 --benchmark_out="$OUT_DIR/micro_gpu.json" \
+timed 40 "$BIN/mnist_gpu_micro_gpu" --benchmark_min_time=0.02 --benchmark_out="$OUT_DIR/micro_gpu.json" \
   --benchmark_out_format=json >"$OUT_DIR/micro_gpu.log" 2>&1
 errors=$(grep -c 'ERROR OCCURRED' "$OUT_DIR/micro_gpu.log")
 ok=0; ((rc == 0 && errors == 0)) && grep -q 'BM_' "$OUT_DIR/micro_gpu.log" && ok=1
 python3 bench/micro_table.py "$OUT_DIR/micro_gpu.json" >"$OUT_DIR/micro_gpu.md" 2>/dev/null
 row "micro-benchmarks (ops vs CPU twins)" "$(verdict $ok)" "exit $rc, $errors benchmark errors; table in micro_gpu.md" $secs
 
-{
-  echo "# GPU check, $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo
-  echo "- commit: $(head -n 1 .gpu/COMMIT 2>/dev/null || echo unknown)$(grep -q dirty .gpu/COMMIT 2>/dev/null && echo ' (with uncommitted changes)')"
-  echo "- GPU: $gpu_name"
-  echo "- GPU tests: $test_counts"
-  echo "- script: bench/gpu-check.sh, $((SECONDS - T0)) s of its $BUDGET s budget"
-  echo
-  echo "| check | result | detail | s |"
-  echo "|---|---|---|---:|"
-  printf '%s\n' "${rows[@]}"
-} >"$OUT_DIR/summary.md"
-printf '%s\n' "${json_rows[@]}" | python3 -c 'import json,sys; json.dump([json.loads(l) for l in sys.stdin], open(sys.argv[1], "w"), indent=1)' "$OUT_DIR/summary.json"
-cat "$OUT_DIR/summary.md"
-# Exit 0 only when every row passed.
-! grep -qE '^\| [^|]+ \| (FAIL|TIMEOUT|MISSING) \|' "$OUT_DIR/summary.md"
+
+# The cuBLAS path across batch sizes and variants (measured on the last record): last.
+timed 30 "$BIN/mnist_gpu" bench --device cuda --samples 16384 --json "$OUT_DIR/bench.json" >"$OUT_DIR/bench.md" 2>"$OUT_DIR/bench.log"
+ok=0; ((rc == 0)) && ok=1
+row "bench --device cuda (variants x batch 32..4096)" "$(verdict $ok)" "$( ((ok)) && echo 'table in bench.md' || detail "$OUT_DIR/bench.log" 'error')" $secs
+fi
+
+write_summary "GPU check ($PART)" bench/gpu-check.sh "GPU tests: $test_counts"
