@@ -64,7 +64,13 @@ BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Datase
     const bool cpu = dev == DeviceChoice::cpu;
     double ceiling = 0;
     if (cpu) ceiling = result.cpu_sgemm_gflops = measure_cpu_sgemm_gflops(2048);
-    else ceiling = result.gpu_sgemm_gflops = measure_gpu_sgemm_gflops(4096);
+    else {
+      result.gpu_sgemm_gflops = measure_gpu_sgemm_gflops(4096);
+      result.gpu_ceiling_precision = to_string(cfg.model.precision);
+      ceiling = result.gpu_ceiling_gflops = cfg.model.precision == Precision::fp32
+                                                ? result.gpu_sgemm_gflops
+                                                : measure_gpu_gemm_gflops(4096, cfg.model.precision);
+    }
     const std::vector<CudaConfig> variants = cpu ? std::vector<CudaConfig>{CudaConfig{}} : cfg.cuda_variants;
     for (const CudaConfig& variant : variants)
     for (int batch : cfg.batches) {
@@ -110,8 +116,11 @@ std::string bench_table(const BenchResult& r) {
   std::string out = fmt::format("training FLOPs per sample {:.3g}, inference {:.3g}; SGEMM ceiling: cpu {:.1f} GFLOP/s",
                                 r.train_flops_per_sample, r.infer_flops_per_sample, r.cpu_sgemm_gflops);
   if (r.gpu_sgemm_gflops > 0) out += fmt::format(", gpu {:.1f} GFLOP/s", r.gpu_sgemm_gflops);
+  if (r.gpu_ceiling_gflops > 0 && r.gpu_ceiling_precision != "fp32")
+    out += fmt::format("; {} tensor-core ceiling (the GPU rows' share): gpu {:.1f} GFLOP/s", r.gpu_ceiling_precision,
+                       r.gpu_ceiling_gflops);
   out += "\n| device | precision | gemm | data | graph | kernels/step | batch | train samples/s | epoch s | infer samples/s | GFLOP/s "
-         "| share of SGEMM | GPU/CPU |\n|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+         "| share of ceiling | GPU/CPU |\n|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const BenchRow& row : r.rows) {
     std::string speedup;
     if (row.device == "cuda")

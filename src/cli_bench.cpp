@@ -120,7 +120,7 @@ int run_bench_command(const BenchArgs& a) {
                     {"epoch_s", row.epoch_s},
                     {"infer_samples_per_s", row.infer_samples_per_s},
                     {"train_gflops", row.train_gflops},
-                    {"share_of_sgemm_ceiling", row.share_of_ceiling}});
+                    {"share_of_ceiling", row.share_of_ceiling}});
   if (!a.json.empty()) {
     const std::string text = nlohmann::json{{"hidden", cfg.model.hidden},
                                             {"activation", to_string(cfg.model.activation)},
@@ -129,6 +129,8 @@ int run_bench_command(const BenchArgs& a) {
                                             {"infer_flops_per_sample", r.infer_flops_per_sample},
                                             {"cpu_sgemm_gflops", r.cpu_sgemm_gflops},
                                             {"gpu_sgemm_gflops", r.gpu_sgemm_gflops},
+                                            {"gpu_ceiling_gflops", r.gpu_ceiling_gflops},
+                                            {"gpu_ceiling_precision", r.gpu_ceiling_precision},
                                             {"rows", rows}}
                                  .dump(1) +
                              "\n";

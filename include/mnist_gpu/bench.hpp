@@ -35,7 +35,7 @@ struct BenchRow {
   double epoch_s = 0;             ///< 60000 / train_samples_per_s: one pass over the full training set
   double infer_samples_per_s = 0; ///< evaluation of the 10000 test images (forward + loss + confusion)
   double train_gflops = 0;        ///< achieved, from the counted FLOPs
-  double share_of_ceiling = 0;    ///< train_gflops / the device's measured SGEMM GFLOP/s
+  double share_of_ceiling = 0;    ///< train_gflops / the device's measured GEMM ceiling at the row's precision
 };
 
 struct BenchResult {
@@ -43,6 +43,9 @@ struct BenchResult {
   double infer_flops_per_sample = 0;  ///< 2 x multiply-adds
   double cpu_sgemm_gflops = 0;        ///< measured ceiling (square SGEMM), 0 if not measured
   double gpu_sgemm_gflops = 0;
+  /// The GPU rows' ceiling: gpu_sgemm_gflops at fp32, the tensor-core ceiling at tf32 or bf16.
+  double gpu_ceiling_gflops = 0;
+  std::string gpu_ceiling_precision = "fp32";
   std::vector<BenchRow> rows;
 };
 
@@ -56,7 +59,11 @@ BenchResult run_bench(const BenchConfig& cfg, const Dataset& train, const Datase
 
 /// GFLOP/s of an n x n x n single-precision GEMM on the CPU (OpenBLAS; median of 5 after 3 warm-ups).
 double measure_cpu_sgemm_gflops(int n);
-/// The same with cuBLAS on device 0 (FP32, no TF32), timed with CUDA events. Throws Error without a GPU.
-double measure_gpu_sgemm_gflops(int n);
+/// GFLOP/s of an n x n x n product with cuBLAS on device 0 at `precision`, timed with CUDA events
+/// (median of 6 after 2 warm-ups): fp32 SGEMM (no TF32); tf32 cublasGemmEx on FP32 data with
+/// TF32 tensor cores; bf16 cublasGemmEx with BF16 inputs, FP32 output and accumulation (the
+/// tensor-core ceilings the precisions' rows are set against). Throws Error without a GPU.
+double measure_gpu_gemm_gflops(int n, Precision precision);
+inline double measure_gpu_sgemm_gflops(int n) { return measure_gpu_gemm_gflops(n, Precision::fp32); }
 
 }  // namespace mnist_gpu

@@ -75,11 +75,19 @@ TEST(Bench, TableHasOneLinePerRowAndTheGpuSpeedupOverTheSameBatch) {
   ASSERT_NE(last, std::string::npos) << t;
   EXPECT_EQ(t.find('x', last), std::string::npos) << t;
   EXPECT_NE(t.find("gpu 50000.0 GFLOP/s"), std::string::npos) << t;
+  EXPECT_EQ(t.find("tensor-core ceiling"), std::string::npos) << t;  // fp32 rows: the SGEMM ceiling
+  // bf16 rows are set against the BF16 tensor-core ceiling, which the table names.
+  r.gpu_ceiling_gflops = 700000;
+  r.gpu_ceiling_precision = "bf16";
+  EXPECT_NE(bench_table(r).find("; bf16 tensor-core ceiling (the GPU rows' share): gpu 700000.0 GFLOP/s"),
+            std::string::npos)
+      << bench_table(r);
 }
 
 TEST(Bench, GpuCeilingWithoutGpuIsAnError) {
   if (probe_device().usable) GTEST_SKIP() << "a usable GPU is present";
   EXPECT_THROW(measure_gpu_sgemm_gflops(256), Error);
+  for (Precision p : {Precision::tf32, Precision::bf16}) EXPECT_THROW(measure_gpu_gemm_gflops(256, p), Error);
 }
 
 TEST(Bench, CommandRefusesBadValuesNamingTheFlag) {

@@ -5,6 +5,7 @@
 // where no usable GPU exists.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <numeric>
 #include <string>
@@ -246,6 +247,12 @@ TEST(GpuGraphNode, BenchMeasuresEveryVariant) {
   const BenchResult r = run_bench(cfg, s.a, s.b, nullptr);
   ASSERT_EQ(r.rows.size(), 8u);
   EXPECT_GT(r.gpu_sgemm_gflops, 0.0);
+  EXPECT_EQ(r.gpu_ceiling_gflops, r.gpu_sgemm_gflops) << "fp32 rows are set against the SGEMM ceiling";
+  // The tensor-core ceilings the tf32 and bf16 rows are set against: measured, finite.
+  for (Precision p : {Precision::tf32, Precision::bf16}) {
+    const double g = measure_gpu_gemm_gflops(1024, p);
+    EXPECT_TRUE(std::isfinite(g) && g > 0) << to_string(p) << ": " << g;
+  }
   for (const BenchRow& row : r.rows) {
     SCOPED_TRACE(row.data + (row.graph ? " graph" : "") + " batch " + std::to_string(row.batch));
     EXPECT_EQ(row.device, "cuda");
