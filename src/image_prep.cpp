@@ -138,10 +138,11 @@ std::vector<float> background(const std::vector<float>& v, int w, int h) {
     }
   std::vector<float> bg(v.size());
   auto coord = [s](int p, int blocks, int* b0, int* b1, float* f) {  // pixel -> blocks and weight
-    const float c = std::clamp((p + 0.5f) / s - 0.5f, 0.0f, static_cast<float>(blocks - 1));
+    const float c = std::clamp((static_cast<float>(p) + 0.5f) / static_cast<float>(s) - 0.5f, 0.0f,
+                               static_cast<float>(blocks - 1));
     *b0 = static_cast<int>(c);
     *b1 = std::min(*b0 + 1, blocks - 1);
-    *f = c - *b0;
+    *f = c - static_cast<float>(*b0);
   };
   for (int y = 0; y < h; ++y) {
     int j0, j1;
@@ -202,12 +203,12 @@ std::array<int, 4> drop_specks(std::vector<float>& t, int w, int h) {
     largest = std::max(largest, p.size());
     total += p.size();
   }
-  if (static_cast<int>(pieces.size()) >= kScatterPieces && largest < kScatterShare * total)
+  if (static_cast<int>(pieces.size()) >= kScatterPieces && static_cast<float>(largest) < kScatterShare * static_cast<float>(total))
     throw Error("no digit found: the ink is scattered specks (" + std::to_string(pieces.size()) +
                 " pieces, the largest " + std::to_string(largest) + " of " + std::to_string(total) + " ink pixels)");
   std::array<int, 4> box{w, h, -1, -1};
   for (const auto& p : pieces) {
-    const bool speck = p.size() < kSpeckShare * largest;
+    const bool speck = static_cast<float>(p.size()) < kSpeckShare * static_cast<float>(largest);
     for (std::size_t i : p) {
       if (speck) {
         t[i] = 0;

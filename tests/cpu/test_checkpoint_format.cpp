@@ -65,10 +65,6 @@ std::uint32_t version_of(const Bytes& b) {
   return v;
 }
 
-void write_bytes(const fs::path& p, const Bytes& b) {
-  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-}
-
 std::string parse_error(const Bytes& b) {
   try {
     parse_checkpoint(b, "ck");
