@@ -39,10 +39,13 @@ pack() {
 }
 trap pack EXIT
 share() { python3 -c "print(int($BUDGET * $1))"; }
+# Packed after each part too, so that a call cut short still brings back what finished.
 bash bench/gpu-check.sh "$WORK/check" "$(share 0.40)" correctness >"$WORK/check/console.log" 2>&1
 check_rc=$?
+pack >/dev/null
 bash bench/gpu-recipes.sh "$WORK/recipes" "$(share 0.36)" >"$WORK/recipes/console.log" 2>&1
 recipes_rc=$?
+pack >/dev/null
 bash bench/gpu-check.sh "$WORK/speed" $((BUDGET - (SECONDS - T0) - 10)) speed >"$WORK/speed/console.log" 2>&1
 speed_rc=$?
 exit $((check_rc || recipes_rc || speed_rc))

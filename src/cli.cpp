@@ -518,7 +518,7 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
     spdlog::info("early stopping after epoch {}: no better validation loss for {} epochs", r.epochs.size(),
                  cfg.patience);
   if (r.time_limited)
-    spdlog::info("time limit: {} s of training reached after epoch {} of {}; testing the weights as they are; {}",
+    spdlog::info("time limit: {} s of training reached after epoch {} of {}; testing now; {}",
                  float_text(static_cast<float>(cfg.time_limit_s)), r.epochs.size(), cfg.epochs,
                  cfg.checkpoint_path.empty()
                      ? std::string("to continue such a run later, give it --checkpoint FILE")
