@@ -79,7 +79,7 @@ PY
   ((rc == 0)) && [ -n "$d" ] && ok=1
   row "recipe $name" "$(verdict $ok)" "${d:-$(detail "$OUT_DIR/$name.log" 'error')}" $secs
 }
-# Keras's example reports one run (98.40%); a run of it takes about a second here, so five seeds
+# 2. Keras's example reports one run (98.40%); a run of it takes about a second here, so five seeds
 # show where that figure sits in the seed-to-seed spread.
 keras_seeds() {
   local seed
