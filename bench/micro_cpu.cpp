@@ -268,11 +268,10 @@ void BM_optimizer_update(benchmark::State& state, OptimizerKind kind) {
 // batch with every parameter 0 comes back bit for bit, and every deformed pixel is in [0, 1].
 void BM_augment(benchmark::State& state, AugmentKind kind) {
   const int batch = static_cast<int>(state.range(0));
-  Rng rng = input_rng(12);
-  const std::vector<float> in = uniform(rng, count(batch, kAugmentPixels), 0, 1);
-  std::vector<std::uint32_t> idx(static_cast<std::size_t>(batch));
-  for (int r = 0; r < batch; ++r) idx[static_cast<std::size_t>(r)] = static_cast<std::uint32_t>(r * 3);
-  const std::vector<std::uint8_t> lab = labels(rng, static_cast<std::size_t>(batch), 10);
+  const AugmentInputs inputs = augment_inputs(batch, 12);
+  const std::vector<float>& in = inputs.images;
+  const std::vector<std::uint32_t>& idx = inputs.indices;
+  const std::vector<std::uint8_t>& lab = inputs.labels;
   std::vector<float> out(in.size());
   AugmentConfig zero;
   zero.kind = kind;

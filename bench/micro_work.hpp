@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mnist_gpu/augment.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
 #include "mnist_gpu/model.hpp"
@@ -147,6 +148,23 @@ inline OptimInputs optim_inputs(OptimizerKind kind, std::uint64_t sub) {
   in.g = uniform(rng, in.n, -0.1, 0.1);
   if (kind != OptimizerKind::sgd) in.s1 = uniform(rng, in.n, -0.01, 0.01);
   if (kind == OptimizerKind::adam) in.s2 = uniform(rng, in.n, 0, 1e-4);
+  return in;
+}
+
+/// BM_augment's batch: seeded noise images in [0, 1], dataset indices r * 3, labels 0..9.
+struct AugmentInputs {
+  std::vector<float> images;
+  std::vector<std::uint32_t> indices;
+  std::vector<std::uint8_t> labels;
+};
+
+inline AugmentInputs augment_inputs(int batch, std::uint64_t sub) {
+  Rng rng = input_rng(sub);
+  AugmentInputs in;
+  in.images = uniform(rng, count(batch, kAugmentPixels), 0, 1);
+  in.indices.resize(static_cast<std::size_t>(batch));
+  for (int r = 0; r < batch; ++r) in.indices[static_cast<std::size_t>(r)] = static_cast<std::uint32_t>(r * 3);
+  in.labels = labels(rng, static_cast<std::size_t>(batch), 10);
   return in;
 }
 

@@ -8,7 +8,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <system_error>
 
@@ -47,6 +49,17 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// The message of the exception `f` throws, or "(accepted)" when it throws none: a refusal's text
+/// for the test to check.
+inline std::string usage_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
 
 /// Output (stdout and stderr together) and exit code of `mnist_gpu ARGS` (a shell command line).
 struct RunResult {

@@ -36,16 +36,9 @@ namespace {
 // differs (~1e-16 relative); a wrong formula (eps inside the sqrt, no (1 - rho)) moves them > 1e-3.
 constexpr double kTol = 1e-12;
 
-std::string usage_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(accepted)";
-}
-
 }  // namespace
+
+using mnist_gpu::test::usage_error;
 
 // --- rmsprop ----------------------------------------------------------------------------------
 

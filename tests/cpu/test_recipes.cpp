@@ -21,19 +21,7 @@
 using namespace mnist_gpu;
 namespace fs = std::filesystem;
 using Flags = std::vector<std::string>;
-
-namespace {
-
-std::string usage_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(accepted)";
-}
-
-}  // namespace
+using mnist_gpu::test::usage_error;
 
 // --- recipes ------------------------------------------------------------------------------------
 
