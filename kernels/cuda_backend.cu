@@ -78,7 +78,7 @@ class CudaBackend final : public Backend {
       dev_labels_[s] = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(batch));
     }
     std::vector<float> init(n);
-    init_params(spec, net_.layout(), seed, init.data(), opt.init_uniform);
+    init_params(spec, net_.layout(), seed, init.data(), opt.init, opt.init_uniform);
     set_params(init);
   }
 

@@ -72,7 +72,7 @@ class CpuBackend final : public Backend {
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) s1_.assign(n, 0.0f);
     if (opt.kind == OptimizerKind::adam) s2_.assign(n, 0.0f);
-    init_params(spec, net_.layout(), seed, net_.params().data(), opt.init_uniform);
+    init_params(spec, net_.layout(), seed, net_.params().data(), opt.init, opt.init_uniform);
   }
 
   std::string describe() const override {

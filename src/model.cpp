@@ -30,27 +30,29 @@ ParamLayout::ParamLayout(const ModelSpec& spec) {
 }
 
 template <class T>
-void init_params(const ModelSpec& spec, const ParamLayout& layout, std::uint64_t seed, T* params, double uniform) {
+void init_params(const ModelSpec& spec, const ParamLayout& layout, std::uint64_t seed, T* params, WeightInit init,
+                 double uniform_bound) {
+  const bool he_normal =
+      init == WeightInit::standard && activation_info(spec.activation).init == InitScheme::he_normal;
   for (std::size_t li = 0; li < layout.layers.size(); ++li) {
     const LayerView& l = layout.layers[li];
     Rng rng(seed, RngStream::init, li);
     const std::size_t n = static_cast<std::size_t>(l.in) * l.out;
-    // The output layer follows the hidden activation's scheme too: it keeps initial logits small.
-    if (uniform > 0) {
-      for (std::size_t k = 0; k < n; ++k) params[l.w + k] = static_cast<T>(uniform * (2.0 * rng.uniform() - 1.0));
-    } else if (activation_info(spec.activation).init == InitScheme::he_normal) {
+    // The output layer follows the hidden layers' scheme too: it keeps initial logits small.
+    if (he_normal) {
       const double std_dev = std::sqrt(2.0 / l.in);
       for (std::size_t k = 0; k < n; ++k) params[l.w + k] = static_cast<T>(std_dev * rng.normal());
     } else {
-      const double a = std::sqrt(6.0 / (l.in + l.out));
+      const double a = init == WeightInit::uniform ? uniform_bound : std::sqrt(6.0 / (l.in + l.out));
       for (std::size_t k = 0; k < n; ++k) params[l.w + k] = static_cast<T>(a * (2.0 * rng.uniform() - 1.0));
     }
     std::fill(params + l.b, params + l.b + l.out, T(0));
   }
 }
 
-template void init_params<float>(const ModelSpec&, const ParamLayout&, std::uint64_t, float*, double);
-template void init_params<double>(const ModelSpec&, const ParamLayout&, std::uint64_t, double*, double);
+template void init_params<float>(const ModelSpec&, const ParamLayout&, std::uint64_t, float*, WeightInit, double);
+template void init_params<double>(const ModelSpec&, const ParamLayout&, std::uint64_t, double*, WeightInit,
+                                   double);
 
 double forward_macs_per_sample(const ModelSpec& spec) {
   const std::vector<int> w = spec.widths();

@@ -143,8 +143,10 @@ std::string settings_section(const ReportInput& in) {
       {"Dropout", fmt::format("{:g}", c.optimizer.dropout) +
                       (c.optimizer.input_dropout > 0 ? fmt::format(" (inputs {:g})", c.optimizer.input_dropout) : "")},
       {"Max-norm", c.optimizer.max_norm > 0 ? fmt::format("{:g}", c.optimizer.max_norm) : std::string("off")},
-      {"Initial weights", c.optimizer.init_uniform > 0 ? fmt::format("uniform in +-{:g}", c.optimizer.init_uniform)
-                                                       : std::string("default")},
+      {"Initial weights", c.optimizer.init == WeightInit::uniform
+                              ? fmt::format("uniform in +-{:g}", c.optimizer.init_uniform)
+                          : c.optimizer.init == WeightInit::glorot ? std::string("Glorot-uniform")
+                                                                   : std::string("default")},
       {"Deformed training images",
        c.augment.on() ? fmt::format("{} (rotate {:g} deg, scale {:g}%, shear {:g} deg, sigma {:g}, alpha {:g})",
                                     to_string(c.augment.kind), c.augment.rotate, c.augment.scale, c.augment.shear,

@@ -239,29 +239,47 @@ std::vector<Setting> make_settings() {
     t.push_back(s);
   }
   {
-    // "default" or "uniform:A": stored as A (0 for default).
+    // "default", "uniform:A" or "glorot". Stored as a number, A (0 for default), so that files
+    // written before glorot existed read unchanged; glorot is stored as the string "glorot".
     Setting s = base("--init", "init_uniform",
-                     "initial weights: default (He-normal for relu and gelu, Xavier-uniform for sigmoid and tanh) | "
-                     "uniform:A (uniform in +-A, biases 0, as Ciresan et al. 2010)",
+                     "initial weights: default (He-normal for relu and gelu, Glorot-uniform for sigmoid and tanh) | "
+                     "uniform:A (uniform in +-A, biases 0, as Ciresan et al. 2010) | "
+                     "glorot (Glorot-uniform +-sqrt(6/(in+out)) per layer for any activation, as Keras's Dense)",
                      "default", "uniform:0.05", S::model, R::result);
     s.stored_since = 4;
     s.parse = [](const std::string& text, TrainConfig& c) {
-      if (text == "default") {
-        c.optimizer.init_uniform = 0.0f;
+      c.optimizer.init_uniform = 0.0f;
+      if (text == "default" || text == "glorot") {
+        c.optimizer.init = text == "glorot" ? WeightInit::glorot : WeightInit::standard;
         return;
       }
-      if (text.rfind("uniform:", 0) != 0) refuse_value("--init", "default or uniform:A with A > 0 (uniform:0.05)", text);
+      if (text.rfind("uniform:", 0) != 0)
+        refuse_value("--init", "default, glorot or uniform:A with A > 0 (uniform:0.05)", text);
       c.optimizer.init_uniform =
           parse_float_value("--init", text.substr(8), 0.0, true, 1e3, false, "uniform:A with A a number in (0, 1000]");
+      c.optimizer.init = WeightInit::uniform;
     };
     s.show = [](const TrainConfig& c) {
-      return c.optimizer.init_uniform > 0 ? "uniform:" + float_text(c.optimizer.init_uniform) : std::string("default");
+      switch (c.optimizer.init) {
+        case WeightInit::uniform: return "uniform:" + float_text(c.optimizer.init_uniform);
+        case WeightInit::glorot: return std::string("glorot");
+        case WeightInit::standard: break;
+      }
+      return std::string("default");
     };
-    s.to_json = [](const TrainConfig& c) { return json(c.optimizer.init_uniform); };
+    s.to_json = [](const TrainConfig& c) {
+      return c.optimizer.init == WeightInit::glorot ? json("glorot") : json(c.optimizer.init_uniform);
+    };
     s.from_json = [](const json& j, TrainConfig& c) {
+      c.optimizer.init_uniform = 0.0f;
+      if (j == json("glorot")) {
+        c.optimizer.init = WeightInit::glorot;
+        return;
+      }
       if (!j.is_number() || j.get<double>() < 0)
-        throw Error("init_uniform: expected a number >= 0, found " + j.dump());
+        throw Error("init_uniform: expected a number >= 0 or \"glorot\", found " + j.dump());
       c.optimizer.init_uniform = j.get<float>();
+      c.optimizer.init = c.optimizer.init_uniform > 0 ? WeightInit::uniform : WeightInit::standard;
     };
     t.push_back(s);
   }

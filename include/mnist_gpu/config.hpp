@@ -32,6 +32,11 @@ enum class GemmPath { cublas, cublaslt };
 /// defaults. none: the images as they are; affine: rotation, scaling and shear; elastic: Simard et
 /// al. 2003's elastic distortion alone; ciresan: both, as Ciresan et al. 2010 (augment.hpp).
 enum class AugmentKind { none, affine, elastic, ciresan };
+/// How the initial weights are drawn (--init); biases always start at 0. standard: the
+/// activation's scheme (He-normal for relu and gelu, Glorot-uniform for sigmoid and tanh);
+/// uniform: every weight uniform in +-OptimizerConfig::init_uniform (Ciresan et al. 2010);
+/// glorot: Glorot-uniform, +-sqrt(6 / (in + out)) per layer, for any activation (Keras's Dense).
+enum class WeightInit { standard, uniform, glorot };
 
 const char* to_string(Activation a);
 const char* to_string(Loss l);
@@ -77,8 +82,9 @@ struct OptimizerConfig {
   /// > 0: after each update, every hidden unit's incoming weight vector (a row of its layer's w)
   /// with L2 norm above this is scaled back to it (Srivastava et al. 2014). 0: off.
   float max_norm = 0.0f;
-  /// > 0: initial weights uniform in [-init_uniform, init_uniform] (Ciresan et al. 2010), biases 0;
-  /// 0: the activation's default scheme (init_params).
+  /// The initial weights' scheme (init_params); init_uniform is the bound of WeightInit::uniform
+  /// (> 0 exactly when init is uniform, 0 otherwise).
+  WeightInit init = WeightInit::standard;
   float init_uniform = 0.0f;
 };
 

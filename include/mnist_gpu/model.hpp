@@ -25,14 +25,14 @@ struct ParamLayout {
   int max_width = 0;          ///< widest layer output (workspace sizing)
 };
 
-/// Fills `params` (layout.size floats): He-normal weights for relu (std sqrt(2/in)), Xavier-uniform
-/// for sigmoid and tanh (+-sqrt(6/(in+out))), zero biases. Each layer draws from its own stream
-/// of `seed`, so widening one layer does not change the others' start. `uniform` > 0 (--init
-/// uniform:A): every weight uniform in [-uniform, uniform] instead (Ciresan et al. 2010), biases 0,
-/// drawn from the same per-layer streams.
+/// Fills `params` (layout.size floats) with zero biases and weights drawn as `init` says:
+/// standard: He-normal for relu and gelu (std sqrt(2/in)), Glorot-uniform for sigmoid and tanh
+/// (+-sqrt(6/(in+out))); glorot: Glorot-uniform whatever the activation; uniform: every weight
+/// uniform in [-uniform_bound, uniform_bound] (Ciresan et al. 2010). Each layer draws from its own
+/// stream of `seed`, so widening one layer does not change the others' start.
 template <class T>
 void init_params(const ModelSpec& spec, const ParamLayout& layout, std::uint64_t seed, T* params,
-                 double uniform = 0.0);
+                 WeightInit init = WeightInit::standard, double uniform_bound = 0.0);
 
 /// Multiply-adds of one sample's forward pass (sum of in*out); a training step costs ~3x that.
 double forward_macs_per_sample(const ModelSpec& spec);

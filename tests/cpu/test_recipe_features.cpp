@@ -139,14 +139,14 @@ TEST(InitUniform, WeightsInRangeBiasesZeroDeterministic) {
   spec.hidden = {50, 20};
   const ParamLayout layout(spec);
   std::vector<float> a(layout.size), b(layout.size), c(layout.size), d(layout.size), e(layout.size);
-  init_params(spec, layout, 3, a.data(), 0.05);
-  init_params(spec, layout, 3, b.data(), 0.05);
-  init_params(spec, layout, 4, c.data(), 0.05);
+  init_params(spec, layout, 3, a.data(), WeightInit::uniform, 0.05);
+  init_params(spec, layout, 3, b.data(), WeightInit::uniform, 0.05);
+  init_params(spec, layout, 4, c.data(), WeightInit::uniform, 0.05);
   init_params(spec, layout, 3, d.data());
-  init_params(spec, layout, 3, e.data(), 0.0);
+  init_params(spec, layout, 3, e.data(), WeightInit::standard, 0.05);
   EXPECT_EQ(a, b) << "the same seed must give the same weights";
   EXPECT_NE(a, c) << "another seed must give other weights";
-  EXPECT_EQ(d, e) << "0 is the default scheme";
+  EXPECT_EQ(d, e) << "the bound matters only to the uniform scheme";
   EXPECT_NE(a, d);
   float lo = 0, hi = 0;
   for (const LayerView& l : layout.layers) {
@@ -162,9 +162,81 @@ TEST(InitUniform, WeightsInRangeBiasesZeroDeterministic) {
   EXPECT_GT(hi, 0.049f);
   const TrainConfig cfg = parse_train_flags({"--init", "uniform:0.05"});
   EXPECT_EQ(cfg.optimizer.init_uniform, 0.05f);
+  EXPECT_EQ(cfg.optimizer.init, WeightInit::uniform);
   EXPECT_EQ(parse_train_flags({}).optimizer.init_uniform, 0.0f);
-  for (const char* bad : {"uniform", "uniform:", "uniform:0", "uniform:-1", "gauss:1", "uniform:x"})
+  EXPECT_EQ(parse_train_flags({}).optimizer.init, WeightInit::standard);
+  for (const char* bad : {"uniform", "uniform:", "uniform:0", "uniform:-1", "gauss:1", "uniform:x", "Glorot", "he"})
     EXPECT_NE(usage_error([&] { parse_train_flags({"--init", bad}); }).find("--init"), std::string::npos) << bad;
+}
+
+// --- --init glorot --------------------------------------------------------------------------------
+
+// Glorot-uniform: each layer's weights uniform in +-sqrt(6 / (in + out)), whatever the activation;
+// for sigmoid it is the default scheme, the same draws exactly.
+TEST(InitGlorot, EachLayersOwnBoundForAnyActivation) {
+  ModelSpec spec;
+  spec.hidden = {300, 40};
+  const ParamLayout layout(spec);
+  std::vector<float> g(layout.size), he(layout.size);
+  init_params(spec, layout, 5, g.data(), WeightInit::glorot);
+  init_params(spec, layout, 5, he.data());
+  EXPECT_NE(g, he) << "relu's default is He-normal, not Glorot";
+  for (const LayerView& l : layout.layers) {
+    const double bound = std::sqrt(6.0 / (l.in + l.out));
+    float lo = 0, hi = 0;
+    double sum_sq = 0;
+    const std::size_t n = static_cast<std::size_t>(l.in) * l.out;
+    for (std::size_t k = 0; k < n; ++k) {
+      lo = std::min(lo, g[l.w + k]);
+      hi = std::max(hi, g[l.w + k]);
+      sum_sq += static_cast<double>(g[l.w + k]) * g[l.w + k];
+    }
+    EXPECT_GE(lo, -bound) << l.in << "x" << l.out;
+    EXPECT_LE(hi, bound);
+    EXPECT_LT(lo, -0.95 * bound) << "the range is used to its ends";
+    EXPECT_GT(hi, 0.95 * bound);
+    // Uniform in +-b has variance b^2/3; 400+ draws put the sample's within 20%.
+    EXPECT_NEAR(sum_sq / static_cast<double>(n), bound * bound / 3, 0.2 * bound * bound / 3) << l.in << "x" << l.out;
+    for (int k = 0; k < l.out; ++k) EXPECT_EQ(g[l.b + k], 0.0f);
+  }
+  ModelSpec sig = spec;
+  sig.activation = Activation::sigmoid;
+  std::vector<float> sg(layout.size), sd(layout.size);
+  init_params(sig, layout, 5, sg.data(), WeightInit::glorot);
+  init_params(sig, layout, 5, sd.data());
+  EXPECT_EQ(sg, sd) << "sigmoid's default scheme is Glorot-uniform";
+  EXPECT_EQ(sg, g) << "the same seed draws the same weights whatever the activation";
+
+  const TrainConfig cfg = parse_train_flags({"--init", "glorot"});
+  EXPECT_EQ(cfg.optimizer.init, WeightInit::glorot);
+  EXPECT_EQ(cfg.optimizer.init_uniform, 0.0f);
+  EXPECT_NE(settings_as_flags(cfg).find("--init glorot"), std::string::npos);
+}
+
+// The stored form: a number for default and uniform (as files from before glorot), the string
+// "glorot" for glorot; anything else is refused naming the key.
+TEST(InitGlorot, StoredAndReadBackAndOldFormsStillRead) {
+  for (const char* init : {"default", "uniform:0.07", "glorot"}) {
+    const TrainConfig c = parse_train_flags({"--init", init});
+    const json j = config_to_json(c);
+    const TrainConfig back = config_from_json(j, kCheckpointVersion);
+    EXPECT_EQ(back.optimizer.init, c.optimizer.init) << init;
+    EXPECT_EQ(back.optimizer.init_uniform, c.optimizer.init_uniform) << init;
+    EXPECT_EQ(settings_as_flags(back), settings_as_flags(c)) << init;
+  }
+  EXPECT_EQ(config_to_json(parse_train_flags({"--init", "glorot"}))["init_uniform"], json("glorot"));
+  EXPECT_EQ(config_to_json(parse_train_flags({"--init", "uniform:0.07"}))["init_uniform"], json(0.07f));
+  EXPECT_EQ(config_to_json(TrainConfig{})["init_uniform"], json(0.0f));
+  json j = config_to_json(TrainConfig{});
+  for (const json& bad : {json("he"), json(-0.1), json(nullptr), json::array()}) {
+    j["init_uniform"] = bad;
+    try {
+      config_from_json(j, kCheckpointVersion);
+      ADD_FAILURE() << "accepted " << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("init_uniform"), std::string::npos) << e.what();
+    }
+  }
 }
 
 // --- the exp schedule -------------------------------------------------------------------------
@@ -323,6 +395,7 @@ TEST(RecipeFeatures, ResumedRunIsBitIdenticalWithRmspropState) {
   EXPECT_EQ(ck.config.optimizer.max_norm, 1.5f);
   EXPECT_EQ(ck.config.optimizer.input_dropout, 0.2f);
   EXPECT_EQ(ck.config.optimizer.init_uniform, 0.1f);
+  EXPECT_EQ(ck.config.optimizer.init, WeightInit::uniform);
   EXPECT_EQ(ck.config.schedule, Schedule::exp);
   const auto rest = test::run_exe("train --data " + test::data_dir() + " --resume " + (dir / "ck").string() +
                                   " --epochs 3 --metrics " + (dir / "resumed.jsonl").string());

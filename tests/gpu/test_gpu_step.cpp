@@ -279,6 +279,7 @@ TEST(GpuTrain, RecipeFeaturesThreeStepsMatchCpu) {
   opt.dropout = 0.5f;
   opt.input_dropout = 0.2f;
   opt.max_norm = 0.5f;        // uniform:0.05 rows over 784 inputs have norm ~0.8: the constraint bites
+  opt.init = WeightInit::uniform;
   opt.init_uniform = 0.05f;
   const int batch = 128;
   auto g = make_cuda_backend(spec, opt, batch, 3);
