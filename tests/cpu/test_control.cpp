@@ -22,6 +22,7 @@
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/rng.hpp"
 #include "mnist_gpu/train.hpp"
+#include "finite_differences.hpp"
 #include "test_paths.hpp"
 
 using namespace mnist_gpu;
@@ -313,7 +314,7 @@ TEST(Dropout, KeepsOneMinusPOfTheUnitsScaledAndIsAPureFunctionOfItsKey) {
 
 // Finite differences through the dropped units: with the step fixed the masks are fixed, so the
 // loss is a smooth function of the parameters (tanh and sigmoid: no kinks) and backward must be
-// its gradient. Tolerances as in test_gradients.cpp (float64, central differences, h = 1e-6).
+// its gradient (finite_differences.hpp: float64, central differences, h = 1e-6).
 TEST(Dropout, BackwardMatchesCentralDifferencesThroughTheMasks) {
   for (const Activation act : {Activation::tanh, Activation::sigmoid}) {
     for (const Loss loss : {Loss::xent, Loss::l2}) {
@@ -332,39 +333,12 @@ TEST(Dropout, BackwardMatchesCentralDifferencesThroughTheMasks) {
       for (auto& v : x) v = rng.uniform();
       std::vector<std::uint8_t> labels(batch);
       for (auto& y : labels) y = static_cast<std::uint8_t>(rng.below(10));
-      auto mean_loss = [&] {
-        net.forward(x.data(), batch, step);
-        double s = 0;
-        unsigned long long c = 0;
-        net.loss(labels.data(), batch, &s, &c);
-        return s / batch;
-      };
-      net.forward(x.data(), batch, step);
-      double s = 0;
-      unsigned long long c = 0;
-      net.backward(x.data(), labels.data(), batch, &s, &c);
-      const std::vector<double> g = net.grads();
+      const test::FdCheck fd = test::check_central_differences(net, x, labels, batch, step);
       // Dropout really acts: evaluation (step 0) gives another loss.
-      net.forward(x.data(), batch, 0);
-      double s0 = 0;
-      net.loss(labels.data(), batch, &s0, &c);
-      EXPECT_GT(std::abs(s0 - s), 1e-6);
-      std::vector<double>& p = net.params();
-      int failures = 0, zero_rows = 0;
-      for (std::size_t k = 0; k < p.size(); ++k) {
-        const double saved = p[k];
-        p[k] = saved + 1e-6;
-        const double up = mean_loss();
-        p[k] = saved - 1e-6;
-        const double down = mean_loss();
-        p[k] = saved;
-        const double fd = (up - down) / 2e-6;
-        zero_rows += g[k] == 0.0;
-        if (std::abs(fd - g[k]) > 1e-8 + 1e-6 * std::abs(fd)) {
-          if (++failures <= 5) ADD_FAILURE() << "param " << k << ": backward " << g[k] << ", differences " << fd;
-        }
-      }
-      EXPECT_EQ(failures, 0);
+      EXPECT_GT(std::abs(test::mean_loss(net, x, labels, batch) - fd.backward_loss), 1e-6 / batch);
+      EXPECT_EQ(fd.failures, 0) << fd.worst;
+      int zero_rows = 0;
+      for (double g : fd.analytic) zero_rows += g == 0.0;
       EXPECT_GT(zero_rows, 0) << "dropped units must get no gradient into their outgoing weights";
     }
   }

@@ -17,6 +17,7 @@
 #include "mnist_gpu/cpu_ops.hpp"
 #include "mnist_gpu/model.hpp"
 #include "mnist_gpu/rng.hpp"
+#include "finite_differences.hpp"
 
 using mnist_gpu::Activation;
 using mnist_gpu::CpuNet;
@@ -29,15 +30,11 @@ namespace cpu = mnist_gpu::cpu;
 
 namespace {
 
-// --- finite differences ------------------------------------------------------------------------
+// --- finite differences (finite_differences.hpp) ---------------------------------------------
 
-// Central differences in float64: truncation error ~h^2 |L'''| ~ 1e-12, rounding ~eps |L| / h
-// ~ 2e-16 * 3 / 1e-6 ~ 1e-9 (measured worst error here: a few 1e-10). kFdAbs covers the rounding
-// floor with ~10x margin; kFdRel covers truncation on the largest gradients. A real backprop bug
-// (a missing 1/batch, a wrong derivative, a transposed product) is off by O(1) relative error.
-constexpr double kFdStep = 1e-6;
-constexpr double kFdAbs = 1e-8;
-constexpr double kFdRel = 1e-6;
+using mnist_gpu::test::check_central_differences;
+using mnist_gpu::test::mean_loss;
+
 // Pre-activations closer than this to relu's kink could be pushed across it by a +-h step
 // (|dz| <= h * sum|x| << 1e-4) and make the finite difference meaningless.
 constexpr double kKinkMargin = 1e-4;
@@ -51,16 +48,6 @@ ModelSpec small_spec(Activation act, Loss loss) {
   s.activation = act;
   s.loss = loss;
   return s;
-}
-
-// The mean loss over the batch, as the trainer defines it (loss_sum / batch).
-double mean_loss(CpuNet<double>& net, const std::vector<double>& x,
-                 const std::vector<std::uint8_t>& labels, int batch) {
-  net.forward(x.data(), batch);
-  double loss_sum = 0;
-  unsigned long long correct = 0;
-  net.loss(labels.data(), batch, &loss_sum, &correct);
-  return loss_sum / batch;
 }
 
 // The hidden pre-activations' smallest magnitude, computed with plain loops from the parameters
@@ -110,14 +97,11 @@ TEST_P(Gradients, BackwardMatchesCentralDifferencesOnEveryParameter) {
           << "this seed puts a relu pre-activation next to the kink; pick another";
     }
 
-    net.forward(x.data(), batch);
-    double loss_sum = 0;
-    unsigned long long correct = 0;
-    net.backward(x.data(), labels.data(), batch, &loss_sum, &correct);
-    const std::vector<double> analytic = net.grads();
+    const mnist_gpu::test::FdCheck fd = check_central_differences(net, x, labels, batch);
+    const std::vector<double>& analytic = fd.analytic;
     ASSERT_EQ(analytic.size(), net.layout().size);
     // backward's loss is the same quantity as loss()'s.
-    EXPECT_NEAR(loss_sum / batch, mean_loss(net, x, labels, batch), 1e-12);
+    EXPECT_NEAR(fd.backward_loss, mean_loss(net, x, labels, batch), 1e-12);
 
     // Guards: a gradient of zeros would "match" a broken difference of zeros. Every layer's
     // weights must receive some gradient.
@@ -130,31 +114,7 @@ TEST_P(Gradients, BackwardMatchesCentralDifferencesOnEveryParameter) {
         layer2 += analytic[l.w + k] * analytic[l.w + k];
       EXPECT_GT(layer2, 0.0) << "layer " << l.in << "->" << l.out << " gets no weight gradient";
     }
-
-    std::vector<double>& p = net.params();
-    std::size_t worst = 0;
-    double worst_excess = -std::numeric_limits<double>::infinity(), worst_fd = 0;
-    int failures = 0;
-    for (std::size_t k = 0; k < p.size(); ++k) {
-      const double saved = p[k];
-      p[k] = saved + kFdStep;
-      const double up = mean_loss(net, x, labels, batch);
-      p[k] = saved - kFdStep;
-      const double down = mean_loss(net, x, labels, batch);
-      p[k] = saved;
-      const double fd = (up - down) / (2 * kFdStep);
-      const double excess = std::abs(fd - analytic[k]) - (kFdAbs + kFdRel * std::abs(fd));
-      failures += excess > 0;
-      if (excess > worst_excess) {
-        worst_excess = excess;
-        worst = k;
-        worst_fd = fd;
-      }
-    }
-    EXPECT_EQ(failures, 0) << failures << " of " << p.size() << " parameters disagree; worst: index "
-                           << worst << " (n_weights " << net.layout().n_weights << ") finite difference "
-                           << worst_fd << " vs backward " << analytic[worst] << ", |diff| "
-                           << std::abs(worst_fd - analytic[worst]);
+    EXPECT_EQ(fd.failures, 0) << fd.worst;
   }
 }
 

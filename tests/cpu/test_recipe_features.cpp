@@ -24,6 +24,7 @@
 #include "mnist_gpu/rng.hpp"
 #include "mnist_gpu/settings.hpp"
 #include "mnist_gpu/train.hpp"
+#include "finite_differences.hpp"
 #include "test_paths.hpp"
 
 using namespace mnist_gpu;
@@ -295,33 +296,9 @@ TEST(InputDropout, ExactMaskAndFiniteDifferences) {
   std::vector<double> other(net.forward(x.data(), batch, step + 1), net.forward(x.data(), batch, step + 1) + n_out);
   EXPECT_NE(other, got) << "another step draws another mask";
 
-  auto step_loss = [&] {
-    net.forward(x.data(), batch, step);
-    double loss = 0;
-    unsigned long long correct = 0;
-    net.loss(labels.data(), batch, &loss, &correct);
-    return loss / batch;
-  };
-  net.forward(x.data(), batch, step);
-  double loss_sum = 0;
-  unsigned long long correct = 0;
-  net.backward(x.data(), labels.data(), batch, &loss_sum, &correct);
-  const std::vector<double> analytic = net.grads();
-  std::vector<double>& w = net.params();
-  const double h = 1e-6;
-  int failures = 0;
-  for (std::size_t k = 0; k < w.size(); ++k) {
-    const double saved = w[k];
-    w[k] = saved + h;
-    const double up = step_loss();
-    w[k] = saved - h;
-    const double down = step_loss();
-    w[k] = saved;
-    const double fd = (up - down) / (2 * h);
-    // As tests/cpu/test_gradients.cpp: rounding floor 1e-8, truncation 1e-6 relative.
-    failures += std::abs(fd - analytic[k]) > 1e-8 + 1e-6 * std::abs(fd);
-  }
-  EXPECT_EQ(failures, 0);
+  const test::FdCheck fd = test::check_central_differences(net, x, labels, batch, step);
+  EXPECT_EQ(fd.failures, 0) << fd.worst;
+  const std::vector<double>& analytic = fd.analytic;
   // A dropped pixel's weights get no gradient: column i of layer 0 is zero where every row dropped i.
   const LayerView& l0 = net.layout().layers[0];
   for (int i = 0; i < spec.inputs; ++i) {
