@@ -9,8 +9,9 @@
 # the logs and JSON of every figure. Most important first, each step under its own `timeout`, and
 # the whole within BUDGET_S seconds (default 410); a step with no time left is MISSING. A GPU row passes only when the GPU really ran it:
 # without a GPU every GPU row says FAIL or MISSING.
-#   1. GPU tests (a skip is a failure), compute-sanitizer memcheck over them, racecheck and
-#      synccheck over the kernel that uses shared memory (the bias gradient);
+#   1. GPU tests (a skip is a failure), compute-sanitizer memcheck over them and over three short
+#      cuBLASLt trainings at odd widths (autotune on), racecheck and synccheck over the kernel
+#      that uses shared memory (the bias gradient);
 #   2. `verify` (cuBLAS, fp32), then `verify --gemm cublaslt` at fp32 and `verify --precision P`
 #      for tf32 and bf16 (the cuBLASLt path: never run on a GPU before); the default `train` and
 #      the main command (--batch 256 --hidden 512,256), each with --target 0.98, and the main
@@ -52,6 +53,21 @@ timed 100 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/mnist_gpu_
   --gtest_filter='-*ThreeEpochs*:GpuLtStep.EveryPrecision*' >"$OUT_DIR/memcheck.log" 2>&1
 ok=0; ((rc == 0)) && gtest_ran "$OUT_DIR/memcheck.log" && ok=1
 row "memcheck over the GPU tests" "$(verdict $ok)" "$(detail "$OUT_DIR/memcheck.log" 'ERROR SUMMARY')" $secs
+# The autotuner and the fused epilogues where odd widths leave operands 4 or 8 bytes aligned
+# (the bias of 784-30-10's output layer, 150-50-100's first bias, 33,35's third weights), in real
+# training on cuBLASLt with a fresh tune cache, under memcheck.
+memcheck_odd_widths() {
+  local h
+  for h in "--hidden 30 --activation sigmoid --loss l2" "--hidden 150,50,100" "--hidden 33,35"; do
+    XDG_CACHE_HOME=$OUT_DIR/memcheck-cache compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/mnist_gpu" \
+      train --device cuda $h --gemm cublaslt --autotune on --epochs 1 --limit 2000 --val 0 || return 1
+  done
+}
+timed 60 bash -c "$(declare -f memcheck_odd_widths); BIN=$BIN OUT_DIR=$OUT_DIR memcheck_odd_widths" \
+  >"$OUT_DIR/memcheck_odd.log" 2>&1
+ok=0; ((rc == 0)) && ok=1
+row "memcheck: train --gemm cublaslt --autotune on at odd widths" "$(verdict $ok)" \
+  "$(detail "$OUT_DIR/memcheck_odd.log" 'ERROR SUMMARY|error')" $secs
 for tool in racecheck synccheck; do
   timed 60 compute-sanitizer --tool $tool --error-exitcode 99 "$BIN/mnist_gpu_tests_gpu" \
     --gtest_filter='GpuOps.BiasGrad*' >"$OUT_DIR/$tool.log" 2>&1

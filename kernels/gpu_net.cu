@@ -64,6 +64,7 @@ bool GpuNet::lt_run(LtShape shape, const LtOperands& ops) {
   shape.align_d = ptr_alignment(ops.d);
   shape.align_bias = ptr_alignment(ops.bias);
   shape.align_aux = ptr_alignment(ops.aux);
+  if (!lt_epilogue_aligned(shape)) return false;  // the separate kernels (lt_gemm.hpp)
   std::unique_ptr<LtPlan>& plan = plans_[shape];
   if (!plan) {
     auto made = std::make_unique<LtPlan>(shape);

@@ -10,6 +10,7 @@
 
 #include "cuda_check.hpp"
 #include "cuda_resources.hpp"
+#include "lt_gemm.hpp"
 #include "mnist_gpu/error.hpp"
 
 namespace mnist_gpu::gpu {
@@ -17,30 +18,8 @@ namespace {
 
 static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(TuneEntry::algo), "cublasLtMatmulAlgo_t is 8 x uint64");
 
-// The heuristic's search preferences: at most the workspace the caller has.
-class LtPreference {
- public:
-  explicit LtPreference(std::size_t workspace_bytes) {
-    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&p_));
-    const std::uint64_t bytes = workspace_bytes;
-    const cublasStatus_t st =
-        cublasLtMatmulPreferenceSetAttribute(p_, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof bytes);
-    if (st != CUBLAS_STATUS_SUCCESS) {
-      cublasLtMatmulPreferenceDestroy(p_);
-      CUBLAS_CHECK(st);
-    }
-  }
-  ~LtPreference() { cublasLtMatmulPreferenceDestroy(p_); }
-  LtPreference(const LtPreference&) = delete;
-  LtPreference& operator=(const LtPreference&) = delete;
-  cublasLtMatmulPreference_t get() const { return p_; }
-
- private:
-  cublasLtMatmulPreference_t p_ = nullptr;
-};
-
 std::vector<cublasLtMatmulHeuristicResult_t> candidates(const LtMatmulProblem& p, int max) {
-  LtPreference pref(p.workspace_bytes);
+  const LtPreference pref = search_preference(p.workspace_bytes, p.align_a, p.align_b, p.align_d);
   std::vector<cublasLtMatmulHeuristicResult_t> r(static_cast<std::size_t>(std::max(max, 1)));
   int n = 0;
   CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(p.handle, p.op, p.a, p.b, p.c, p.d, pref.get(), static_cast<int>(r.size()),

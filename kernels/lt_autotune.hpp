@@ -29,6 +29,9 @@ struct LtMatmulProblem {
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
   cudaStream_t stream = nullptr;
+  /// The operands' alignments in bytes (ptr_alignment; C is D): only algorithms that can run at
+  /// them are candidates. 256 is cuBLASLt's own assumption when none is given.
+  int align_a = 256, align_b = 256, align_d = 256;
 };
 
 struct LtTuneOptions {

@@ -90,6 +90,22 @@ bool LtShape::operator<(const LtShape& o) const {
   return key(*this) < key(o);
 }
 
+bool lt_epilogue_aligned(const LtShape& s) {
+  if (s.epilogue == LtEpilogue::none) return true;
+  return s.align_bias >= kLtEpilogueMinAlignment && (!uses_aux(s.epilogue) || s.align_aux >= kLtEpilogueMinAlignment);
+}
+
+LtPreference search_preference(std::uint64_t workspace_bytes, int align_a, int align_b, int align_d) {
+  LtPreference pref;
+  pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, workspace_bytes);
+  const auto align = [](int a) { return static_cast<std::uint32_t>(a); };
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align(align_a));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align(align_b));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align(align_d));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align(align_d));
+  return pref;
+}
+
 int ptr_alignment(const void* p) {
   const auto u = reinterpret_cast<std::uintptr_t>(p);
   if (u == 0) return 256;
@@ -121,13 +137,15 @@ LtPlan::LtPlan(const LtShape& s)
 
 namespace {
 
-// The algorithm's K splits (1: no split-K).
+// The algorithm's K splits (1: no split-K). An algorithm that does not report the attribute
+// (some Hopper kernels) has none: a failed query is 1, as in lt_algo_split_k, never an error.
 std::int32_t split_k_of(const cublasLtMatmulAlgo_t& algo) {
-  std::int32_t splits = 1;  // uint32_t in the header; the same size
+  std::int32_t splits = 1;  // int32_t in cublasLt.h
   std::size_t written = 0;
-  CUBLASLT_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof splits,
-                                                      &written));
-  return splits;
+  return cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof splits,
+                                              &written) == CUBLAS_STATUS_SUCCESS
+             ? splits
+             : 1;
 }
 
 // --autotune on: the cached choice for this GEMM, or the fastest of the heuristic's candidates
@@ -172,13 +190,19 @@ std::optional<cublasLtMatmulAlgo_t> tuned_algo(const LtContext& ctx, LtPlan& pla
   p.workspace = ctx.workspace;
   p.workspace_bytes = ctx.workspace_bytes;
   p.stream = stream;
+  p.align_a = s.align_a;
+  p.align_b = s.align_b;
+  p.align_d = s.align_d;
   LtLookup found;
   try {
     found = lookup_or_tune(cache, key, p);
   } catch (const Error&) {
+    // A device fault is sticky (every later call reports it): report it here, where it happened,
+    // not at an unrelated later call.
+    const cudaError_t fault = cudaStreamQuery(stream);
+    if (fault != cudaSuccess && fault != cudaErrorNotReady) throw;
     // No candidate ran (an epilogue cuBLASLt cannot run here): the heuristic decides below, and
-    // for a fused product finds none, so the caller falls back to the separate kernels. A real
-    // device fault is sticky and surfaces at the next call.
+    // for a fused product finds none, so the caller falls back to the separate kernels.
     return std::nullopt;
   }
   if (!found.hit)
@@ -194,16 +218,7 @@ std::optional<cublasLtMatmulAlgo_t> pick_algo(const LtContext& ctx, LtPlan& plan
   const LtShape& s = plan.shape;
   set_pointers(plan.desc, s, ops);
   if (std::optional<cublasLtMatmulAlgo_t> tuned = tuned_algo(ctx, plan, ops, stream)) return tuned;
-  LtPreference pref;
-  const std::uint64_t ws = ctx.workspace_bytes;
-  pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws);
-  // The real alignments (the default assumes 256 bytes: an algorithm chosen under it could
-  // fault on a less aligned operand). C is D (beta 0, C = D).
-  const auto align = [](int a) { return static_cast<std::uint32_t>(a); };
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align(s.align_a));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align(s.align_b));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align(s.align_d));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align(s.align_d));
+  const LtPreference pref = search_preference(ctx.workspace_bytes, s.align_a, s.align_b, s.align_d);
   constexpr int kCandidates = 8;
   std::array<cublasLtMatmulHeuristicResult_t, kCandidates> found{};
   int count = 0;

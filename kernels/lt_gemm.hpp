@@ -232,6 +232,21 @@ inline std::size_t relu_mask_bytes(int rows, int cols) {
 /// The largest power of two <= 256 that divides the address (256 for null).
 int ptr_alignment(const void* p);
 
+/// The bias (or bias gradient) vector's and the ReLU mask's least alignment in bytes for which a
+/// fused epilogue is planned. Odd layer widths leave a bias 4 or 8 bytes aligned (the biases
+/// follow every layer's weights in one buffer); a heuristic has been reported to choose, for an
+/// 8-byte aligned bias, a kernel that assumes 16 and faults with a misaligned address
+/// (pytorch/pytorch PR 194497), and the heuristic has no bias-alignment preference to say so.
+inline constexpr int kLtEpilogueMinAlignment = 16;
+/// Whether `s`'s epilogue may be fused at its operands' alignments (no epilogue: always); where
+/// not, the caller runs the plain product and the separate kernels.
+bool lt_epilogue_aligned(const LtShape& s);
+
+/// The heuristic's search preferences for `s`: at most `workspace_bytes` of workspace, and the
+/// operands' real alignments (cuBLASLt otherwise assumes 256 bytes, and an algorithm chosen
+/// under that assumption could fault on a less aligned operand). C is D (beta 0).
+LtPreference search_preference(std::uint64_t workspace_bytes, int align_a, int align_b, int align_d);
+
 /// The pointers of one call (what pick_algo would time candidates on).
 struct LtOperands {
   const void* a = nullptr;

@@ -145,6 +145,39 @@ void compare_pass(const ModelSpec& spec, int batch, const gpu::LtContext& lt, cu
 
 }  // namespace
 
+// Host-only (runs without a GPU): a fused epilogue is planned only where the bias (or bias
+// gradient) and the ReLU mask are at least 16-byte aligned (lt_gemm.hpp); odd widths put a bias
+// at 4 or 8 bytes, and such a layer takes the plain product and the separate kernels.
+TEST(LtEpilogueAlignment, FusedOnlyWithSixteenByteBiasAndMask) {
+  alignas(256) static float buffer[64];
+  EXPECT_EQ(gpu::ptr_alignment(buffer), 256);
+  EXPECT_EQ(gpu::ptr_alignment(buffer + 1), 4);
+  EXPECT_EQ(gpu::ptr_alignment(buffer + 2), 8);
+  EXPECT_EQ(gpu::ptr_alignment(buffer + 4), 16);
+  EXPECT_EQ(gpu::ptr_alignment(nullptr), 256);
+  gpu::LtShape s = gpu::packed_shape(33, 7, 33, true, false, Precision::fp32);
+  EXPECT_TRUE(gpu::lt_epilogue_aligned(s)) << "a plain product has no bias";
+  s.align_bias = 4;
+  EXPECT_TRUE(gpu::lt_epilogue_aligned(s));
+  for (gpu::LtEpilogue e : {gpu::LtEpilogue::bias, gpu::LtEpilogue::relu_aux_bias, gpu::LtEpilogue::drelu_bgrad,
+                            gpu::LtEpilogue::bgradb}) {
+    SCOPED_TRACE(gpu::to_string(e));
+    s.epilogue = e;
+    s.align_aux = 256;
+    for (int a : {4, 8}) {
+      s.align_bias = a;
+      EXPECT_FALSE(gpu::lt_epilogue_aligned(s)) << "bias at " << a;
+    }
+    for (int a : {16, 256}) {
+      s.align_bias = a;
+      EXPECT_TRUE(gpu::lt_epilogue_aligned(s)) << "bias at " << a;
+    }
+    s.align_aux = 8;  // only the epilogues with a mask read it
+    const bool aux = e == gpu::LtEpilogue::relu_aux_bias || e == gpu::LtEpilogue::drelu_bgrad;
+    EXPECT_EQ(gpu::lt_epilogue_aligned(s), !aux);
+  }
+}
+
 // ReLU: forward RELU_AUX_BIAS then BIAS; backward BGRADB (output layer), DRELU_BGRAD (the hidden
 // layer's ReLU and bias gradient), and the first layer's plain weight product.
 TEST_F(GpuLt, FusedReluLayersMatchTheCpuCompositionAtEveryPrecision) {
