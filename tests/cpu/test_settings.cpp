@@ -52,7 +52,9 @@ TEST(Settings, EveryExampleParsesAndPrintsBackAsTyped) {
     EXPECT_FALSE(s.help.empty());
     EXPECT_NE(s.example, s.default_text.value_or("")) << "the example must differ from the default";
     EXPECT_EQ(s.show(with_example(s)), s.example);
-    if (s.default_text) EXPECT_EQ(s.show(TrainConfig{}), *s.default_text) << "TrainConfig{} and --help disagree";
+    if (s.default_text) {
+      EXPECT_EQ(s.show(TrainConfig{}), *s.default_text) << "TrainConfig{} and --help disagree";
+    }
     // Stored exactly when it shapes the result.
     const bool stored = s.role == SettingRole::result || s.role == SettingRole::stored;
     EXPECT_EQ(!s.key.empty(), stored);
@@ -66,7 +68,7 @@ TEST(Settings, EveryFlagIsAcceptedByTrainWithItsExample) {
     SCOPED_TRACE(s.flag);
     Flags flags = s.is_switch ? Flags{s.flag} : Flags{s.flag, s.example};
     // The flags the example needs to act (the table refuses ones that would do nothing).
-    for (const std::string& f : {"--momentum", "--nesterov"})
+    for (const char* f : {"--momentum", "--nesterov"})
       if (s.flag == f) flags.insert(flags.end(), {"--optimizer", "momentum"});
     if (s.flag == "--lr-step" || s.flag == "--lr-factor") flags.insert(flags.end(), {"--schedule", "step"});
     if (s.flag == "--min-lr" || s.flag == "--min-delta") flags.insert(flags.end(), {"--lr-patience", "2"});
@@ -96,7 +98,9 @@ TEST(Settings, EveryStoredSettingRoundTripsThroughTheCheckpointJson) {
     nlohmann::json missing = j;
     missing.erase(s.key);
     EXPECT_THROW(config_from_json(missing, kCheckpointVersion), Error);
-    if (s.stored_since > 1) EXPECT_EQ(s.show(config_from_json(missing, 1)), s.show(TrainConfig{}));
+    if (s.stored_since > 1) {
+      EXPECT_EQ(s.show(config_from_json(missing, 1)), s.show(TrainConfig{}));
+    }
   }
   EXPECT_EQ(defaults.size(), stored) << "config_to_json holds a key the table does not define";
 }

@@ -214,7 +214,9 @@ TEST(Train, DeviceCudaIndexWithoutThatGpuIsAnError) {
   const auto [out, code] = mnist_gpu::test::run_exe("train --device cuda:7 --epochs 1");
   EXPECT_EQ(code, 1);
   EXPECT_NE(out.find("--device cuda:7: no usable GPU"), std::string::npos) << out;
-  if (probe_device().usable) EXPECT_NE(out.find("device 7 asked for"), std::string::npos) << out;
+  if (probe_device().usable) {
+    EXPECT_NE(out.find("device 7 asked for"), std::string::npos) << out;
+  }
   EXPECT_EQ(out.find("epoch"), std::string::npos) << "must not train on the CPU instead:\n" << out;
 }
 
