@@ -54,7 +54,9 @@ std::vector<std::string> GpuNet::lt_plans() const {
   std::vector<std::string> out;
   for (const auto& [shape, plan] : plans_)
     out.push_back(describe(shape) + ": " +
-                  (plan->usable ? "split-K " + std::to_string(plan->split_k) : std::string("no algorithm (fallback)")));
+                  (plan->usable                       ? "split-K " + std::to_string(plan->split_k)
+                   : !lt_epilogue_aligned(shape) ? std::string("bias or mask under 16 bytes aligned (fallback)")
+                                                 : std::string("no algorithm (fallback)")));
   return out;
 }
 
@@ -64,11 +66,14 @@ bool GpuNet::lt_run(LtShape shape, const LtOperands& ops) {
   shape.align_d = ptr_alignment(ops.d);
   shape.align_bias = ptr_alignment(ops.bias);
   shape.align_aux = ptr_alignment(ops.aux);
-  if (!lt_epilogue_aligned(shape)) return false;  // the separate kernels (lt_gemm.hpp)
   std::unique_ptr<LtPlan>& plan = plans_[shape];
   if (!plan) {
     auto made = std::make_unique<LtPlan>(shape);
-    if (const auto algo = pick_algo(lt_, *made, ops, stream_)) {
+    // A fused epilogue on a bias or mask under 16 bytes aligned is never planned (lt_gemm.hpp):
+    // the plan stays unusable and the caller runs the separate kernels.
+    const std::optional<cublasLtMatmulAlgo_t> algo =
+        lt_epilogue_aligned(shape) ? pick_algo(lt_, *made, ops, stream_) : std::nullopt;
+    if (algo) {
       made->algo = *algo;
       made->usable = true;
     }

@@ -268,7 +268,8 @@ std::vector<Setting> make_settings() {
       return std::string("default");
     };
     s.to_json = [](const TrainConfig& c) {
-      return c.optimizer.init == WeightInit::glorot ? json("glorot") : json(c.optimizer.init_uniform);
+      if (c.optimizer.init == WeightInit::glorot) return json("glorot");
+      return json(c.optimizer.init == WeightInit::uniform ? c.optimizer.init_uniform : 0.0f);
     };
     s.from_json = [](const json& j, TrainConfig& c) {
       c.optimizer.init_uniform = 0.0f;

@@ -52,6 +52,12 @@ inline FdCheck check_central_differences(CpuNet<double>& net, const std::vector<
   r.analytic = net.grads();
   r.backward_loss = loss_sum / batch;
   std::vector<double>& p = net.params();
+  if (r.analytic.size() != p.size()) {
+    r.failures = static_cast<int>(p.size());
+    r.worst = "backward's gradient has " + std::to_string(r.analytic.size()) + " values for " +
+              std::to_string(p.size()) + " parameters";
+    return r;
+  }
   double worst_excess = -std::numeric_limits<double>::infinity(), worst_fd = 0;
   std::size_t worst = 0;
   for (std::size_t k = 0; k < p.size(); ++k) {
