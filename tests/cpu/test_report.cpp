@@ -390,6 +390,21 @@ TEST(Report, OneEpochIsSingularAndNoValidationIsNotImplied) {
       << text_of_id(html, "run-command");
 }
 
+// The settings list names the initial weights' scheme (--init) as the run had it.
+TEST(Report, SettingsNameTheInitialWeights) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"default", "Initial weights</dt><dd>default</dd>"},
+      {"uniform:0.05", "Initial weights</dt><dd>uniform in +-0.05</dd>"},
+      {"glorot", "Initial weights</dt><dd>Glorot-uniform</dd>"}};
+  for (const auto& [init, row] : cases) {
+    ReportInput in;
+    in.cfg = parse_train_flags({"--init", init});
+    in.test.count = 10;
+    const std::string html = train_report_html(in);
+    EXPECT_TRUE(contains(html, row)) << init;
+  }
+}
+
 TEST(Report, UnwritableDirectoryIsAnErrorNamingThePath) {
   // Below a regular file: no directory can be made there, even as root.
   const TempDir dir;
