@@ -9,7 +9,10 @@
 // the libraries now load inside the backend's setup, which runs beside the data loading, and a
 // run that never touches the GPU never loads them. A library that cannot be loaded makes every
 // entry point answer CUBLAS_STATUS_NOT_INITIALIZED, and cublasGetStatusString names the reason
-// (dlerror's text), which CUBLAS_CHECK puts in its error.
+// (dlerror's text), which CUBLAS_CHECK puts in its error. So does a library that loaded without
+// the entry point called (one older than the headers this build used): the status string, asked
+// for on the same thread right after that call, names the function and the library.
+// tests/cublas_lazy/ checks both against stand-in libraries.
 //
 // Adding a cuBLAS or cuBLASLt call to kernels/ means adding its forwarder here (the link fails
 // with an undefined reference until then).
@@ -25,12 +28,14 @@ namespace {
 #define MNIST_GPU_STRINGIFY(x) MNIST_GPU_STRINGIFY2(x)
 
 struct Library {
+  std::string soname;
   void* handle = nullptr;
   std::string error;  ///< why dlopen failed ("" when loaded)
 };
 
 Library open_library(const char* soname) {
   Library lib;
+  lib.soname = soname;
   lib.handle = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
   if (!lib.handle) {
     const char* e = dlerror();
@@ -56,13 +61,33 @@ F* find(const Library& lib, const char* name) {
   return lib.handle ? reinterpret_cast<F*>(dlsym(lib.handle, name)) : nullptr;
 }
 
+// Why `name` cannot be called: the library's load failure, or the symbol missing from it.
+std::string unusable(const Library& lib, const char* name) {
+  if (!lib.handle) return lib.error;
+  return std::string(name) + " is missing from " + lib.soname + " (a cuBLAS older than the cuBLAS " +
+         MNIST_GPU_STRINGIFY(CUBLAS_VER_MAJOR) "." MNIST_GPU_STRINGIFY(CUBLAS_VER_MINOR) " headers this build used?)";
+}
+
+// The reason the last forwarded call on this thread failed without reaching cuBLAS (nullptr when
+// it reached cuBLAS): cublasGetStatusString's answer for CUBLAS_STATUS_NOT_INITIALIZED until the
+// next forwarded call.
+thread_local const char* last_unusable = nullptr;
+
 }  // namespace
 
 // Each forwarder: the real function, looked up once (a thread-safe static), or the status that
-// says cuBLAS is unusable.
+// says cuBLAS is unusable, with the reason kept for cublasGetStatusString.
+#define MNIST_GPU_FORWARD_TO(real, lib, name, ...)                                 \
+  if (!real) {                                                                    \
+    static const std::string why = unusable(lib(), name);                         \
+    last_unusable = why.c_str();                                                  \
+    return CUBLAS_STATUS_NOT_INITIALIZED;                                         \
+  }                                                                               \
+  last_unusable = nullptr;                                                        \
+  return real(__VA_ARGS__)
 #define MNIST_GPU_FORWARD(lib, name, ...)                                          \
   static auto* const real = find<decltype(name)>(lib(), #name);                   \
-  return real ? real(__VA_ARGS__) : CUBLAS_STATUS_NOT_INITIALIZED
+  MNIST_GPU_FORWARD_TO(real, lib, #name, __VA_ARGS__)
 
 extern "C" {
 
@@ -99,23 +124,24 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
                                 const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
                                 cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
   static auto* const real = find<GemmEx>(cublas_library(), "cublasGemmEx");
-  return real ? real(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc,
-                     computeType, algo)
-              : CUBLAS_STATUS_NOT_INITIALIZED;
+  MNIST_GPU_FORWARD_TO(real, cublas_library, "cublasGemmEx", handle, transa, transb, m, n, k, alpha, A, Atype, lda, B,
+                       Btype, ldb, beta, C, Ctype, ldc, computeType, algo);
 }
 
-// The status texts: cuBLAS's own when it loaded; else the load failure, so that the error a
-// failed call raises says why.
+// The status texts: cuBLAS's own, except for the NOT_INITIALIZED of a call that could not reach
+// cuBLAS (the library or the function missing), whose reason it gives instead, so that the error
+// the failed call raises says why. Neither changes last_unusable (CUBLAS_CHECK asks for both).
 const char* cublasGetStatusName(cublasStatus_t status) {
   static auto* const real = find<decltype(cublasGetStatusName)>(cublas_library(), "cublasGetStatusName");
   return real ? real(status) : "CUBLAS_STATUS_NOT_INITIALIZED";
 }
 
 const char* cublasGetStatusString(cublasStatus_t status) {
+  if (status == CUBLAS_STATUS_NOT_INITIALIZED && last_unusable) return last_unusable;
   static auto* const real = find<decltype(cublasGetStatusString)>(cublas_library(), "cublasGetStatusString");
   if (real) return real(status);
-  const std::string& why = cublas_library().error;
-  return why.empty() ? "cuBLAS has no cublasGetStatusString" : why.c_str();
+  static const std::string why = unusable(cublas_library(), "cublasGetStatusString");
+  return why.c_str();
 }
 
 // --- cuBLASLt (libcublasLt) ------------------------------------------------------------------
