@@ -385,8 +385,11 @@ class CudaBackend final : public Backend {
   void upload_order(const std::vector<std::uint32_t>& order) {
     if (order.size() > order_dev_.size()) {
       for (gpu::Graph& g : step_graphs_) g = gpu::Graph{};  // captured with the old order buffer
-      order_dev_ = DeviceBuffer<std::uint32_t>(order.size());
-      order_pinned_ = PinnedBuffer<std::uint32_t>(order.size());
+      // Both made before either is replaced: a failed allocation leaves two of the same size.
+      DeviceBuffer<std::uint32_t> dev(order.size());
+      PinnedBuffer<std::uint32_t> pinned(order.size());
+      order_dev_ = std::move(dev);
+      order_pinned_ = std::move(pinned);
     }
     if (order.empty()) return;
     std::memcpy(order_pinned_.get(), order.data(), order.size() * sizeof(std::uint32_t));

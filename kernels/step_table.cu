@@ -1,6 +1,7 @@
 // StepTable: an epoch's per-step scalars on the device and the cursor the step's kernels read.
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "cuda_check.hpp"
 #include "step_table.hpp"
@@ -20,9 +21,12 @@ bool StepTable::load(const std::vector<StepScalars>& rows, long long first, cuda
   uploaded_.sync();  // the previous upload has left the staging copy (never recorded: no wait)
   bool moved = false;
   if (rows.size() > table_.size()) {
-    table_ = DeviceBuffer<StepScalars>();  // the old one goes before the new one is made
-    table_ = DeviceBuffer<StepScalars>(rows.size());
-    staging_ = PinnedBuffer<StepScalars>(rows.size());
+    // Both made before either is replaced: a failed allocation leaves the old pair (and the
+    // graphs captured with it) as they were, never a table and a staging copy of different sizes.
+    DeviceBuffer<StepScalars> table(rows.size());
+    PinnedBuffer<StepScalars> staging(rows.size());
+    table_ = std::move(table);
+    staging_ = std::move(staging);
     moved = true;
   }
   if (!rows.empty()) {
