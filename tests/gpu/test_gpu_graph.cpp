@@ -180,9 +180,10 @@ TEST(GpuStepTable, CapturedGraphReadsTheNextRowOnEachReplay) {
   std::vector<gpu::StepScalars> rows;
   for (long long t : steps_run) rows.push_back(gpu::StepScalars{t, 0});
   steps.load(rows, 0, stream.get());
-  // Launch once outside the capture (the kernels are loaded before capturing), at row 0; then
-  // back to row 0.
+  // Launch each kernel once outside the capture (so that lazy module loading never happens
+  // inside it, as the backend's eager first step does), at row 0; then back to row 0.
   gpu::dropout_forward(d_a.get(), d_out.get(), n, layer, steps.ref(), stream.get());
+  steps.advance(stream.get());
   steps.load(rows, 0, stream.get());
   gpu::Capture capture(stream.get());
   gpu::dropout_forward(d_a.get(), d_out.get(), n, layer, steps.ref(), stream.get());
