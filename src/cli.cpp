@@ -423,9 +423,18 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
                to_string(cfg.model.activation), to_string(cfg.model.loss), layout.size,
                to_string(cfg.optimizer.kind), cfg.optimizer.lr, cfg.batch, cfg.seed, backend->describe());
 
-  if (!cfg.recipe.empty())
+  if (!cfg.recipe.empty()) {
     spdlog::info("recipe: {} ({}; flags given override it): {}", cfg.recipe, (recipes_dir() / (cfg.recipe + ".json")).string(),
                  settings_as_flags(cfg));
+    // The settings are applied already (or came from a checkpoint): a recipe file since moved or
+    // broken only leaves the warning out.
+    std::string slow;
+    try {
+      slow = recipe_cpu_warning(find_recipe(cfg.recipe, recipes_dir()), backend->device(), !cfg.checkpoint_path.empty());
+    } catch (const std::exception&) {
+    }
+    if (!slow.empty()) spdlog::warn("warning: {}", slow);
+  }
 
   MetricsFile metrics(cfg.metrics_path, resume.progress.done);
   if (!cfg.metrics_path.empty()) out.metrics = cfg.metrics_path;

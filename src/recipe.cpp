@@ -178,6 +178,23 @@ Recipe find_recipe(const std::string& name, const fs::path& dir) {
                    (known.empty() ? std::string(" (no recipes there)") : "; the recipes are: " + known));
 }
 
+std::string recipe_cpu_warning(const Recipe& r, const std::string& device, bool has_checkpoint) {
+  if (!r.needs_gpu || device != "cpu") return "";
+  std::string out = "recipe " + r.name + " needs a GPU to train in minutes, and this run is on the CPU: ";
+  std::string cpu_runs;
+  for (const RecipeMeasurement& m : r.measured)
+    if (m.device == "cpu")
+      cpu_runs += (cpu_runs.empty() ? "" : "; ") + fixed(m.train_seconds, 0) + " s (" +
+                  fixed(m.train_seconds / 3600, 1) + " h) on " + m.machine + ", " + fixed(100 * m.test_acc, 2) + "%";
+  out += cpu_runs.empty() ? "it has never been trained to the end on a CPU; expect many hours (the progress line's "
+                            "ETA says how many)"
+                          : "with its own settings it trained " + cpu_runs;
+  out += has_checkpoint ? ". The checkpoint keeps every epoch: stop with Ctrl-C and --resume it later"
+                        : ". Add --checkpoint FILE to keep every epoch (then --resume FILE after a stop), or "
+                          "--time-limit SECONDS to end it after the epoch that passes the limit";
+  return out;
+}
+
 std::string recipes_table(const std::vector<Recipe>& recipes, bool markdown) {
   const std::vector<std::string> head{"name", "source", "reported", "mnist_gpu measured", "command"};
   // The plain table keeps to a terminal's width: a long citation is cut (the file and the Markdown

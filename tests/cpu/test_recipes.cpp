@@ -169,6 +169,49 @@ TEST_F(Recipes, TrainLogsTheRecipeAndItsSettingsReachTheCheckpoint) {
   EXPECT_EQ(ck.config.batch, 50);
 }
 
+// A recipe that needs a GPU, trained on the CPU: a warning with its recorded CPU times (else that
+// it has none) and how to keep or cap the run; nothing for a GPU run or a recipe that needs none.
+TEST(RecipeCpuWarning, SaysHowLongAndHowToKeepOrCap) {
+  Recipe r;
+  r.name = "big";
+  r.needs_gpu = true;
+  r.measured = {{"2-core CPU", "abc1234", "cpu", 8413.7, 0.987, "2026-12-01"},
+                {"H200", "def5678", "cuda", 42, 0.99, "2026-12-02"}};
+  const std::string w = recipe_cpu_warning(r, "cpu", false);
+  for (const char* want : {"recipe big needs a GPU to train in minutes, and this run is on the CPU",
+                           "with its own settings it trained 8414 s (2.3 h) on 2-core CPU, 98.70%",
+                           "Add --checkpoint FILE", "--time-limit SECONDS"})
+    EXPECT_NE(w.find(want), std::string::npos) << want << " not in: " << w;
+  EXPECT_EQ(w.find("H200"), std::string::npos) << "only the CPU rows: " << w;
+  const std::string kept = recipe_cpu_warning(r, "cpu", true);
+  EXPECT_NE(kept.find("The checkpoint keeps every epoch: stop with Ctrl-C and --resume it later"), std::string::npos)
+      << kept;
+  EXPECT_EQ(kept.find("Add --checkpoint"), std::string::npos) << kept;
+  r.measured.erase(r.measured.begin());
+  EXPECT_NE(recipe_cpu_warning(r, "cpu", false).find("it has never been trained to the end on a CPU"),
+            std::string::npos);
+  EXPECT_EQ(recipe_cpu_warning(r, "cuda", false), "");
+  r.needs_gpu = false;
+  EXPECT_EQ(recipe_cpu_warning(r, "cpu", false), "");
+}
+
+TEST_F(Recipes, TrainOnTheCpuWarnsOnlyForARecipeThatNeedsAGpu) {
+  const std::string settings = R"("settings": {"hidden": "8", "epochs": 1, "limit": 200, "val": 0},
+    "source": {"citation": "c", "reported": "r"})";
+  write("gpuonly", R"({"name": "gpuonly", )" + settings + R"(, "needs_gpu": true})");
+  write("cpuok", R"({"name": "cpuok", )" + settings + "}");
+  const std::string run = "train --device cpu --data " + test::data_dir() + " --batch 50 --recipe ";
+  auto r = test::run_exe(run + "gpuonly");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: recipe gpuonly needs a GPU to train in minutes, and this run is on the CPU: it has "
+                       "never been trained to the end on a CPU"),
+            std::string::npos)
+      << r.out;
+  r = test::run_exe(run + "cpuok");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("needs a GPU"), std::string::npos) << r.out;
+}
+
 // Every shipped recipe file parses, names only settings that exist with valid values, and its
 // settings together make a valid run (no flag that would do nothing, refused as inert).
 TEST(ShippedRecipes, EveryFileParsesAndItsSettingsAreValid) {
