@@ -21,6 +21,7 @@
 #include <sstream>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <set>
 #include <nlohmann/json.hpp>
 
@@ -431,7 +432,7 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
     std::string slow;
     try {
       slow = recipe_cpu_warning(find_recipe(cfg.recipe, recipes_dir()), backend->device(), !cfg.checkpoint_path.empty());
-    } catch (const std::exception&) {
+    } catch (const std::runtime_error&) {  // Error or UsageError from find_recipe/read_recipe
     }
     if (!slow.empty()) spdlog::warn("warning: {}", slow);
   }
