@@ -431,7 +431,8 @@ int run_train(const TrainConfig& flags, const std::set<std::string>& given, cons
     // broken only leaves the warning out.
     std::string slow;
     try {
-      slow = recipe_cpu_warning(find_recipe(cfg.recipe, recipes_dir()), backend->device(), !cfg.checkpoint_path.empty());
+      slow = recipe_cpu_warning(find_recipe(cfg.recipe, recipes_dir()), backend->device(), !cfg.checkpoint_path.empty(),
+                                cfg.time_limit_s);
     } catch (const std::runtime_error&) {  // Error or UsageError from find_recipe/read_recipe
     }
     if (!slow.empty()) spdlog::warn("warning: {}", slow);

@@ -178,7 +178,7 @@ Recipe find_recipe(const std::string& name, const fs::path& dir) {
                    (known.empty() ? std::string(" (no recipes there)") : "; the recipes are: " + known));
 }
 
-std::string recipe_cpu_warning(const Recipe& r, const std::string& device, bool has_checkpoint) {
+std::string recipe_cpu_warning(const Recipe& r, const std::string& device, bool has_checkpoint, double time_limit_s) {
   if (!r.needs_gpu || device != "cpu") return "";
   std::string out = "recipe " + r.name + " needs a GPU to train in minutes, and this run is on the CPU: ";
   std::string cpu_runs;
@@ -189,9 +189,14 @@ std::string recipe_cpu_warning(const Recipe& r, const std::string& device, bool 
   out += cpu_runs.empty() ? "it has never been trained to the end on a CPU; expect many hours (the progress line's "
                             "ETA says how many)"
                           : "with its own settings it trained " + cpu_runs;
-  out += has_checkpoint ? ". The checkpoint keeps every epoch: stop with Ctrl-C and --resume it later"
-                        : ". Add --checkpoint FILE to keep every epoch (then --resume FILE after a stop), or "
-                          "--time-limit SECONDS to end it after the epoch that passes the limit";
+  if (has_checkpoint)
+    out += ". The checkpoint keeps every epoch: stop with Ctrl-C and --resume it later";
+  else if (time_limit_s > 0)
+    out += ". --time-limit ends it after the epoch that passes " + fixed(time_limit_s, 0) +
+           " s; add --checkpoint FILE to continue it later with --resume FILE";
+  else
+    out += ". Add --checkpoint FILE to keep every epoch (then --resume FILE after a stop), or "
+           "--time-limit SECONDS to end it after the epoch that passes the limit";
   return out;
 }
 

@@ -59,9 +59,11 @@ Recipe find_recipe(const std::string& name, const std::filesystem::path& dir);
 
 /// What `train --recipe` warns when a recipe that needs a GPU (needs_gpu) trains on the CPU
 /// (`device` "cpu"): how long its recorded CPU runs trained, else that none was run to the end on
-/// a CPU, and how to keep or cap a long run (`has_checkpoint`: the run writes a checkpoint
-/// already). "" when the recipe does not need a GPU or the device is not the CPU.
-std::string recipe_cpu_warning(const Recipe& r, const std::string& device, bool has_checkpoint);
+/// a CPU, and how to keep or cap a long run, short of what the run does already (`has_checkpoint`:
+/// it writes a checkpoint; `time_limit_s` > 0: it has a --time-limit). "" when the recipe does not
+/// need a GPU or the device is not the CPU.
+std::string recipe_cpu_warning(const Recipe& r, const std::string& device, bool has_checkpoint,
+                               double time_limit_s = 0);
 
 /// The table `mnist_gpu recipes` prints: name, source, reported, measured (accuracy and time, or
 /// "owed (GPU)" / "not measured"), command; the source cut to 60 characters. `markdown`: as a

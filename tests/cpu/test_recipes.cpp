@@ -187,6 +187,13 @@ TEST(RecipeCpuWarning, SaysHowLongAndHowToKeepOrCap) {
   EXPECT_NE(kept.find("The checkpoint keeps every epoch: stop with Ctrl-C and --resume it later"), std::string::npos)
       << kept;
   EXPECT_EQ(kept.find("Add --checkpoint"), std::string::npos) << kept;
+  EXPECT_EQ(recipe_cpu_warning(r, "cpu", true, 600), kept) << "a checkpoint says the same with a time limit";
+  const std::string capped = recipe_cpu_warning(r, "cpu", false, 600);
+  EXPECT_NE(capped.find("--time-limit ends it after the epoch that passes 600 s; add --checkpoint FILE to continue "
+                        "it later with --resume FILE"),
+            std::string::npos)
+      << capped;
+  EXPECT_EQ(capped.find("--time-limit SECONDS"), std::string::npos) << "no advice to add what was given: " << capped;
   r.measured.erase(r.measured.begin());
   EXPECT_NE(recipe_cpu_warning(r, "cpu", false).find("it has never been trained to the end on a CPU"),
             std::string::npos);
