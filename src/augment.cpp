@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mnist_gpu/error.hpp"
+#include "mnist_gpu/row_workers.hpp"
 
 namespace mnist_gpu {
 
@@ -77,6 +78,33 @@ void augment(const float* in, float* out, int rows, const AugmentPlan& plan, con
     const std::size_t at = static_cast<std::size_t>(r) * kAugmentPixels;
     augment_image(in + at, out + at, plan, augment_key(plan, epoch, indices[r]), labels[r], work);
   }
+}
+
+namespace {
+
+struct AugmentRows {
+  const float* in;
+  float* out;
+  const AugmentPlan* plan;
+  const std::uint32_t* indices;
+  const std::uint8_t* labels;
+  long long epoch;
+};
+
+void augment_rows(void* context, int begin, int end) noexcept {
+  const AugmentRows& a = *static_cast<const AugmentRows*>(context);
+  const std::size_t at = static_cast<std::size_t>(begin) * kAugmentPixels;
+  augment(a.in + at, a.out + at, end - begin, *a.plan, a.indices + begin, a.labels + begin, a.epoch);
+}
+
+}  // namespace
+
+void augment(const float* in, float* out, int rows, const AugmentPlan& plan, const std::uint32_t* indices,
+             const std::uint8_t* labels, long long epoch, RowWorkers& workers) {
+  AugmentRows a{in, out, &plan, indices, labels, epoch};
+  // An elastic image takes about 0.1 ms on one core (an affine one a tenth of that): 16 rows a
+  // part keep a thread's wake-up small beside its work.
+  workers.run(rows, 16, augment_rows, &a);
 }
 
 }  // namespace cpu

@@ -1,6 +1,7 @@
 // The CPU backend: runs the step program eagerly on a CpuNet<float> (each batch's uint8 rows
 // gathered and converted, forward and backward layer by layer, the update).
 #include <algorithm>
+#include <memory>
 #include <string>
 
 #include "mnist_gpu/augment.hpp"
@@ -10,6 +11,7 @@
 #include "mnist_gpu/cpu_ops.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/model.hpp"
+#include "mnist_gpu/row_workers.hpp"
 #include "mnist_gpu/step_program.hpp"
 
 #ifdef MNIST_GPU_HAVE_OPENBLAS
@@ -55,6 +57,15 @@ class FlushDenormals {
   unsigned saved_ = 0;
 };
 
+// The threads the CPU's per-image work may use: OpenBLAS's (OPENBLAS_NUM_THREADS), else one.
+int cpu_threads() {
+#ifdef MNIST_GPU_HAVE_OPENBLAS
+  return std::max(openblas_get_num_threads(), 1);
+#else
+  return 1;
+#endif
+}
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed,
@@ -68,6 +79,7 @@ class CpuBackend final : public Backend {
         throw Error("--augment deforms 28 x 28 images; the model has " + std::to_string(spec.inputs) + " inputs");
       plan_ = make_augment_plan(augment, seed);
       xa_.resize(x_.size());
+      workers_ = std::make_unique<RowWorkers>(cpu_threads());
     }
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) s1_.assign(n, 0.0f);
@@ -169,6 +181,7 @@ class CpuBackend final : public Backend {
   std::vector<std::uint8_t> labels_;   // (batch)
   std::vector<float> x_;               // (batch, inputs) in [0, 1]
   std::vector<float> xa_;              // (batch, inputs): x_ deformed (--augment), else empty
+  std::unique_ptr<RowWorkers> workers_;  // --augment: the deformations' threads, as many as OpenBLAS's
   AugmentPlan plan_;                   // the deformations (when xa_ is not empty)
   std::vector<float> s1_, s2_;         // optimizer state (layout.size each, when used)
   long long step_ = 0;
@@ -201,7 +214,7 @@ class CpuBackend final : public Backend {
       b.net_.begin(b.step_ + 1);
     }
     void augment() {
-      cpu::augment(b.x_.data(), b.xa_.data(), rows, b.plan_, idx, b.labels_.data(), b.epoch_.number);
+      cpu::augment(b.x_.data(), b.xa_.data(), rows, b.plan_, idx, b.labels_.data(), b.epoch_.number, *b.workers_);
     }
     void forward(int layer) { b.net_.forward_layer(b.train_input(), rows, static_cast<std::size_t>(layer)); }
     void loss() { b.net_.loss_gradient(b.labels_.data(), rows, &b.epoch_.loss_sum, &b.epoch_.correct); }

@@ -124,6 +124,8 @@ MNIST_GPU_HD inline float augment_pixel(const float* in, const AugmentAffine& m,
   return fminf(fmaxf(v, 0.0f), 1.0f);
 }
 
+class RowWorkers;
+
 namespace cpu {
 
 /// One image deformed: `in` and `out` (28 x 28, in [0, 1], not overlapping) with the sample's key
@@ -134,6 +136,11 @@ void augment_image(const float* in, float* out, const AugmentPlan& plan, std::ui
 /// with label labels[r], in epoch `epoch`. The GPU twin is gpu::augment (kernels/gpu_ops.hpp).
 void augment(const float* in, float* out, int rows, const AugmentPlan& plan, const std::uint32_t* indices,
              const std::uint8_t* labels, long long epoch);
+
+/// As above, the rows split between `workers`' threads: each image is deformed on its own, so the
+/// result is the same bit for bit whatever the split.
+void augment(const float* in, float* out, int rows, const AugmentPlan& plan, const std::uint32_t* indices,
+             const std::uint8_t* labels, long long epoch, RowWorkers& workers);
 
 }  // namespace cpu
 }  // namespace mnist_gpu

@@ -17,6 +17,7 @@
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/report.hpp"
 #include "mnist_gpu/rng.hpp"
+#include "mnist_gpu/row_workers.hpp"
 #include "mnist_gpu/settings.hpp"
 #include "mnist_gpu/step_program.hpp"
 #include "test_paths.hpp"
@@ -208,6 +209,31 @@ TEST(Augment, ASampleIsDeformedTheSameInAnyBatchAndDifferentlyPerEpochAndSeed) {
   EXPECT_NE(deform(nine, plan, {9}, {7}, 3), alone);
   EXPECT_NE(deform(nine, make_augment_plan(augment_preset(AugmentKind::ciresan), 12), {9}, {7}, 2), alone);
   EXPECT_NE(deform(nine, plan, {10}, {7}, 2), alone);
+}
+
+// The CPU backend splits a batch's deformations between threads (as many as OpenBLAS's): every
+// split gives the images a single thread gives, bit for bit, ragged batches included.
+TEST(Augment, SplitBetweenThreadsTheImagesAreTheSameBitForBit) {
+  for (int rows : {1, 17, 33, 128, 131}) {
+    const std::vector<float> in = noise_images(rows, 8);
+    std::vector<std::uint32_t> idx(static_cast<std::size_t>(rows));
+    std::vector<std::uint8_t> labels(static_cast<std::size_t>(rows));
+    for (int r = 0; r < rows; ++r) {
+      idx[static_cast<std::size_t>(r)] = static_cast<std::uint32_t>(59999 - 13 * r);
+      labels[static_cast<std::size_t>(r)] = static_cast<std::uint8_t>((r * 3) % 10);
+    }
+    for (AugmentKind kind : {AugmentKind::affine, AugmentKind::elastic, AugmentKind::ciresan}) {
+      const AugmentPlan plan = make_augment_plan(augment_preset(kind), 5);
+      const std::vector<float> one = deform(in, plan, idx, labels, 4);
+      for (int threads : {2, 3, 5}) {
+        SCOPED_TRACE(testing::Message() << rows << " rows, " << to_string(kind) << ", " << threads << " threads");
+        RowWorkers workers(threads);
+        std::vector<float> split(in.size(), -1.0f);
+        cpu::augment(in.data(), split.data(), rows, plan, idx.data(), labels.data(), 4, workers);
+        ASSERT_EQ(std::memcmp(split.data(), one.data(), one.size() * sizeof(float)), 0);
+      }
+    }
+  }
 }
 
 TEST(Augment, CiresanRotatesOnesAndSevensHalfAsFar) {
