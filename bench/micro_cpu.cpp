@@ -16,6 +16,7 @@
 #include "mnist_gpu/compare.hpp"
 #include "mnist_gpu/config.hpp"
 #include "mnist_gpu/cpu_ops.hpp"
+#include "mnist_gpu/row_workers.hpp"
 
 namespace mnist_gpu::micro {
 namespace {
@@ -264,8 +265,10 @@ void BM_optimizer_update(benchmark::State& state, OptimizerKind kind) {
   state.SetBytesProcessed(state.iterations() * optimizer_bytes(kind, in.n));
 }
 
-// A batch of seeded noise images deformed with a preset's parameters. Checked first: the same
-// batch with every parameter 0 comes back bit for bit, and every deformed pixel is in [0, 1].
+// A batch of seeded noise images deformed with a preset's parameters, split between as many
+// threads as the CPU backend uses (OpenBLAS's; the `threads` counter). Checked first: the same
+// batch with every parameter 0 comes back bit for bit, every deformed pixel is in [0, 1], and the
+// split batch is the one-thread batch bit for bit.
 void BM_augment(benchmark::State& state, AugmentKind kind) {
   const int batch = static_cast<int>(state.range(0));
   const AugmentInputs inputs = augment_inputs(batch, 12);
@@ -281,12 +284,17 @@ void BM_augment(benchmark::State& state, AugmentKind kind) {
   cpu::augment(in.data(), out.data(), batch, plan, idx.data(), lab.data(), 1);
   for (std::size_t i = 0; i < out.size() && problem.empty(); ++i)
     if (!(out[i] >= 0.0f && out[i] <= 1.0f)) problem = "pixel " + std::to_string(i) + " out of [0, 1]";
+  RowWorkers workers(cpu_worker_threads());
+  std::vector<float> split(in.size());
+  cpu::augment(in.data(), split.data(), batch, plan, idx.data(), lab.data(), 1, workers);
+  if (problem.empty()) problem = mismatch("augment split between threads", split, out, kTolExact);
   if (!validated(state, problem)) return;
   long long epoch = 1;
   for (auto _ : state) {
-    cpu::augment(in.data(), out.data(), batch, plan, idx.data(), lab.data(), ++epoch);
+    cpu::augment(in.data(), out.data(), batch, plan, idx.data(), lab.data(), ++epoch, workers);
     benchmark::ClobberMemory();
   }
+  state.counters["threads"] = workers.threads();
   state.counters["images/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 

@@ -32,6 +32,14 @@ std::array<unsigned long long, 10> EvalResult::per_class_errors() const {
   return e;
 }
 
+int cpu_worker_threads() {
+#ifdef MNIST_GPU_HAVE_OPENBLAS
+  return std::max(openblas_get_num_threads(), 1);
+#else
+  return 1;
+#endif
+}
+
 namespace {
 
 // Flushes denormal results and inputs to zero while training (restored after): late in training
@@ -57,15 +65,6 @@ class FlushDenormals {
   unsigned saved_ = 0;
 };
 
-// The threads the CPU's per-image work may use: OpenBLAS's (OPENBLAS_NUM_THREADS), else one.
-int cpu_threads() {
-#ifdef MNIST_GPU_HAVE_OPENBLAS
-  return std::max(openblas_get_num_threads(), 1);
-#else
-  return 1;
-#endif
-}
-
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed,
@@ -79,7 +78,7 @@ class CpuBackend final : public Backend {
         throw Error("--augment deforms 28 x 28 images; the model has " + std::to_string(spec.inputs) + " inputs");
       plan_ = make_augment_plan(augment, seed);
       xa_.resize(x_.size());
-      workers_ = std::make_unique<RowWorkers>(cpu_threads());
+      workers_ = std::make_unique<RowWorkers>(cpu_worker_threads());
     }
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) s1_.assign(n, 0.0f);

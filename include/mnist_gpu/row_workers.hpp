@@ -10,6 +10,9 @@
 
 namespace mnist_gpu {
 
+/// The threads the CPU backend's per-image work uses: OpenBLAS's (OPENBLAS_NUM_THREADS), else 1.
+int cpu_worker_threads();
+
 class RowWorkers {
  public:
   /// The work of one part: rows [begin, end) of the range given to run(), with run()'s context.
