@@ -32,14 +32,6 @@ std::array<unsigned long long, 10> EvalResult::per_class_errors() const {
   return e;
 }
 
-int cpu_worker_threads() {
-#ifdef MNIST_GPU_HAVE_OPENBLAS
-  return std::max(openblas_get_num_threads(), 1);
-#else
-  return 1;
-#endif
-}
-
 namespace {
 
 // Flushes denormal results and inputs to zero while training (restored after): late in training
@@ -68,7 +60,7 @@ class FlushDenormals {
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const ModelSpec& spec, const OptimizerConfig& opt, int batch, std::uint64_t seed,
-             const AugmentConfig& augment)
+             const AugmentConfig& augment, int augment_threads)
       : opt_(opt), batch_(batch), net_(spec, batch, opt.dropout, seed, opt.input_dropout),
         staging_(static_cast<std::size_t>(batch) * spec.inputs),
         labels_(static_cast<std::size_t>(batch)),
@@ -78,7 +70,7 @@ class CpuBackend final : public Backend {
         throw Error("--augment deforms 28 x 28 images; the model has " + std::to_string(spec.inputs) + " inputs");
       plan_ = make_augment_plan(augment, seed);
       xa_.resize(x_.size());
-      workers_ = std::make_unique<RowWorkers>(cpu_worker_threads());
+      workers_ = std::make_unique<RowWorkers>(augment_threads);
     }
     const std::size_t n = net_.layout().size;
     if (opt.kind != OptimizerKind::sgd) s1_.assign(n, 0.0f);
@@ -180,7 +172,6 @@ class CpuBackend final : public Backend {
   std::vector<std::uint8_t> labels_;   // (batch)
   std::vector<float> x_;               // (batch, inputs) in [0, 1]
   std::vector<float> xa_;              // (batch, inputs): x_ deformed (--augment), else empty
-  std::unique_ptr<RowWorkers> workers_;  // --augment: the deformations' threads, as many as OpenBLAS's
   AugmentPlan plan_;                   // the deformations (when xa_ is not empty)
   std::vector<float> s1_, s2_;         // optimizer state (layout.size each, when used)
   long long step_ = 0;
@@ -197,6 +188,9 @@ class CpuBackend final : public Backend {
     long long samples = 0;  // trained in this epoch so far (start's included)
     int number = 0;      // the epoch (1-based): picks its deformations
   } epoch_;
+  // --augment: the deformations' threads (as many as OpenBLAS's). Last, so they are stopped
+  // before anything their parts read is destroyed.
+  std::unique_ptr<RowWorkers> workers_;
 
   // Layer 0's input in training: the deformed batch when deforming.
   const float* train_input() const { return xa_.empty() ? x_.data() : xa_.data(); }
@@ -252,9 +246,11 @@ void check_backend_model(const ModelSpec& spec) {
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const OptimizerConfig& opt,
-                                          int batch, std::uint64_t seed, const AugmentConfig& augment) {
+                                          int batch, std::uint64_t seed, const AugmentConfig& augment,
+                                          int augment_threads) {
   check_backend_model(spec);
-  return std::make_unique<CpuBackend>(spec, opt, batch, seed, augment);
+  return std::make_unique<CpuBackend>(spec, opt, batch, seed, augment,
+                                      augment_threads > 0 ? augment_threads : cpu_worker_threads());
 }
 
 }  // namespace mnist_gpu

@@ -1,9 +1,14 @@
 #include "mnist_gpu/row_workers.hpp"
 
 #include <algorithm>
+#include <cstddef>
 
 #if defined(__SSE2__)
 #include <xmmintrin.h>
+#endif
+
+#ifdef MNIST_GPU_HAVE_OPENBLAS
+#include <cblas.h>
 #endif
 
 namespace mnist_gpu {
@@ -18,6 +23,14 @@ void part_range(int rows, int parts, int p, int* begin, int* end) {
 }
 
 }  // namespace
+
+int cpu_worker_threads() {
+#ifdef MNIST_GPU_HAVE_OPENBLAS
+  return std::max(openblas_get_num_threads(), 1);
+#else
+  return 1;
+#endif
+}
 
 RowWorkers::RowWorkers(int threads) {
   const int n = std::max(threads, 1) - 1;

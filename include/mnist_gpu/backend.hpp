@@ -114,9 +114,12 @@ void check_backend_model(const ModelSpec& spec);
 void check_state(const TrainState& st, OptimizerKind kind, std::size_t n);
 
 /// The CPU backend: float32, OpenBLAS GEMMs. Parameters start from init_params(seed). Training
-/// images are deformed as `augment` says (augment.hpp), validation and test images never.
+/// images are deformed as `augment` says (augment.hpp), validation and test images never, each
+/// batch's images split between `augment_threads` threads (0: cpu_worker_threads(), OpenBLAS's
+/// count); the images are the same bit for bit with any count.
 std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec, const OptimizerConfig& opt,
-                                          int batch, std::uint64_t seed, const AugmentConfig& augment = {});
+                                          int batch, std::uint64_t seed, const AugmentConfig& augment = {},
+                                          int augment_threads = 0);
 
 /// The CUDA backend on device 0: GpuNet (handwritten kernels + cuBLAS) fed by a pinned-memory
 /// batch stream or from a device-resident copy of the training set (cuda.data), its full-batch

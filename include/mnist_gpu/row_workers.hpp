@@ -34,6 +34,7 @@ class RowWorkers {
   /// The parts are fixed by rows, min_rows and threads(): the same call splits the same way. The
   /// workers run each part with the calling thread's SSE control state (flush-to-zero and
   /// denormals-are-zero, rounding), so a part computes what the calling thread would have.
+  /// One caller at a time: run() is not to be called from two threads at once, nor from a part.
   void run(int rows, int min_rows, Part part, void* context);
 
  private:

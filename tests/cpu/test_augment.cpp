@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,13 +14,16 @@
 #include <vector>
 
 #include "mnist_gpu/augment.hpp"
+#include "mnist_gpu/backend.hpp"
 #include "mnist_gpu/cli.hpp"
+#include "mnist_gpu/dataset.hpp"
 #include "mnist_gpu/error.hpp"
 #include "mnist_gpu/report.hpp"
 #include "mnist_gpu/rng.hpp"
 #include "mnist_gpu/row_workers.hpp"
 #include "mnist_gpu/settings.hpp"
 #include "mnist_gpu/step_program.hpp"
+#include "mnist_gpu/train.hpp"
 #include "test_paths.hpp"
 
 using namespace mnist_gpu;
@@ -82,6 +86,8 @@ std::string usage_error(const std::string& flags) {
 }
 
 std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+class NullObserver : public TrainObserver {};
 
 std::vector<nlohmann::json> json_lines(const fs::path& p) {
   std::vector<nlohmann::json> lines;
@@ -234,6 +240,34 @@ TEST(Augment, SplitBetweenThreadsTheImagesAreTheSameBitForBit) {
       }
     }
   }
+}
+
+// The CPU backend with its deformations split between 1 and 3 threads trains the same model, bit
+// for bit (the products' own threads, OpenBLAS's, are the same in both).
+TEST(Augment, TheCpuBackendTrainsTheSameWithAnyNumberOfDeformationThreads) {
+  static const MnistFiles f = load_mnist_dir(mnist_gpu::test::data_dir());
+  std::vector<std::uint32_t> rows(1000);
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::uint32_t>(i);
+  const Dataset small = subset(f.train, rows);
+  TrainConfig cfg;
+  cfg.model.hidden = {32};
+  cfg.epochs = 2;
+  cfg.batch = 100;  // with 3 threads: parts of 34, 33 and 33 images
+  cfg.seed = 4;
+  cfg.augment = augment_preset(AugmentKind::ciresan);
+  NullObserver obs;
+  std::vector<float> params[2];
+  double loss[2];
+  const int threads[2] = {1, 3};
+  for (int run = 0; run < 2; ++run) {
+    auto be = make_cpu_backend(cfg.model, cfg.optimizer, cfg.batch, cfg.seed, cfg.augment, threads[run]);
+    const TrainResult r = train(cfg, TrainData{small, small, small}, *be, obs);
+    params[run] = be->get_params();
+    loss[run] = r.epochs.back().train_loss;
+  }
+  ASSERT_EQ(params[0].size(), params[1].size());
+  EXPECT_EQ(0, std::memcmp(params[0].data(), params[1].data(), params[0].size() * sizeof(float)));
+  EXPECT_EQ(loss[0], loss[1]);
 }
 
 TEST(Augment, CiresanRotatesOnesAndSevensHalfAsFar) {

@@ -67,9 +67,25 @@ TEST(RowWorkers, ManyCallsInARowWithChangingPartsAllComplete) {
     const int rows = 1 + (call * 37) % 90;
     Visits v(rows);
     w.run(rows, 16, visit, &v);
-    int total = 0;
-    for (int r = 0; r < rows; ++r) total += v.row[static_cast<std::size_t>(r)].load();
-    ASSERT_EQ(total, rows) << "call " << call;
+    for (int r = 0; r < rows; ++r) ASSERT_EQ(v.row[static_cast<std::size_t>(r)].load(), 1) << "call " << call << " row " << r;
+    ASSERT_EQ(v.parts.load(), std::max(1, std::min(4, rows / 16))) << "call " << call;
+  }
+}
+
+// A pool that never ran, and one whose last call left some threads idle, end without hanging.
+TEST(RowWorkers, EndsCleanlyIdleOrAfterACallThatLeftThreadsIdle) {
+  { RowWorkers never(8); }
+  {
+    RowWorkers w(4);
+    Visits v(20);
+    w.run(20, 16, visit, &v);  // one part: the caller's; the three threads stay idle
+    EXPECT_EQ(v.parts.load(), 1);
+  }
+  {
+    RowWorkers w(4);
+    Visits v(40);
+    w.run(40, 16, visit, &v);  // two parts: threads 2 and 3 wake and stay idle
+    EXPECT_EQ(v.parts.load(), 2);
   }
 }
 
